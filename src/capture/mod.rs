@@ -1,0 +1,211 @@
+//! Where frames come from: the camera (nokhwa), a synthetic test pattern, or
+//! a `.y4m` file, each behind [`FrameSource`], and the capture thread that
+//! reads one at its own pace and hands the newest frame on (latest wins).
+
+mod camera;
+mod pattern;
+mod y4m;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use crossbeam_channel::{Receiver, bounded};
+
+pub use camera::list_devices;
+
+use crate::codec::RgbImage;
+use crate::handoff::Latest;
+use crate::session::{EndReason, Shutdown, unix_us};
+use crate::stats::Counters;
+
+/// Which source to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Camera number `index` (0 is the first).
+    Camera { index: u32 },
+    /// The synthetic, camera-like test pattern.
+    TestPattern,
+    /// A YUV4MPEG2 file, looped.
+    Y4m(PathBuf),
+}
+
+/// What to capture, as the person asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    pub kind: SourceKind,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+/// One picture from a source.
+#[derive(Debug, Clone)]
+pub struct CapturedFrame {
+    /// Frame number from the source, from 0.
+    pub seq: u64,
+    /// When the source delivered it, Unix microseconds.
+    pub capture_us: u64,
+    pub image: RgbImage,
+}
+
+/// A source of pictures. `next_frame` blocks until the next one is due.
+pub trait FrameSource {
+    /// Fills `out` with the next picture.
+    fn next_frame(&mut self, out: &mut RgbImage) -> Result<()>;
+}
+
+/// What the capture thread opened.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// For the person: "camera 0 (HD Webcam) MJPEG 640x480@30", "test pattern".
+    pub description: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Where a started capture thread delivers, and what it reports to.
+struct Delivery {
+    out: Latest<CapturedFrame>,
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+}
+
+/// A running capture thread, waiting for [`Capture::start`].
+pub struct Capture {
+    pub info: SourceInfo,
+    start: crossbeam_channel::Sender<Delivery>,
+    handle: JoinHandle<()>,
+}
+
+/// Sources that pace themselves to `fps` with this clock (camera ones are
+/// paced by the device).
+struct Pacer {
+    start: Instant,
+    period: Duration,
+    ticks: u32,
+}
+
+impl Pacer {
+    fn new(fps: u32) -> Self {
+        Pacer {
+            start: Instant::now(),
+            period: Duration::from_secs(1) / fps.max(1),
+            ticks: 0,
+        }
+    }
+
+    /// Sleeps until the next tick; a late caller skips the ticks it missed.
+    fn wait(&mut self) {
+        let now = Instant::now();
+        let due = self.start + self.period * self.ticks;
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let elapsed = Instant::now().duration_since(self.start);
+        self.ticks = (elapsed.as_nanos() / self.period.as_nanos().max(1)) as u32 + 1;
+    }
+}
+
+fn open(config: &CaptureConfig) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
+    match &config.kind {
+        SourceKind::Camera { index } => camera::open(*index, config),
+        SourceKind::TestPattern => {
+            let source =
+                pattern::TestPattern::new(config.width, config.height, Pacer::new(config.fps));
+            let info = SourceInfo {
+                description: format!(
+                    "test pattern {}x{}@{}",
+                    config.width, config.height, config.fps
+                ),
+                width: config.width,
+                height: config.height,
+            };
+            Ok((Box::new(source), info))
+        }
+        SourceKind::Y4m(path) => {
+            let source = y4m::Y4mFile::open(path, Pacer::new(config.fps))?;
+            let (width, height) = source.size();
+            let info = SourceInfo {
+                description: format!("{} {width}x{height}@{}", path.display(), config.fps),
+                width,
+                height,
+            };
+            Ok((Box::new(source), info))
+        }
+    }
+}
+
+impl Capture {
+    /// Opens the source on a new thread (a camera must live on the thread
+    /// that reads it) and returns once it is open, or with why it is not.
+    pub fn open(config: CaptureConfig) -> Result<Capture> {
+        let (ready_tx, ready_rx) = bounded(1);
+        let (start, start_rx) = bounded(1);
+        let handle = thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || match open(&config) {
+                Err(e) => drop(ready_tx.send(Err(e))),
+                Ok((source, info)) => {
+                    let _ = ready_tx.send(Ok(info));
+                    run(source, start_rx);
+                }
+            })
+            .context("cannot start the capture thread")?;
+        let info = ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the capture thread ended while opening the source"))??;
+        Ok(Capture {
+            info,
+            start,
+            handle,
+        })
+    }
+
+    /// Starts delivering frames into `out` until `shutdown` ends the call.
+    pub fn start(
+        self,
+        out: Latest<CapturedFrame>,
+        shutdown: Shutdown,
+        counters: Arc<Counters>,
+    ) -> JoinHandle<()> {
+        // If the thread is gone it has nothing to deliver; joining tells.
+        let _ = self.start.send(Delivery {
+            out,
+            shutdown,
+            counters,
+        });
+        self.handle
+    }
+}
+
+fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
+    let Ok(Delivery {
+        out,
+        shutdown,
+        counters,
+    }) = start.recv()
+    else {
+        return;
+    };
+    let mut seq = 0;
+    while !shutdown.is_ended() {
+        let mut image = RgbImage::default();
+        if let Err(e) = source.next_frame(&mut image) {
+            shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
+            return;
+        }
+        let frame = CapturedFrame {
+            seq,
+            capture_us: unix_us(),
+            image,
+        };
+        if out.put(frame) {
+            counters.capture_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        seq += 1;
+    }
+}

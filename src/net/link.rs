@@ -1,0 +1,338 @@
+//! The two threads of a call's connection. The sender encodes the newest
+//! captured frame when the socket can take it and writes it, with Pings and
+//! Pongs in between; the receiver reassembles messages from the byte
+//! stream, answers Pings, tracks the peer's clock and liveness, and decodes
+//! the newest frame for the main thread (latest wins both ways).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as SocketShutdown, TcpStream};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use crate::capture::CapturedFrame;
+use crate::codec::{decode_jpeg_0rgb, encode_jpeg};
+use crate::handoff::Latest;
+use crate::session::{EndReason, Shutdown, unix_us};
+use crate::stats::Counters;
+use crate::wire::{
+    self, ByeReason, ClockSync, Frame, FrameDecoder, Heartbeat, MAX_MESSAGE_LEN, Message,
+    VideoFormat,
+};
+
+/// How often a blocked thread looks at the shutdown flag.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a hanging-up sender may still take to finish the message in
+/// flight and say Bye over a slow link.
+const LINGER: Duration = Duration::from_secs(1);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// JPEG quality of sent frames.
+pub const JPEG_QUALITY: u8 = 75;
+
+/// A decoded frame from the peer, ready to show.
+#[derive(Debug, Clone)]
+pub struct RemoteFrame {
+    pub seq: u64,
+    /// Capture time in our clock's Unix microseconds (peer offset removed).
+    pub capture_us: u64,
+    /// When decoding finished, Unix microseconds.
+    pub decoded_us: u64,
+    /// Encoded size on the wire.
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    /// `0RGB` pixels, row-major.
+    pub pixels: Vec<u32>,
+}
+
+/// The running sender and receiver threads.
+pub struct Link {
+    sender: JoinHandle<()>,
+    receiver: JoinHandle<()>,
+    stream: TcpStream,
+}
+
+impl Link {
+    /// Starts both threads on `stream`. `video` is None for a side that only
+    /// watches (the loopback viewer).
+    pub fn start(
+        stream: TcpStream,
+        decoder: FrameDecoder,
+        video: Option<Receiver<CapturedFrame>>,
+        remote: Latest<RemoteFrame>,
+        shutdown: Shutdown,
+        counters: Arc<Counters>,
+    ) -> Result<Link> {
+        let (control_tx, control_rx) = bounded(16);
+        let sending = Sending {
+            stream: stream.try_clone()?,
+            shutdown: shutdown.clone(),
+            counters: counters.clone(),
+            out: Vec::new(),
+        };
+        let video = video.unwrap_or_else(crossbeam_channel::never);
+        let sender = thread::Builder::new()
+            .name("sender".into())
+            .spawn(move || sending.run(video, control_rx))
+            .context("cannot start the sender thread")?;
+        let receiving = Receiving {
+            stream: stream.try_clone()?,
+            decoder,
+            shutdown,
+            counters,
+            control: control_tx,
+            remote,
+            clock: ClockSync::default(),
+            last_seq: None,
+        };
+        let receiver = thread::Builder::new()
+            .name("receiver".into())
+            .spawn(move || receiving.run())
+            .context("cannot start the receiver thread")?;
+        Ok(Link {
+            sender,
+            receiver,
+            stream,
+        })
+    }
+
+    /// Waits for both threads (after the call was ended) and closes the socket.
+    pub fn join(self) {
+        // The sender says Bye and shuts its side; then nothing more is read.
+        let _ = self.sender.join();
+        let _ = self.stream.shutdown(SocketShutdown::Both);
+        let _ = self.receiver.join();
+    }
+}
+
+struct Sending {
+    stream: TcpStream,
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+    /// Reused buffer for the encoded message.
+    out: Vec<u8>,
+}
+
+impl Sending {
+    fn run(mut self, video: Receiver<CapturedFrame>, control: Receiver<Message>) {
+        if let Err(e) = self.stream.set_write_timeout(Some(POLL)) {
+            self.shutdown.end(EndReason::Network(e.to_string()));
+        }
+        let mut heartbeat = Heartbeat::new(Instant::now());
+        let mut jpeg = Vec::new();
+        let result = loop {
+            if self.shutdown.is_ended() {
+                break self.say_bye();
+            }
+            let wait = heartbeat
+                .next_ping()
+                .saturating_duration_since(Instant::now())
+                .min(POLL);
+            let sent = select! {
+                recv(control) -> msg => match msg {
+                    Ok(msg) => self.send(&msg),
+                    Err(_) => Ok(()),
+                },
+                recv(video) -> frame => match frame {
+                    Ok(frame) => self.send_frame(frame, &mut jpeg),
+                    Err(_) => Ok(()),
+                },
+                default(wait) => Ok(()),
+            };
+            let pinged = if heartbeat.poll_ping(Instant::now()) {
+                self.send(&Message::Ping { sent_us: unix_us() })
+            } else {
+                Ok(())
+            };
+            if let Err(e) = sent.and(pinged) {
+                break Err(e);
+            }
+        };
+        if let Err(e) = result {
+            self.shutdown
+                .end(EndReason::Network(format!("cannot send: {e}")));
+        }
+        let _ = self.stream.shutdown(SocketShutdown::Write);
+    }
+
+    fn send_frame(&mut self, frame: CapturedFrame, jpeg: &mut Vec<u8>) -> io::Result<()> {
+        encode_jpeg(&frame.image, JPEG_QUALITY, jpeg).map_err(io::Error::other)?;
+        let msg = Message::Frame(Frame {
+            seq: frame.seq,
+            capture_us: frame.capture_us,
+            width: frame.image.width,
+            height: frame.image.height,
+            format: VideoFormat::Jpeg,
+            data: std::mem::take(jpeg),
+        });
+        let sent = self.send(&msg);
+        if let Message::Frame(f) = msg {
+            *jpeg = f.data;
+        }
+        sent?;
+        Counters::add(&self.counters.frames_sent, 1);
+        self.counters
+            .quality
+            .store(JPEG_QUALITY.into(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn say_bye(&mut self) -> io::Result<()> {
+        if self.shutdown.reason() == Some(EndReason::HungUp) {
+            self.send(&Message::Bye {
+                reason: ByeReason::HungUp,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes one message whole. The socket has a short write timeout so the
+    /// shutdown flag is seen; once the call is over, a message in flight gets
+    /// [`LINGER`] to finish.
+    fn send(&mut self, msg: &Message) -> io::Result<()> {
+        self.out.clear();
+        wire::encode(msg, MAX_MESSAGE_LEN, &mut self.out).map_err(io::Error::other)?;
+        let mut written = 0;
+        let mut give_up = None;
+        while let Some(rest) = self.out.get(written..).filter(|r| !r.is_empty()) {
+            match self.stream.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if is_timeout(&e) => {
+                    if self.shutdown.is_ended()
+                        && *give_up.get_or_insert(Instant::now() + LINGER) <= Instant::now()
+                    {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Counters::add(&self.counters.bytes_sent, written as u64);
+        Ok(())
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+struct Receiving {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+    control: Sender<Message>,
+    remote: Latest<RemoteFrame>,
+    clock: ClockSync,
+    last_seq: Option<u64>,
+}
+
+impl Receiving {
+    fn run(mut self) {
+        if let Err(e) = self.receive() {
+            self.shutdown.end(e);
+        }
+    }
+
+    fn receive(&mut self) -> Result<(), EndReason> {
+        self.stream
+            .set_read_timeout(Some(POLL))
+            .map_err(|e| EndReason::Network(e.to_string()))?;
+        let mut heartbeat = Heartbeat::new(Instant::now());
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            self.handle_buffered()?;
+            if self.shutdown.is_ended() {
+                return Ok(());
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    return Err(EndReason::ConnectionLost(
+                        "the peer closed the connection".into(),
+                    ));
+                }
+                Ok(n) => {
+                    heartbeat.handle_received(Instant::now());
+                    self.decoder.extend(buf.get(..n).unwrap_or_default());
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => return Err(EndReason::ConnectionLost(e.to_string())),
+            }
+            if heartbeat.is_idle(Instant::now()) {
+                return Err(EndReason::PeerNotResponding);
+            }
+        }
+    }
+
+    /// Handles every complete message; of several frames, decodes the newest.
+    fn handle_buffered(&mut self) -> Result<(), EndReason> {
+        let mut newest: Option<Frame> = None;
+        while let Some(payload) = self
+            .decoder
+            .next_payload()
+            .map_err(|e| EndReason::Protocol(e.to_string()))?
+        {
+            match wire::decode_message(payload).map_err(|e| EndReason::Protocol(e.to_string()))? {
+                Message::Frame(frame) => {
+                    if newest.replace(frame).is_some() {
+                        Counters::add(&self.counters.receive_skipped, 1);
+                    }
+                }
+                Message::Ping { sent_us } => {
+                    // A full control queue means the sender is stuck; the peer
+                    // will see a missing Pong, nothing worse.
+                    let _ = self.control.try_send(Message::Pong {
+                        ping_sent_us: sent_us,
+                        peer_us: unix_us(),
+                    });
+                }
+                Message::Pong {
+                    ping_sent_us,
+                    peer_us,
+                } => {
+                    self.clock.handle_pong(ping_sent_us, peer_us, unix_us());
+                    if let Some(rtt) = self.clock.rtt_us() {
+                        self.counters
+                            .rtt_us
+                            .store(rtt, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Message::Bye {
+                    reason: ByeReason::HungUp,
+                } => return Err(EndReason::PeerHungUp),
+            }
+        }
+        match newest {
+            Some(frame) => self.show(frame),
+            None => Ok(()),
+        }
+    }
+
+    fn show(&mut self, frame: Frame) -> Result<(), EndReason> {
+        if self.last_seq.is_some_and(|last| frame.seq <= last) {
+            return Ok(());
+        }
+        self.last_seq = Some(frame.seq);
+        let mut pixels = Vec::new();
+        decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
+            .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))?;
+        self.remote.put(RemoteFrame {
+            seq: frame.seq,
+            capture_us: self.clock.to_local_us(frame.capture_us),
+            decoded_us: unix_us(),
+            bytes: frame.data.len() as u64,
+            width: frame.width,
+            height: frame.height,
+            pixels,
+        });
+        Ok(())
+    }
+}

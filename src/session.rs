@@ -1,0 +1,336 @@
+//! One call from start to hang-up: the `listen`, `connect` and `loopback`
+//! commands open the source and the screen, get a peer, start the capture,
+//! sender and receiver threads, and run the main-thread loop (window or
+//! headless) until someone hangs up; then everything stops in reverse and
+//! the reason the call ended is returned.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::capture::{Capture, CaptureConfig, SourceKind};
+use crate::handoff::latest;
+use crate::net::link::{Link, RemoteFrame};
+use crate::net::{self, Peer};
+use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
+use crate::window::CallWindow;
+use crate::wire::Hello;
+
+/// Now, in Unix microseconds (the unit of every timestamp on the wire).
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// This side hung up (key, window closed, `--duration`).
+    HungUp,
+    /// The peer said Bye.
+    PeerHungUp,
+    /// The connection closed or broke without a Bye.
+    ConnectionLost(String),
+    /// Nothing from the peer for the idle timeout.
+    PeerNotResponding,
+    /// The peer sent something that is not valid vidchat.
+    Protocol(String),
+    /// Our socket failed.
+    Network(String),
+    /// The camera or file stopped working.
+    SourceFailed(String),
+}
+
+impl EndReason {
+    /// A hang-up by either person, as opposed to a failure.
+    pub fn is_normal(&self) -> bool {
+        matches!(self, EndReason::HungUp | EndReason::PeerHungUp)
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::HungUp => write!(f, "you hung up"),
+            EndReason::PeerHungUp => write!(f, "peer hung up"),
+            EndReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
+            EndReason::PeerNotResponding => {
+                write!(
+                    f,
+                    "peer not responding (nothing received for {} s)",
+                    crate::wire::IDLE_TIMEOUT.as_secs()
+                )
+            }
+            EndReason::Protocol(why) => write!(f, "{why}"),
+            EndReason::Network(why) => write!(f, "network error: {why}"),
+            EndReason::SourceFailed(why) => write!(f, "video source failed: {why}"),
+        }
+    }
+}
+
+/// The call-wide stop flag: the first reason given wins, and every thread
+/// polls `is_ended` at least every 100 ms.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<ShutdownState>);
+
+#[derive(Debug, Default)]
+struct ShutdownState {
+    ended: AtomicBool,
+    reason: Mutex<Option<EndReason>>,
+}
+
+impl Shutdown {
+    pub fn end(&self, reason: EndReason) {
+        if let Ok(mut slot) = self.0.reason.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.0.ended.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.0.ended.load(Ordering::SeqCst)
+    }
+
+    pub fn reason(&self) -> Option<EndReason> {
+        self.0.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// What every call command shares, validated.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    pub capture: CaptureConfig,
+    pub window: bool,
+    pub duration: Option<Duration>,
+    pub stats: Option<PathBuf>,
+}
+
+/// Where received video goes: a window, or nowhere (counted only).
+enum Screen {
+    Window(CallWindow),
+    Headless,
+}
+
+impl Screen {
+    fn open(options: &CallOptions, title: &str) -> Result<Screen> {
+        if !options.window {
+            return Ok(Screen::Headless);
+        }
+        let (w, h) = (options.capture.width, options.capture.height);
+        Ok(Screen::Window(CallWindow::open(
+            title, w as usize, h as usize,
+        )?))
+    }
+
+    /// Handles window events; false once the person closed it or hung up.
+    fn keep_open(&mut self) -> bool {
+        match self {
+            Screen::Window(window) => window.pump(),
+            Screen::Headless => true,
+        }
+    }
+}
+
+fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn our_hello(info: Option<&crate::capture::SourceInfo>) -> Hello {
+    let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
+    Hello::new(&host_name(), w, h)
+}
+
+/// `vidchat listen`: waits for a call, refusing what is not vidchat.
+pub fn listen(bind: Option<IpAddr>, port: u16, options: &CallOptions) -> Result<EndReason> {
+    let capture = Capture::open(options.capture.clone())?;
+    let listener = net::bind(bind, port)?;
+    let port = listener.local_addr()?.port();
+    println!("waiting for a call on port {port}; on the other machine, type one of:");
+    for hint in net::connect_hints(&listener) {
+        println!("    {hint}");
+    }
+    let mut screen = Screen::open(
+        options,
+        &format!("vidchat - waiting for a call on port {port}"),
+    )?;
+    let hello = our_hello(Some(&capture.info));
+    let Some(peer) = net::accept_call(&listener, &hello, &mut || screen.keep_open())? else {
+        return Ok(EndReason::HungUp);
+    };
+    drop(listener);
+    run_call(peer, Some(capture), &mut screen, options)
+}
+
+/// `vidchat connect HOST:PORT`.
+pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
+    let capture = Capture::open(options.capture.clone())?;
+    let mut screen = Screen::open(options, &format!("vidchat - connecting to {target}"))?;
+    let peer = net::connect(target, &our_hello(Some(&capture.info)))?;
+    run_call(peer, Some(capture), &mut screen, options)
+}
+
+/// `vidchat loopback`: a call to yourself over 127.0.0.1, through the whole
+/// path. A listening side on a helper thread sends the source; the main
+/// thread connects to it and shows what arrives.
+pub fn loopback(options: &CallOptions) -> Result<EndReason> {
+    let capture = match Capture::open(options.capture.clone()) {
+        Err(e) if matches!(options.capture.kind, SourceKind::Camera { .. }) => {
+            eprintln!("no camera ({e:#}); using the test pattern");
+            Capture::open(CaptureConfig {
+                kind: SourceKind::TestPattern,
+                ..options.capture.clone()
+            })?
+        }
+        other => other?,
+    };
+    eprintln!("loopback call with {}", capture.info.description);
+    let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
+    let addr = listener.local_addr()?;
+    let sender_hello = our_hello(Some(&capture.info));
+    let sending_side = thread::Builder::new()
+        .name("loopback-peer".into())
+        .spawn(move || -> Result<EndReason> {
+            let peer = net::accept_call(&listener, &sender_hello, &mut || true)?
+                .ok_or_else(|| anyhow!("loopback listener stopped"))?;
+            run_quiet_call(peer, capture)
+        })
+        .context("cannot start the loopback peer")?;
+    let mut screen = Screen::open(options, "vidchat - loopback")?;
+    let peer = net::connect(&addr.to_string(), &our_hello(None))?;
+    let ended = run_call(peer, None, &mut screen, options);
+    let peer_ended = sending_side
+        .join()
+        .map_err(|_| anyhow!("loopback peer panicked"))?;
+    match (ended?, peer_ended?) {
+        (EndReason::PeerHungUp, other) if !other.is_normal() => Ok(other),
+        (ours, _) => Ok(ours),
+    }
+}
+
+/// The loopback's sending side: no screen, no status.
+fn run_quiet_call(peer: Peer, capture: Capture) -> Result<EndReason> {
+    let call = Call::start(peer, Some(capture))?;
+    while !call.shutdown.is_ended() {
+        // This side only sends; drop what the viewer sends (nothing).
+        let _ = call.remote.recv_timeout(Duration::from_millis(100));
+    }
+    Ok(call.finish())
+}
+
+/// The threads of a running call.
+struct Call {
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+    remote: crossbeam_channel::Receiver<RemoteFrame>,
+    link: Link,
+    capture: Option<thread::JoinHandle<()>>,
+    peer_name: String,
+}
+
+impl Call {
+    fn start(peer: Peer, capture: Option<Capture>) -> Result<Call> {
+        let shutdown = Shutdown::default();
+        let counters = Arc::new(Counters::default());
+        let (video_in, video_out) = latest();
+        let capture = capture.map(|c| c.start(video_in, shutdown.clone(), counters.clone()));
+        let video = capture.as_ref().map(|_| video_out);
+        let (remote_in, remote) = latest();
+        let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
+        let peer_name = format!("{} ({addr})", peer.hello.display_name());
+        let link = Link::start(
+            peer.stream,
+            peer.decoder,
+            video,
+            remote_in,
+            shutdown.clone(),
+            counters.clone(),
+        )?;
+        Ok(Call {
+            shutdown,
+            counters,
+            remote,
+            link,
+            capture,
+            peer_name,
+        })
+    }
+
+    /// Stops every thread, in reverse order of start, and says why.
+    fn finish(self) -> EndReason {
+        self.shutdown.end(EndReason::HungUp);
+        self.link.join();
+        if let Some(capture) = self.capture {
+            let _ = capture.join();
+        }
+        self.shutdown.reason().unwrap_or(EndReason::HungUp)
+    }
+}
+
+fn run_call(
+    peer: Peer,
+    capture: Option<Capture>,
+    screen: &mut Screen,
+    options: &CallOptions,
+) -> Result<EndReason> {
+    let mut stats = options
+        .stats
+        .as_deref()
+        .map(StatsFile::create)
+        .transpose()?;
+    let call = Call::start(peer, capture)?;
+    eprintln!("in a call with {}", call.peer_name);
+    if let Screen::Window(window) = screen {
+        window.set_title(&format!("vidchat - {}", call.peer_name));
+    }
+    let started = Instant::now();
+    let mut status = StatusLine::new(started);
+    let result = (|| -> Result<()> {
+        while !call.shutdown.is_ended() {
+            if options.duration.is_some_and(|d| started.elapsed() >= d) || !screen.keep_open() {
+                call.shutdown.end(EndReason::HungUp);
+                break;
+            }
+            if let Ok(frame) = call.remote.recv_timeout(Duration::from_millis(10)) {
+                let shown_us = match screen {
+                    Screen::Window(window) => {
+                        window.show(&frame.pixels, frame.width as usize, frame.height as usize)?;
+                        unix_us()
+                    }
+                    Screen::Headless => frame.decoded_us,
+                };
+                status.frame_shown(shown_us.saturating_sub(frame.capture_us));
+                if let Some(stats) = stats.as_mut() {
+                    stats.write(&FrameRecord {
+                        seq: frame.seq,
+                        capture_us: frame.capture_us,
+                        shown_us,
+                        bytes: frame.bytes,
+                        width: frame.width,
+                        height: frame.height,
+                    })?;
+                }
+            }
+            if let Some(text) = status.poll(Instant::now(), &call.counters) {
+                status.print(&text);
+                if let Some(stats) = stats.as_mut() {
+                    stats.flush()?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    status.finish();
+    // A local failure (display, stats file) still hangs up properly.
+    call.shutdown.end(EndReason::HungUp);
+    let reason = call.finish();
+    if let Some(stats) = stats.as_mut() {
+        stats.flush()?;
+    }
+    result.map(|()| reason)
+}

@@ -1,0 +1,151 @@
+//! What a call measures and tells: counters the threads bump, the `--stats`
+//! file (one JSON object per frame shown), and the once-a-second status line.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// Counters shared by a call's threads (relaxed atomics: figures, not sync).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames the capture thread replaced before the sender took them.
+    pub capture_dropped: AtomicU64,
+    /// Frames written to the socket.
+    pub frames_sent: AtomicU64,
+    /// Bytes written to the socket, all messages.
+    pub bytes_sent: AtomicU64,
+    /// JPEG quality of the last frame sent.
+    pub quality: AtomicU64,
+    /// Received frames not decoded because a newer one was already in.
+    pub receive_skipped: AtomicU64,
+    /// Smallest recent round trip to the peer, microseconds.
+    pub rtt_us: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// One line of the `--stats` file.
+#[derive(Debug, Serialize)]
+pub struct FrameRecord {
+    pub seq: u64,
+    /// When the peer's source delivered the frame, in our clock's Unix microseconds.
+    pub capture_us: u64,
+    /// When it was on screen (or decoded, without a window), Unix microseconds.
+    pub shown_us: u64,
+    /// Encoded size on the wire.
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The `--stats` file.
+pub struct StatsFile {
+    out: BufWriter<File>,
+}
+
+impl StatsFile {
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path)
+            .with_context(|| format!("cannot create stats file {}", path.display()))?;
+        Ok(StatsFile {
+            out: BufWriter::new(file),
+        })
+    }
+
+    pub fn write(&mut self, record: &FrameRecord) -> Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+}
+
+/// Frames shown and their latency over the current second, and the line
+/// that reports them.
+pub struct StatusLine {
+    since: Instant,
+    shown: u32,
+    latencies_ms: Vec<f64>,
+    last_sent: u64,
+    last_bytes: u64,
+    live: bool,
+}
+
+impl StatusLine {
+    pub fn new(now: Instant) -> Self {
+        StatusLine {
+            since: now,
+            shown: 0,
+            latencies_ms: Vec::new(),
+            last_sent: 0,
+            last_bytes: 0,
+            live: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Counts a frame shown `latency_us` after its capture.
+    pub fn frame_shown(&mut self, latency_us: u64) {
+        self.shown += 1;
+        self.latencies_ms.push(latency_us as f64 / 1000.0);
+    }
+
+    /// The status text once a second has passed since the last one.
+    pub fn poll(&mut self, now: Instant, counters: &Counters) -> Option<String> {
+        let elapsed = now.duration_since(self.since);
+        if elapsed < Duration::from_secs(1) {
+            return None;
+        }
+        let secs = elapsed.as_secs_f64();
+        let sent = Counters::get(&counters.frames_sent);
+        let bytes = Counters::get(&counters.bytes_sent);
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let p50 = self.latencies_ms.get(self.latencies_ms.len() / 2).copied();
+        let latency = p50.map_or("-".to_string(), |ms| format!("{ms:.0} ms"));
+        let text = format!(
+            "in {:.1} fps, latency {latency} | out {:.1} fps, {:.0} kbit/s, q{} | rtt {:.1} ms",
+            self.shown as f64 / secs,
+            (sent - self.last_sent) as f64 / secs,
+            (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
+            Counters::get(&counters.quality),
+            Counters::get(&counters.rtt_us) as f64 / 1000.0,
+        );
+        *self = StatusLine {
+            last_sent: sent,
+            last_bytes: bytes,
+            ..StatusLine::new(now)
+        };
+        Some(text)
+    }
+
+    /// Prints `text`: over the previous status on a terminal, a line otherwise.
+    pub fn print(&self, text: &str) {
+        if self.live {
+            eprint!("\r\x1b[2K{text}");
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Ends a live status line so the next message starts on its own line.
+    pub fn finish(&self) {
+        if self.live {
+            eprintln!();
+        }
+    }
+}

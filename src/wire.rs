@@ -1,0 +1,407 @@
+//! The vidchat wire protocol, with no I/O and no clock: bytes in, messages
+//! out, `now` passed in by the caller.
+//!
+//! Every message on the TCP stream is a `u64` little-endian length followed by
+//! that many bytes of bincode 1.3 (fixed-width integers, little endian, size
+//! limit). The first message each way is a [`Hello`]; after it, [`Message`]s.
+//! A peer's length is compared with a named cap before anything is allocated
+//! for it, and bincode decodes under the same cap, so no byte sequence can
+//! make us allocate more than [`MAX_MESSAGE_LEN`] plus one read.
+//!
+//! Also here, as plain data driven by `net`: the heartbeat deadlines
+//! ([`Heartbeat`]) and the peer-clock estimate from Ping/Pong ([`ClockSync`]).
+
+use std::time::{Duration, Instant};
+
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+
+/// Bytes that open every vidchat Hello: a peer that does not send them is not vidchat.
+pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
+/// Protocol version; both sides must speak the same one.
+pub const VERSION: u16 = 1;
+/// Largest message after the handshake, in bytes. A 4K JPEG at quality 95 is
+/// about 3 MiB; raw video never travels, so 8 MiB leaves room without
+/// letting a peer make us hold much.
+pub const MAX_MESSAGE_LEN: u64 = 8 * 1024 * 1024;
+/// Largest Hello, in bytes: a Hello is a few dozen bytes plus a host name.
+pub const MAX_HELLO_LEN: u64 = 4096;
+/// Largest frame side we accept or send, in pixels (4K UHD is 3840x2160).
+pub const MAX_DIMENSION: u32 = 4096;
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 8;
+/// Longest host name shown from a peer's Hello, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The first message each way.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 8],
+    /// Always [`VERSION`] for this build.
+    pub version: u16,
+    /// The sender's host name, for the window title and log lines.
+    pub name: String,
+    /// Size of the video the sender will send (0x0 when it sends none).
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+}
+
+impl Hello {
+    /// Our Hello, announcing video of `width`x`height` (0x0 for none).
+    pub fn new(name: &str, width: u32, height: u32) -> Self {
+        let name = name.chars().take(MAX_NAME_CHARS).collect();
+        Hello {
+            magic: MAGIC,
+            version: VERSION,
+            name,
+            width,
+            height,
+        }
+    }
+
+    /// The peer's name, safe to print: control characters (a terminal escape
+    /// sequence from a hostile peer) are dropped and the length is capped.
+    pub fn display_name(&self) -> String {
+        let name: String = self
+            .name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_NAME_CHARS)
+            .collect();
+        if name.is_empty() {
+            "peer".to_string()
+        } else {
+            name
+        }
+    }
+}
+
+/// How a frame's `data` is encoded.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFormat {
+    /// One baseline JPEG (JFIF) image.
+    Jpeg,
+}
+
+/// One encoded video frame.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Source frame number; increases, with gaps where frames were dropped.
+    pub seq: u64,
+    /// When the source delivered the frame, Unix microseconds of the sender's clock.
+    pub capture_us: u64,
+    /// Picture width in pixels; the decoded image must match.
+    pub width: u32,
+    /// Picture height in pixels; the decoded image must match.
+    pub height: u32,
+    /// Encoding of `data`.
+    pub format: VideoFormat,
+    /// The encoded picture.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Why a side hung up, sent in [`Message::Bye`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByeReason {
+    /// The person hung up (key, window closed, `--duration` reached).
+    HungUp,
+}
+
+/// Every message after the Hellos.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A video frame.
+    Frame(Frame),
+    /// Keep-alive and clock probe: `sent_us` is the sender's Unix microseconds.
+    Ping { sent_us: u64 },
+    /// Answer to a Ping: its `sent_us` echoed, and the answering side's clock.
+    Pong { ping_sent_us: u64, peer_us: u64 },
+    /// The sender is ending the call.
+    Bye { reason: ByeReason },
+}
+
+/// What can be wrong with bytes from a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// A length prefix over the cap: refused before allocating.
+    #[error("peer announced a {len}-byte message, over the {max}-byte limit")]
+    TooLong { len: u64, max: u64 },
+    /// The bytes of a message do not decode.
+    #[error("peer sent a malformed message: {0}")]
+    Malformed(#[from] bincode::Error),
+    /// The first message is not a vidchat Hello.
+    #[error("not a vidchat peer ({0})")]
+    NotVidchat(String),
+    /// A vidchat peer of another protocol version.
+    #[error(
+        "peer speaks vidchat protocol v{theirs}, this is v{VERSION}: update both sides to the same release"
+    )]
+    Version { theirs: u16 },
+    /// A frame too large or inconsistent to be a picture.
+    #[error("peer sent a {width}x{height} frame, over the {MAX_DIMENSION}-pixel limit")]
+    BadDimensions { width: u32, height: u32 },
+    /// Our own message would exceed the cap (a bug or an absurd setting).
+    #[error("message of {len} bytes is over the {max}-byte limit")]
+    OutgoingTooLong { len: u64, max: u64 },
+}
+
+fn bincode_options(limit: u64) -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(limit)
+}
+
+/// Appends one length-prefixed message to `out`.
+pub fn encode<T: Serialize>(msg: &T, max: u64, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LEN_PREFIX]);
+    let written = bincode_options(max).serialize_into(&mut *out, msg);
+    if let Err(e) = written {
+        out.truncate(start);
+        return Err(match *e {
+            bincode::ErrorKind::SizeLimit => WireError::OutgoingTooLong { len: u64::MAX, max },
+            _ => WireError::Malformed(e),
+        });
+    }
+    let len = (out.len() - start - LEN_PREFIX) as u64;
+    out[start..start + LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Decodes a Hello payload: magic and version are checked first, so a peer
+/// of another version gets a version error, not a parse error.
+pub fn decode_hello(payload: &[u8]) -> Result<Hello, WireError> {
+    #[derive(Deserialize)]
+    struct Prefix {
+        magic: [u8; 8],
+        version: u16,
+    }
+    let prefix: Prefix = bincode_options(MAX_HELLO_LEN)
+        .allow_trailing_bytes()
+        .deserialize(payload)
+        .map_err(|_| WireError::NotVidchat(describe_foreign(payload)))?;
+    if prefix.magic != MAGIC {
+        return Err(WireError::NotVidchat(describe_foreign(payload)));
+    }
+    if prefix.version != VERSION {
+        return Err(WireError::Version {
+            theirs: prefix.version,
+        });
+    }
+    Ok(bincode_options(MAX_HELLO_LEN).deserialize(payload)?)
+}
+
+/// Decodes a message payload (no prefix) and checks what a type cannot.
+pub fn decode_message(payload: &[u8]) -> Result<Message, WireError> {
+    let msg: Message = bincode_options(MAX_MESSAGE_LEN).deserialize(payload)?;
+    if let Message::Frame(f) = &msg
+        && (f.width == 0 || f.height == 0 || f.width > MAX_DIMENSION || f.height > MAX_DIMENSION)
+    {
+        return Err(WireError::BadDimensions {
+            width: f.width,
+            height: f.height,
+        });
+    }
+    Ok(msg)
+}
+
+/// Names what a non-vidchat peer seems to speak, from its first bytes.
+pub fn describe_foreign(bytes: &[u8]) -> String {
+    const HTTP: [&[u8]; 6] = [b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI", b"HTTP"];
+    if HTTP.iter().any(|m| bytes.starts_with(m)) {
+        return "it sent an HTTP request".into();
+    }
+    if bytes.len() >= 2 && bytes[0] == 0x16 && bytes[1] == 0x03 {
+        return "it started a TLS handshake".into();
+    }
+    // The original sends a u64 length, then a pickle (protocol marker 0x80).
+    if bytes.first() == Some(&0x80) || bytes.get(LEN_PREFIX) == Some(&0x80) {
+        return "it sent a Python pickle, like the original vidchat".into();
+    }
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("its first bytes are {}", head.join(" "))
+}
+
+/// Where the decoder is in the stream.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Waiting for a length prefix.
+    Head,
+    /// Waiting for a payload of this many bytes.
+    Data(usize),
+}
+
+/// Reassembles length-prefixed payloads from a byte stream fed in arbitrary
+/// pieces. Holds at most one message plus one read.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Start of the unread bytes in `buf`.
+    pos: usize,
+    state: State,
+    max_len: u64,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses payloads over `max_len` bytes.
+    pub fn new(max_len: u64) -> Self {
+        FrameDecoder {
+            buf: Vec::new(),
+            pos: 0,
+            state: State::Head,
+            max_len,
+        }
+    }
+
+    /// Changes the cap (the handshake uses a small one).
+    pub fn set_max_len(&mut self, max_len: u64) {
+        self.max_len = max_len;
+    }
+
+    /// Bytes received and not yet returned as a payload.
+    pub fn buffered(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete payload, `Ok(None)` until one is in.
+    pub fn next_payload(&mut self) -> Result<Option<&[u8]>, WireError> {
+        if let State::Head = self.state {
+            let Some(head) = self.buffered().first_chunk::<LEN_PREFIX>() else {
+                self.compact();
+                return Ok(None);
+            };
+            let len = u64::from_le_bytes(*head);
+            if len > self.max_len {
+                return Err(WireError::TooLong {
+                    len,
+                    max: self.max_len,
+                });
+            }
+            // `len <= max_len`, which fits in memory by construction.
+            self.state = State::Data(len as usize);
+            self.pos += LEN_PREFIX;
+        }
+        let State::Data(len) = self.state else {
+            return Ok(None);
+        };
+        if self.buffered().len() < len {
+            self.compact();
+            return Ok(None);
+        }
+        let start = self.pos;
+        self.pos += len;
+        self.state = State::Head;
+        Ok(self.buf.get(start..start + len))
+    }
+
+    /// Moves unread bytes to the front once enough has been consumed, so the
+    /// buffer stays about one message long.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+}
+
+/// How often each side sends a Ping.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Silence after which the peer is declared gone; several pings long, so
+/// one lost or late Pong is no reason to hang up.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ping and idle deadlines of one connection, as data.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    next_ping: Instant,
+    last_heard: Instant,
+}
+
+impl Heartbeat {
+    /// Starts both timers at `now`.
+    pub fn new(now: Instant) -> Self {
+        Heartbeat {
+            next_ping: now,
+            last_heard: now,
+        }
+    }
+
+    /// Any bytes from the peer prove it alive.
+    pub fn handle_received(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+
+    /// True when a Ping is due; schedules the next one.
+    pub fn poll_ping(&mut self, now: Instant) -> bool {
+        if now < self.next_ping {
+            return false;
+        }
+        self.next_ping = now + PING_INTERVAL;
+        true
+    }
+
+    /// When `poll_ping` next has something to do.
+    pub fn next_ping(&self) -> Instant {
+        self.next_ping
+    }
+
+    /// True when the peer has been silent for [`IDLE_TIMEOUT`].
+    pub fn is_idle(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_heard) >= IDLE_TIMEOUT
+    }
+}
+
+/// Estimates the peer's clock from Ping/Pong round trips: the sample with the
+/// smallest round trip among the recent ones is the least distorted by queues.
+#[derive(Debug, Clone, Default)]
+pub struct ClockSync {
+    /// Recent samples as (round trip, offset) in microseconds.
+    samples: Vec<(u64, i64)>,
+}
+
+/// Round-trip samples kept for the minimum filter.
+const CLOCK_SAMPLES: usize = 16;
+
+impl ClockSync {
+    /// Takes a Pong that answered our Ping sent at `ping_sent_us`, stamped
+    /// `peer_us` by the peer, received at `now_us` (all Unix microseconds).
+    pub fn handle_pong(&mut self, ping_sent_us: u64, peer_us: u64, now_us: u64) {
+        let Some(rtt) = now_us.checked_sub(ping_sent_us) else {
+            return;
+        };
+        let midpoint = ping_sent_us + rtt / 2;
+        let offset = peer_us as i64 - midpoint as i64;
+        if self.samples.len() == CLOCK_SAMPLES {
+            self.samples.remove(0);
+        }
+        self.samples.push((rtt, offset));
+    }
+
+    /// Peer clock minus ours, in microseconds (0 before any Pong).
+    pub fn offset_us(&self) -> i64 {
+        self.samples.iter().min_by_key(|s| s.0).map_or(0, |s| s.1)
+    }
+
+    /// Smallest recent round trip, in microseconds.
+    pub fn rtt_us(&self) -> Option<u64> {
+        self.samples.iter().map(|s| s.0).min()
+    }
+
+    /// A peer timestamp converted to our clock.
+    pub fn to_local_us(&self, peer_us: u64) -> u64 {
+        (peer_us as i64).saturating_sub(self.offset_us()).max(0) as u64
+    }
+}

@@ -113,7 +113,7 @@ pub struct CallOptions {
 
 /// Where received video goes: a window, or nowhere (counted only).
 enum Screen {
-    Window(CallWindow),
+    Window(Box<CallWindow>),
     Headless,
 }
 
@@ -123,9 +123,8 @@ impl Screen {
             return Ok(Screen::Headless);
         }
         let (w, h) = (options.capture.width, options.capture.height);
-        Ok(Screen::Window(CallWindow::open(
-            title, w as usize, h as usize,
-        )?))
+        let window = CallWindow::open(title, w as usize, h as usize)?;
+        Ok(Screen::Window(Box::new(window)))
     }
 
     /// Handles window events; false once the person closed it or hung up.

@@ -117,13 +117,18 @@ impl StatusLine {
         self.latencies_ms.sort_by(f64::total_cmp);
         let p50 = self.latencies_ms.get(self.latencies_ms.len() / 2).copied();
         let latency = p50.map_or("-".to_string(), |ms| format!("{ms:.0} ms"));
-        let text = format!(
-            "in {:.1} fps, latency {latency} | out {:.1} fps, {:.0} kbit/s, q{} | rtt {:.1} ms",
-            self.shown as f64 / secs,
-            (sent - self.last_sent) as f64 / secs,
-            (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
-            Counters::get(&counters.quality),
-            Counters::get(&counters.rtt_us) as f64 / 1000.0,
+        let mut text = format!("in {:.1} fps, latency {latency}", self.shown as f64 / secs);
+        if sent > 0 {
+            text += &format!(
+                " | out {:.1} fps, {:.0} kbit/s, q{}",
+                (sent - self.last_sent) as f64 / secs,
+                (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
+                Counters::get(&counters.quality),
+            );
+        }
+        text += &format!(
+            " | rtt {:.1} ms",
+            Counters::get(&counters.rtt_us) as f64 / 1000.0
         );
         *self = StatusLine {
             last_sent: sent,

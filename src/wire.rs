@@ -143,6 +143,9 @@ pub enum WireError {
     /// A frame too large or inconsistent to be a picture.
     #[error("peer sent a {width}x{height} frame, over the {MAX_DIMENSION}-pixel limit")]
     BadDimensions { width: u32, height: u32 },
+    /// The stream ended inside a message.
+    #[error("connection closed in the middle of a message ({have} of {need} bytes)")]
+    Truncated { have: usize, need: usize },
     /// Our own message would exceed the cap (a bug or an absurd setting).
     #[error("message of {len} bytes is over the {max}-byte limit")]
     OutgoingTooLong { len: u64, max: u64 },
@@ -307,6 +310,19 @@ impl FrameDecoder {
         Ok(self.buf.get(start..start + len))
     }
 
+    /// Call at end of stream: an error if it cut a message short.
+    pub fn finish(&self) -> Result<(), WireError> {
+        let have = self.buffered().len();
+        match self.state {
+            State::Head if have == 0 => Ok(()),
+            State::Head => Err(WireError::Truncated {
+                have,
+                need: LEN_PREFIX,
+            }),
+            State::Data(need) => Err(WireError::Truncated { have, need }),
+        }
+    }
+
     /// Moves unread bytes to the front once enough has been consumed, so the
     /// buffer stays about one message long.
     fn compact(&mut self) {
@@ -403,5 +419,295 @@ impl ClockSync {
     /// A peer timestamp converted to our clock.
     pub fn to_local_us(&self, peer_us: u64) -> u64 {
         (peer_us as i64).saturating_sub(self.offset_us()).max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64, len: usize) -> Message {
+        Message::Frame(Frame {
+            seq,
+            capture_us: 1_700_000_000_000_000 + seq,
+            width: 640,
+            height: 480,
+            format: VideoFormat::Jpeg,
+            data: (0..len).map(|i| (i * 7 + seq as usize) as u8).collect(),
+        })
+    }
+
+    fn stream_of(msgs: &[Message]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in msgs {
+            encode(m, MAX_MESSAGE_LEN, &mut out).unwrap();
+        }
+        out
+    }
+
+    /// Feeds `bytes` in pieces of the given sizes (cycled) and collects messages.
+    fn feed(bytes: &[u8], sizes: &[usize]) -> Vec<Message> {
+        let mut decoder = FrameDecoder::new(MAX_MESSAGE_LEN);
+        let mut got = Vec::new();
+        let mut rest = bytes;
+        for &size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            decoder.extend(piece);
+            while let Some(payload) = decoder.next_payload().unwrap() {
+                got.push(decode_message(payload).unwrap());
+            }
+        }
+        decoder.finish().unwrap();
+        got
+    }
+
+    fn sample() -> Vec<Message> {
+        vec![
+            frame(1, 3000),
+            Message::Ping { sent_us: 5 },
+            frame(2, 0),
+            Message::Pong {
+                ping_sent_us: 5,
+                peer_us: 9,
+            },
+            frame(3, 70_000),
+            Message::Bye {
+                reason: ByeReason::HungUp,
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip_layout_is_u64_le_length_then_bincode() {
+        let msg = Message::Ping { sent_us: 0x0102 };
+        let bytes = stream_of(std::slice::from_ref(&msg));
+        // variant index 1 (u32) + u64 = 12 bytes of payload.
+        assert_eq!(&bytes[..8], &12u64.to_le_bytes());
+        assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
+        assert_eq!(&bytes[12..], &0x0102u64.to_le_bytes());
+        assert_eq!(feed(&bytes, &[bytes.len()]), vec![msg]);
+    }
+
+    #[test]
+    fn reassembles_one_byte_at_a_time() {
+        let msgs = sample();
+        assert_eq!(feed(&stream_of(&msgs), &[1]), msgs);
+    }
+
+    #[test]
+    fn reassembles_random_chunks_and_many_per_read() {
+        let msgs = sample();
+        let bytes = stream_of(&msgs);
+        let mut seed = 0x9e37_79b9u32;
+        for _ in 0..50 {
+            let sizes: Vec<usize> = (0..16)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    1 + seed as usize % 9000
+                })
+                .collect();
+            assert_eq!(feed(&bytes, &sizes), msgs);
+        }
+        // All of them in a single read.
+        assert_eq!(feed(&bytes, &[bytes.len()]), msgs);
+    }
+
+    #[test]
+    fn over_cap_length_is_refused_from_the_prefix_alone() {
+        for len in [MAX_MESSAGE_LEN + 1, 1 << 63, u64::MAX] {
+            let mut decoder = FrameDecoder::new(MAX_MESSAGE_LEN);
+            decoder.extend(&len.to_le_bytes());
+            let err = decoder.next_payload().unwrap_err();
+            assert!(
+                matches!(err, WireError::TooLong { len: l, .. } if l == len),
+                "{err}"
+            );
+            // Nothing was reserved for the announced payload.
+            assert!(
+                decoder.buf.capacity() < 1024,
+                "capacity {}",
+                decoder.buf.capacity()
+            );
+        }
+    }
+
+    #[test]
+    fn cap_is_inclusive() {
+        let mut decoder = FrameDecoder::new(16);
+        decoder.extend(&16u64.to_le_bytes());
+        decoder.extend(&[0; 16]);
+        assert_eq!(decoder.next_payload().unwrap(), Some(&[0u8; 16][..]));
+        decoder.extend(&17u64.to_le_bytes());
+        assert!(matches!(
+            decoder.next_payload(),
+            Err(WireError::TooLong { len: 17, max: 16 })
+        ));
+        let mut decoder = FrameDecoder::new(16);
+        decoder.extend(&0u64.to_le_bytes());
+        assert_eq!(decoder.next_payload().unwrap(), Some(&[][..]));
+    }
+
+    #[test]
+    fn encoder_enforces_the_same_cap() {
+        let mut out = vec![1, 2, 3];
+        let err = encode(&frame(1, 100), 50, &mut out).unwrap_err();
+        assert!(matches!(err, WireError::OutgoingTooLong { .. }));
+        assert_eq!(out, [1, 2, 3], "nothing appended on error");
+    }
+
+    #[test]
+    fn truncated_stream_is_an_error() {
+        let bytes = stream_of(&[frame(1, 500)]);
+        for cut in [3, 8, 100, bytes.len() - 1] {
+            let mut decoder = FrameDecoder::new(MAX_MESSAGE_LEN);
+            decoder.extend(&bytes[..cut]);
+            assert_eq!(decoder.next_payload().unwrap(), None);
+            assert!(
+                matches!(decoder.finish(), Err(WireError::Truncated { .. })),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_that_lies_about_its_data_length_is_malformed() {
+        // A Frame whose serde_bytes length claims more than the payload holds.
+        let mut payload = Vec::new();
+        encode(&frame(1, 10), MAX_MESSAGE_LEN, &mut payload).unwrap();
+        let payload = &mut payload[8..];
+        let data_len_at = payload.len() - 10 - 8;
+        payload[data_len_at..data_len_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_message(payload),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn frame_dimensions_are_checked() {
+        for (w, h) in [(0, 480), (640, 0), (MAX_DIMENSION + 1, 10), (10, u32::MAX)] {
+            let Message::Frame(mut f) = frame(1, 4) else {
+                unreachable!()
+            };
+            (f.width, f.height) = (w, h);
+            let bytes = stream_of(&[Message::Frame(f)]);
+            assert!(matches!(
+                decode_message(&bytes[8..]),
+                Err(WireError::BadDimensions { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn unknown_variant_is_malformed() {
+        let mut payload = 99u32.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0; 16]);
+        assert!(matches!(
+            decode_message(&payload),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 12345u64;
+        for round in 0..2000 {
+            let len = round % 300;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            let _ = decode_message(&bytes);
+            let _ = decode_hello(&bytes);
+            let mut decoder = FrameDecoder::new(1024);
+            decoder.extend(&bytes);
+            while let Ok(Some(p)) = decoder.next_payload() {
+                let _ = decode_message(p);
+            }
+        }
+    }
+
+    #[test]
+    fn hello_checks_magic_then_version() {
+        let mut out = Vec::new();
+        let ours = Hello::new("laptop", 640, 480);
+        encode(&ours, MAX_HELLO_LEN, &mut out).unwrap();
+        assert_eq!(decode_hello(&out[8..]).unwrap(), ours);
+
+        let other = Hello {
+            version: VERSION + 1,
+            ..ours.clone()
+        };
+        out.clear();
+        encode(&other, MAX_HELLO_LEN, &mut out).unwrap();
+        assert!(
+            matches!(decode_hello(&out[8..]), Err(WireError::Version { theirs }) if theirs == VERSION + 1)
+        );
+
+        let stranger = Hello {
+            magic: *b"SOMEONE!",
+            ..ours
+        };
+        out.clear();
+        encode(&stranger, MAX_HELLO_LEN, &mut out).unwrap();
+        assert!(matches!(
+            decode_hello(&out[8..]),
+            Err(WireError::NotVidchat(_))
+        ));
+        assert!(
+            matches!(decode_hello(b"GET / HTTP/1.1\r\n\r\n"), Err(WireError::NotVidchat(s)) if s.contains("HTTP"))
+        );
+    }
+
+    #[test]
+    fn peer_name_is_made_safe_to_print() {
+        let hello = Hello {
+            name: "evil\x1b[2J\x07host".repeat(20),
+            ..Hello::new("", 0, 0)
+        };
+        let shown = hello.display_name();
+        assert!(!shown.chars().any(char::is_control));
+        assert!(shown.chars().count() <= MAX_NAME_CHARS);
+        assert_eq!(Hello::new("", 0, 0).display_name(), "peer");
+    }
+
+    #[test]
+    fn heartbeat_pings_each_interval_and_notices_silence() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0);
+        assert!(hb.poll_ping(t0), "first ping at once");
+        assert!(!hb.poll_ping(t0 + PING_INTERVAL / 2));
+        assert!(hb.poll_ping(t0 + PING_INTERVAL));
+        assert_eq!(hb.next_ping(), t0 + 2 * PING_INTERVAL);
+        assert!(!hb.is_idle(t0 + IDLE_TIMEOUT - Duration::from_millis(1)));
+        hb.handle_received(t0 + Duration::from_secs(3));
+        assert!(!hb.is_idle(t0 + IDLE_TIMEOUT));
+        assert!(hb.is_idle(t0 + Duration::from_secs(3) + IDLE_TIMEOUT));
+    }
+
+    #[test]
+    fn clock_sync_uses_the_fastest_round_trip() {
+        let mut clock = ClockSync::default();
+        assert_eq!(clock.offset_us(), 0);
+        // Peer clock is 1 s ahead. A slow sample (queued 40 ms one way) ...
+        clock.handle_pong(1_000_000, 2_000_000 + 40_000, 1_000_000 + 42_000);
+        // ... and a fast one (1 ms each way).
+        clock.handle_pong(2_000_000, 3_001_000, 2_002_000);
+        assert_eq!(clock.rtt_us(), Some(2_000));
+        assert_eq!(clock.offset_us(), 1_000_000);
+        assert_eq!(clock.to_local_us(5_000_000), 4_000_000);
+        // A Pong from the future (clock jump) is ignored, not a panic.
+        clock.handle_pong(10, 0, 5);
+        assert_eq!(clock.offset_us(), 1_000_000);
     }
 }

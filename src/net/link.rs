@@ -255,6 +255,9 @@ impl Receiving {
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => {
+                    self.decoder
+                        .finish()
+                        .map_err(|e| EndReason::Protocol(e.to_string()))?;
                     return Err(EndReason::ConnectionLost(
                         "the peer closed the connection".into(),
                     ));

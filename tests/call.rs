@@ -1,0 +1,268 @@
+//! End-to-end calls through the built binary: two processes on loopback,
+//! headless, with the test pattern; and what a listener does with peers that
+//! are not vidchat.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
+/// Far beyond any call in these tests: a guard against hangs, not a timing.
+const GUARD: Duration = Duration::from_secs(60);
+
+fn vidchat(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts `vidchat listen --port 0 ...` and reads the port it prints.
+fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
+    let mut args = vec![
+        "listen",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--source",
+        "test",
+        "--no-window",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = vidchat(&args).spawn().expect("start listener");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("port ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port, out)
+}
+
+/// Waits for `child` (within the guard) and returns its output.
+fn finish(mut child: Child) -> Output {
+    match child.wait_timeout(GUARD).unwrap() {
+        Some(_) => child.wait_with_output().unwrap(),
+        None => {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "vidchat hung; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("vidchat-{}-{name}", std::process::id()))
+}
+
+#[derive(Debug)]
+struct Record {
+    seq: u64,
+    capture_us: u64,
+    shown_us: u64,
+    bytes: u64,
+    width: u64,
+}
+
+fn read_stats(path: &Path) -> Vec<Record> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |k: &str| {
+                v[k].as_u64()
+                    .unwrap_or_else(|| panic!("{k} missing in {line}"))
+            };
+            Record {
+                seq: field("seq"),
+                capture_us: field("capture_us"),
+                shown_us: field("shown_us"),
+                bytes: field("bytes"),
+                width: field("width"),
+            }
+        })
+        .collect()
+}
+
+fn check_stats(path: &Path, min_frames: usize) {
+    let records = read_stats(path);
+    assert!(
+        records.len() >= min_frames,
+        "{} frames in {}",
+        records.len(),
+        path.display()
+    );
+    assert!(
+        records.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq not increasing"
+    );
+    for r in &records {
+        assert_eq!(r.width, 640);
+        assert!(
+            r.bytes > 1000 && r.bytes < 200_000,
+            "{} bytes is not a 640x480 JPEG",
+            r.bytes
+        );
+        assert!(r.shown_us >= r.capture_us, "shown before captured: {r:?}");
+    }
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = vidchat(&["--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["listen", "connect", "loopback", "devices"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+}
+
+#[test]
+fn headless_call_carries_video_both_ways() {
+    let (a_stats, b_stats) = (temp("a.jsonl"), temp("b.jsonl"));
+    let (listener, port, _out) = listen(&["--duration", "3", "--stats", a_stats.to_str().unwrap()]);
+    let target = format!("127.0.0.1:{port}");
+    let caller = vidchat(&[
+        "connect",
+        &target,
+        "--source",
+        "test",
+        "--no-window",
+        "--duration",
+        "3",
+    ])
+    .args(["--stats", b_stats.to_str().unwrap()])
+    .spawn()
+    .unwrap();
+    let (a, b) = (finish(listener), finish(caller));
+    assert!(a.status.success(), "listener: {}", stderr(&a));
+    assert!(b.status.success(), "caller: {}", stderr(&b));
+    // 3 s at 30 fps is 90 frames; a loaded CI machine must still get a third.
+    check_stats(&a_stats, 30);
+    check_stats(&b_stats, 30);
+}
+
+#[test]
+fn hanging_up_ends_the_other_side() {
+    let (listener, port, _out) = listen(&["--duration", "1"]);
+    let caller = vidchat(&[
+        "connect",
+        &format!("127.0.0.1:{port}"),
+        "--source",
+        "test",
+        "--no-window",
+    ])
+    .spawn()
+    .unwrap();
+    let (a, b) = (finish(listener), finish(caller));
+    assert!(a.status.success(), "listener: {}", stderr(&a));
+    assert!(
+        stderr(&a).contains("call ended: you hung up"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(b.status.success(), "caller: {}", stderr(&b));
+    assert!(
+        stderr(&b).contains("call ended: peer hung up"),
+        "{}",
+        stderr(&b)
+    );
+}
+
+/// Sends `bytes` to the listener and reads until it hangs up on us.
+fn poke(port: u16, bytes: &[u8]) {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(GUARD)).unwrap();
+    // The listener may close before reading everything: a reset is fine.
+    let _ = conn.write_all(bytes);
+    let mut sink = Vec::new();
+    let _ = conn.read_to_end(&mut sink);
+}
+
+#[test]
+fn strangers_are_refused_and_the_listener_keeps_listening() {
+    let (listener, port, _out) = listen(&["--duration", "1"]);
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    poke(port, &noise);
+    poke(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let caller = vidchat(&[
+        "connect",
+        &format!("127.0.0.1:{port}"),
+        "--source",
+        "test",
+        "--no-window",
+    ])
+    .spawn()
+    .unwrap();
+    let (a, b) = (finish(listener), finish(caller));
+    let log = stderr(&a);
+    assert!(
+        a.status.success() && b.status.success(),
+        "listener: {log}\ncaller: {}",
+        stderr(&b)
+    );
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("refused connection"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    assert!(refusals[1].contains("HTTP"), "{log}");
+    assert!(log.contains("in a call with"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn connection_refused_is_one_clear_line() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = finish(
+        vidchat(&[
+            "connect",
+            &format!("127.0.0.1:{port}"),
+            "--source",
+            "test",
+            "--no-window",
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn no_camera_suggests_the_test_pattern() {
+    let out = finish(
+        vidchat(&["connect", "127.0.0.1:9", "--camera", "97", "--no-window"])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--source test"), "{err}");
+}

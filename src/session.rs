@@ -192,12 +192,13 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
     let addr = listener.local_addr()?;
     let sender_hello = our_hello(Some(&capture.info));
+    let fps = options.capture.fps;
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
         .spawn(move || -> Result<EndReason> {
             let peer = net::accept_call(&listener, &sender_hello, &mut || true)?
                 .ok_or_else(|| anyhow!("loopback listener stopped"))?;
-            run_quiet_call(peer, capture)
+            run_quiet_call(peer, capture, fps)
         })
         .context("cannot start the loopback peer")?;
     let mut screen = Screen::open(options, "vidchat - loopback")?;
@@ -213,8 +214,8 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
 }
 
 /// The loopback's sending side: no screen, no status.
-fn run_quiet_call(peer: Peer, capture: Capture) -> Result<EndReason> {
-    let call = Call::start(peer, Some(capture))?;
+fn run_quiet_call(peer: Peer, capture: Capture, fps: u32) -> Result<EndReason> {
+    let call = Call::start(peer, Some(capture), fps)?;
     while !call.shutdown.is_ended() {
         // This side only sends; drop what the viewer sends (nothing).
         let _ = call.remote.recv_timeout(Duration::from_millis(100));
@@ -233,7 +234,7 @@ struct Call {
 }
 
 impl Call {
-    fn start(peer: Peer, capture: Option<Capture>) -> Result<Call> {
+    fn start(peer: Peer, capture: Option<Capture>, fps: u32) -> Result<Call> {
         let shutdown = Shutdown::default();
         let counters = Arc::new(Counters::default());
         let (video_in, video_out) = latest();
@@ -246,6 +247,7 @@ impl Call {
             peer.stream,
             peer.decoder,
             video,
+            fps,
             remote_in,
             shutdown.clone(),
             counters.clone(),
@@ -282,7 +284,7 @@ fn run_call(
         .as_deref()
         .map(StatsFile::create)
         .transpose()?;
-    let call = Call::start(peer, capture)?;
+    let call = Call::start(peer, capture, options.capture.fps)?;
     eprintln!("in a call with {}", call.peer_name);
     if let Screen::Window(window) = screen {
         window.set_title(&format!("vidchat - {}", call.peer_name));
@@ -310,6 +312,7 @@ fn run_call(
                         capture_us: frame.capture_us,
                         shown_us,
                         bytes: frame.bytes,
+                        quality: frame.quality,
                         width: frame.width,
                         height: frame.height,
                     })?;

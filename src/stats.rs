@@ -25,11 +25,19 @@ pub struct Counters {
     pub receive_skipped: AtomicU64,
     /// Smallest recent round trip to the peer, microseconds.
     pub rtt_us: AtomicU64,
+    /// Captured frames not sent because the link needed frames spaced out.
+    pub rate_skipped: AtomicU64,
+    /// Link capacity the rate controller measured, kbit/s (0 unknown).
+    pub link_kbps: AtomicU64,
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(counter: &AtomicU64, value: u64) {
+        counter.store(value, Ordering::Relaxed);
     }
 
     fn get(counter: &AtomicU64) -> u64 {
@@ -47,6 +55,8 @@ pub struct FrameRecord {
     pub shown_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,
+    /// JPEG quality the peer encoded it with.
+    pub quality: u8,
     pub width: u32,
     pub height: u32,
 }
@@ -120,10 +130,14 @@ impl StatusLine {
         let mut text = format!("in {:.1} fps, latency {latency}", self.shown as f64 / secs);
         if sent > 0 {
             text += &format!(
-                " | out {:.1} fps, {:.0} kbit/s, q{}",
+                " | out {:.1} fps, {:.0} kbit/s, q{}, link {}",
                 (sent - self.last_sent) as f64 / secs,
                 (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
                 Counters::get(&counters.quality),
+                match Counters::get(&counters.link_kbps) {
+                    0 => "?".to_string(),
+                    kbps => format!("{kbps} kbit/s"),
+                },
             );
         }
         text += &format!(

@@ -98,6 +98,8 @@ pub struct Frame {
     pub height: u32,
     /// Encoding of `data`.
     pub format: VideoFormat,
+    /// Encoder quality (JPEG 1..=100), for the receiver's statistics.
+    pub quality: u8,
     /// The encoded picture.
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
@@ -433,6 +435,7 @@ mod tests {
             width: 640,
             height: 480,
             format: VideoFormat::Jpeg,
+            quality: 75,
             data: (0..len).map(|i| (i * 7 + seq as usize) as u8).collect(),
         })
     }

@@ -120,7 +120,12 @@ fn check_stats(path: &Path, min_frames: usize) {
             "{} bytes is not a 640x480 JPEG",
             r.bytes
         );
-        assert!(r.shown_us >= r.capture_us, "shown before captured: {r:?}");
+        // capture_us is the peer's stamp moved to our clock by the Ping/Pong
+        // offset estimate, which is good to within half a round trip.
+        assert!(
+            r.shown_us + 2_000 >= r.capture_us,
+            "shown before captured: {r:?}"
+        );
     }
 }
 

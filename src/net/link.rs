@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
+use super::rate::{LinkSample, RateController};
 use crate::capture::CapturedFrame;
 use crate::codec::{decode_jpeg_0rgb, encode_jpeg};
 use crate::handoff::Latest;
@@ -30,8 +31,8 @@ const POLL: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// JPEG quality of sent frames.
-pub const JPEG_QUALITY: u8 = 75;
+/// JPEG quality of the first frames, before the link is measured.
+const START_QUALITY: u8 = 75;
 
 /// A decoded frame from the peer, ready to show.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct RemoteFrame {
     pub decoded_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,
+    /// JPEG quality the peer chose for it.
+    pub quality: u8,
     pub width: u32,
     pub height: u32,
     /// `0RGB` pixels, row-major.
@@ -63,28 +66,30 @@ impl Link {
         stream: TcpStream,
         decoder: FrameDecoder,
         video: Option<Receiver<CapturedFrame>>,
+        fps: u32,
         remote: Latest<RemoteFrame>,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> Result<Link> {
-        let (control_tx, control_rx) = bounded(16);
+        let (pings_tx, pings_rx) = bounded(16);
         let sending = Sending {
             stream: stream.try_clone()?,
             shutdown: shutdown.clone(),
             counters: counters.clone(),
             out: Vec::new(),
+            rate: RateController::new(fps, START_QUALITY),
         };
         let video = video.unwrap_or_else(crossbeam_channel::never);
         let sender = thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sending.run(video, control_rx))
+            .spawn(move || sending.run(video, pings_rx))
             .context("cannot start the sender thread")?;
         let receiving = Receiving {
             stream: stream.try_clone()?,
             decoder,
             shutdown,
             counters,
-            control: control_tx,
+            pings: pings_tx,
             remote,
             clock: ClockSync::default(),
             last_seq: None,
@@ -115,10 +120,11 @@ struct Sending {
     counters: Arc<Counters>,
     /// Reused buffer for the encoded message.
     out: Vec<u8>,
+    rate: RateController,
 }
 
 impl Sending {
-    fn run(mut self, video: Receiver<CapturedFrame>, control: Receiver<Message>) {
+    fn run(mut self, video: Receiver<CapturedFrame>, pings: Receiver<u64>) {
         if let Err(e) = self.stream.set_write_timeout(Some(POLL)) {
             self.shutdown.end(EndReason::Network(e.to_string()));
         }
@@ -133,8 +139,10 @@ impl Sending {
                 .saturating_duration_since(Instant::now())
                 .min(POLL);
             let sent = select! {
-                recv(control) -> msg => match msg {
-                    Ok(msg) => self.send(&msg),
+                recv(pings) -> ping => match ping {
+                    // Stamped as late as possible: the peer's clock estimate
+                    // assumes the Pong leaves when stamped.
+                    Ok(ping_sent_us) => self.send(&Message::Pong { ping_sent_us, peer_us: unix_us() }),
                     Err(_) => Ok(()),
                 },
                 recv(video) -> frame => match frame {
@@ -160,13 +168,19 @@ impl Sending {
     }
 
     fn send_frame(&mut self, frame: CapturedFrame, jpeg: &mut Vec<u8>) -> io::Result<()> {
-        encode_jpeg(&frame.image, JPEG_QUALITY, jpeg).map_err(io::Error::other)?;
+        if !self.rate.ready(Instant::now()) {
+            Counters::add(&self.counters.rate_skipped, 1);
+            return Ok(());
+        }
+        let quality = self.rate.quality();
+        encode_jpeg(&frame.image, quality, jpeg).map_err(io::Error::other)?;
         let msg = Message::Frame(Frame {
             seq: frame.seq,
             capture_us: frame.capture_us,
             width: frame.image.width,
             height: frame.image.height,
             format: VideoFormat::Jpeg,
+            quality,
             data: std::mem::take(jpeg),
         });
         let sent = self.send(&msg);
@@ -174,10 +188,12 @@ impl Sending {
             *jpeg = f.data;
         }
         sent?;
+        self.rate
+            .on_frame_sent(jpeg.len(), link_sample(&self.stream), Instant::now());
         Counters::add(&self.counters.frames_sent, 1);
-        self.counters
-            .quality
-            .store(JPEG_QUALITY.into(), std::sync::atomic::Ordering::Relaxed);
+        Counters::set(&self.counters.quality, quality.into());
+        let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);
+        Counters::set(&self.counters.link_kbps, capacity_kbps as u64);
         Ok(())
     }
 
@@ -217,6 +233,36 @@ impl Sending {
     }
 }
 
+/// The kernel's view of the connection (Linux TCP_INFO), for the rate
+/// controller. None where unavailable.
+#[cfg(target_os = "linux")]
+fn link_sample(stream: &TcpStream) -> Option<LinkSample> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, valid when zeroed; the kernel
+    // writes at most `len` bytes into it and reports how many.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(LinkSample {
+        delivery_rate: info.tcpi_delivery_rate,
+        srtt_us: info.tcpi_rtt,
+        min_rtt_us: info.tcpi_min_rtt,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_sample(_stream: &TcpStream) -> Option<LinkSample> {
+    None
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -229,7 +275,8 @@ struct Receiving {
     decoder: FrameDecoder,
     shutdown: Shutdown,
     counters: Arc<Counters>,
-    control: Sender<Message>,
+    /// Pings to answer: their `sent_us`, for the sender to echo in a Pong.
+    pings: Sender<u64>,
     remote: Latest<RemoteFrame>,
     clock: ClockSync,
     last_seq: Option<u64>,
@@ -290,12 +337,9 @@ impl Receiving {
                     }
                 }
                 Message::Ping { sent_us } => {
-                    // A full control queue means the sender is stuck; the peer
+                    // A full queue of Pings means the sender is stuck; the peer
                     // will see a missing Pong, nothing worse.
-                    let _ = self.control.try_send(Message::Pong {
-                        ping_sent_us: sent_us,
-                        peer_us: unix_us(),
-                    });
+                    let _ = self.pings.try_send(sent_us);
                 }
                 Message::Pong {
                     ping_sent_us,
@@ -332,6 +376,7 @@ impl Receiving {
             capture_us: self.clock.to_local_us(frame.capture_us),
             decoded_us: unix_us(),
             bytes: frame.data.len() as u64,
+            quality: frame.quality,
             width: frame.width,
             height: frame.height,
             pixels,

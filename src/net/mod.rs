@@ -3,6 +3,7 @@
 //! TCP connection into a call. The threads that run a call live in `link`.
 
 pub mod link;
+pub mod rate;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

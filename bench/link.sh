@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmarks vidchat against the original (../shared/anchors/seed) on the same
+# links, in one run: loopback, and a tbf-shaped veth link between two network
+# namespaces (a Wi-Fi-like bottleneck; netem is not available here), with
+# camera-like content (a real photo panned, with sensor noise).
+# Needs root. Usage: sudo bench/link.sh [SECONDS]     (default 10 s a run)
+# Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${1:-10}
+RATE=${RATE:-20mbit}
+SIZES=${SIZES:-"640x480 1280x720"}
+SEED_DIR=${SEED_DIR:-../shared/anchors/seed}
+WORK=target/bench
+mkdir -p "$WORK"
+
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+if [ ! -x "$WORK/venv/bin/python" ]; then
+    python3 -m venv "$WORK/venv"
+    "$WORK/venv/bin/pip" install -q numpy scikit-image
+fi
+PY=$(realpath "$WORK/venv/bin/python")
+cargo build --release --locked -q
+BIN=$(realpath target/release/vidchat)
+
+content() { # W H -> path of a 3 s looping clip
+    local f="$WORK/coffee_$1x$2.y4m"
+    [ -s "$f" ] || "$PY" bench/make_content.py "$f" "$1" "$2" 90
+    realpath "$f"
+}
+
+A=vcA$$; B=vcB$$; VA=vca$$; VB=vcb$$
+cleanup() { ip netns del $A 2>/dev/null || true; ip netns del $B 2>/dev/null || true; }
+trap cleanup EXIT
+ip netns add $A; ip netns add $B
+ip link add $VA type veth peer name $VB
+ip link set $VA netns $A; ip link set $VB netns $B
+ip -n $A addr add 10.77.0.1/24 dev $VA; ip -n $B addr add 10.77.0.2/24 dev $VB
+for n in $A $B; do ip -n $n link set lo up; done
+ip -n $A link set $VA up; ip -n $B link set $VB up
+shape() { # RATE: both directions, the seed script's tbf settings
+    for pair in "$A $VA" "$B $VB"; do
+        set -- $pair
+        ip netns exec "$1" tc qdisc replace dev "$2" root tbf rate "$RATE_NOW" burst 16kb latency 100ms
+    done
+}
+
+# call NS_A NS_B HOST W H SECONDS TAG -> stats in $WORK/TAG.{a,b}.jsonl, CPU % in $WORK/TAG.cpu
+call() {
+    local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 src
+    src=$(content "$w" "$h")
+    local port=$((20000 + RANDOM % 20000))
+    rm -f "$WORK/$tag".*
+    $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --source "$src" --size "${w}x$h" \
+        --no-window --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
+    local lp=$!
+    for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+    $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --source "$src" --size "${w}x$h" \
+        --no-window --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
+    local cp=$!
+    [ -n "${DURING:-}" ] && $DURING
+    wait $lp $cp || true
+}
+
+row() { # LABEL TAG SECONDS SEEDJSON
+    local ours seed
+    ours=$("$PY" bench/analyze.py summary "$WORK/$2.b.jsonl" "$3")
+    seed=$4
+    "$PY" - "$1" "$ours" "$seed" "$(cat "$WORK/$2.cpu_a")" "$(cat "$WORK/$2.cpu_b")" <<'PYEOF'
+import json, sys
+label, ours, seed, cpu_a, cpu_b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}"), sys.argv[4], sys.argv[5]
+def ratio(a, b):
+    return f"{a / b:.1f}x" if a and b else "-"
+print(f"| {label} | {ours['fps']} | {ours['p50_ms']} / {ours['p95_ms']} / {ours['p99_ms']} | {ours['mbit_s']} | {cpu_a} / {cpu_b} "
+      f"| {seed.get('fps', '-')} | {seed.get('p50_ms', '-')} / {seed.get('p95_ms', '-')} "
+      f"| {ratio(ours['fps'], seed.get('fps'))} | {ratio(seed.get('p50_ms'), ours['p50_ms'])} |")
+PYEOF
+}
+
+seed_run() { # RATE W H -> the JSON line of the shaped run ("loopback" for the loopback one)
+    local out
+    out=$(cd "$SEED_DIR" && PY=$PY RATE=$1 bash run_seed.sh "$S" "$2" "$3" 2>/dev/null || true)
+    if [ "$1" = loopback ]; then echo "$out" | grep -m1 'loopback' | sed 's/^[^{]*//'
+    else echo "$out" | grep -m1 -v 'loopback' | sed 's/^[^{]*//'; fi
+}
+
+echo "vidchat $( "$BIN" --version | cut -d' ' -f2 ), $(nproc) cores, ${S} s a run, camera-like content (photo panned + noise)"
+echo
+echo "| scenario | fps | latency p50 / p95 / p99 ms | Mbit/s | CPU % listen / connect | seed fps | seed p50 / p95 ms | fps ratio | p50 ratio (seed/ours) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+RATE_NOW=$RATE; shape
+for size in $SIZES; do
+    w=${size%x*}; h=${size#*x}
+    call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "link_$size"
+    row "$RATE, $size" "link_$size" "$S" "$(RATE=$RATE seed_run "$RATE" "$w" "$h")"
+done
+call "" "" 127.0.0.1 1920 1080 "$S" loop_1080
+row "loopback, 1920x1080" loop_1080 "$S" "$(seed_run loopback 1920 1080)"
+
+# The link drops to 5 Mbit/s for 5 s mid-call, then comes back.
+T=18
+change() {
+    sleep 5; RATE_NOW=5mbit; shape; date +%s%6N > "$WORK/drop.us"
+    sleep 5; RATE_NOW=$RATE; shape; date +%s%6N > "$WORK/back.us"
+}
+RATE_NOW=$RATE; shape
+DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 640 480 $T drop
+echo
+echo "Rate drop $RATE -> 5mbit -> $RATE at 640x480 (p95 over 0.5 s windows, limit 150 ms):"
+echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
+echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop.b.jsonl" "$(cat "$WORK/back.us")" 150)"

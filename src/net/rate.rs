@@ -1,0 +1,211 @@
+//! Fitting the video to the link, as data (no I/O, `now` passed in): after
+//! each frame the sender reports its size and what the kernel says about
+//! the connection (delivery rate, smoothed and minimum round trip), and the
+//! controller sets the JPEG quality of the next frame, and, when even the
+//! lowest quality is too big, how long to wait before the next one.
+//!
+//! Capacity is the largest delivery rate of the last two seconds (a frame is
+//! a burst, so its ACKs come at the bottleneck's pace even when the call is
+//! not using the whole link). A round trip that grows past its minimum by
+//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
+//! is restarted from the current rate so the controller reacts at once.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// What the kernel reports about the connection after a frame was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSample {
+    /// Recent delivery rate, bytes per second.
+    pub delivery_rate: u64,
+    /// Smoothed round trip, microseconds.
+    pub srtt_us: u32,
+    /// Smallest round trip seen on the connection, microseconds.
+    pub min_rtt_us: u32,
+}
+
+/// Lowest and highest JPEG quality used: below 20 JPEG turns to blocks,
+/// above 85 the bytes grow much faster than what the eye sees.
+pub const MIN_QUALITY: u8 = 20;
+pub const MAX_QUALITY: u8 = 85;
+/// Share of the measured capacity the video may use; the rest absorbs
+/// Pings, bursts and capacity that falls between two measurements.
+const HEADROOM: f64 = 0.7;
+/// How long a delivery-rate sample counts towards the capacity.
+const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
+/// Queueing delay (round trip above its minimum) taken as congestion.
+pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
+/// Largest quality step down after one oversized frame.
+const MAX_STEP_DOWN: f64 = 15.0;
+/// Quality step up after a frame well under budget.
+const STEP_UP: f64 = 1.0;
+
+/// Chooses quality (and, at the bottom, frame spacing) for the next frame.
+#[derive(Debug, Clone)]
+pub struct RateController {
+    period: Duration,
+    quality: f64,
+    /// (when, bytes per second) delivery-rate samples within the window.
+    rates: VecDeque<(Instant, u64)>,
+    /// Earliest time the next frame may go (only set when quality is at
+    /// its minimum and frames are still too big).
+    next_send: Option<Instant>,
+}
+
+impl RateController {
+    /// A controller for `fps` frames a second, starting at `start_quality`.
+    pub fn new(fps: u32, start_quality: u8) -> Self {
+        RateController {
+            period: Duration::from_secs(1) / fps.max(1),
+            quality: f64::from(start_quality.clamp(MIN_QUALITY, MAX_QUALITY)),
+            rates: VecDeque::new(),
+            next_send: None,
+        }
+    }
+
+    /// JPEG quality for the next frame.
+    pub fn quality(&self) -> u8 {
+        self.quality.round() as u8
+    }
+
+    /// Whether a frame may be sent now (false while spacing frames out).
+    pub fn ready(&self, now: Instant) -> bool {
+        self.next_send.is_none_or(|t| now >= t)
+    }
+
+    /// Usable capacity in bytes per second, None while unknown.
+    pub fn capacity(&self) -> Option<f64> {
+        self.rates.iter().map(|&(_, r)| r).max().map(|r| r as f64)
+    }
+
+    /// Bytes one frame may take, None while the capacity is unknown.
+    pub fn frame_budget(&self) -> Option<f64> {
+        self.capacity()
+            .map(|c| c * HEADROOM * self.period.as_secs_f64())
+    }
+
+    /// Takes a frame of `bytes` just written, and the link's state then.
+    pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
+        if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
+            let queued = link.srtt_us.saturating_sub(link.min_rtt_us);
+            if Duration::from_micros(queued.into()) > QUEUE_LIMIT {
+                self.rates.clear();
+            }
+            self.rates.push_back((now, link.delivery_rate));
+        }
+        while self
+            .rates
+            .front()
+            .is_some_and(|&(t, _)| now.duration_since(t) > CAPACITY_WINDOW)
+        {
+            self.rates.pop_front();
+        }
+        let Some(budget) = self.frame_budget() else {
+            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
+            self.next_send = None;
+            return;
+        };
+        let over = bytes as f64 / budget;
+        if over > 1.0 {
+            let step = (20.0 * (over - 1.0) + 1.0).min(MAX_STEP_DOWN);
+            self.quality = (self.quality - step).max(MIN_QUALITY.into());
+        } else if over < 0.8 {
+            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
+        }
+        // At the lowest quality, fewer frames: space them so the link keeps up.
+        self.next_send =
+            (over > 1.0 && self.quality() == MIN_QUALITY).then(|| now + self.period.mul_f64(over));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MBIT: u64 = 1_000_000 / 8;
+
+    fn link(rate: u64, queued_ms: u32) -> Option<LinkSample> {
+        Some(LinkSample {
+            delivery_rate: rate,
+            srtt_us: 5_000 + queued_ms * 1000,
+            min_rtt_us: 5_000,
+        })
+    }
+
+    /// JPEG size grows with quality; a stand-in: bytes = quality * k.
+    fn run(
+        c: &mut RateController,
+        t: &mut Instant,
+        frames: u32,
+        rate: u64,
+        queued_ms: u32,
+        k: usize,
+    ) {
+        for _ in 0..frames {
+            *t += Duration::from_millis(33);
+            let bytes = c.quality() as usize * k;
+            c.on_frame_sent(bytes, link(rate, queued_ms), *t);
+        }
+    }
+
+    #[test]
+    fn climbs_to_the_top_while_capacity_is_unknown() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        for _ in 0..100 {
+            t += Duration::from_millis(33);
+            c.on_frame_sent(50_000, None, t);
+        }
+        assert_eq!(c.quality(), MAX_QUALITY);
+        assert!(c.ready(t));
+    }
+
+    #[test]
+    fn moves_down_when_the_budget_shrinks_and_back_up_when_it_grows() {
+        let mut c = RateController::new(30, 75);
+        let mut t = Instant::now();
+        // 20 Mbit/s: budget 20e6/8*0.7/30 = 58 KB; frames settle at 80..100%
+        // of it, which at 700 bytes per quality step is q67..=q83.
+        run(&mut c, &mut t, 60, 20 * MBIT, 0, 700);
+        let fast = c.quality();
+        assert!((67..=83).contains(&fast), "{fast}");
+        // The link drops to 5 Mbit/s and a queue builds: budget 14.6 KB = q20.
+        run(&mut c, &mut t, 15, 5 * MBIT, 80, 700);
+        let slow = c.quality();
+        assert!(
+            slow <= 25,
+            "still at q{slow} after 0.5 s on a 5 Mbit/s link"
+        );
+        // The link is back: within two seconds the quality is back up.
+        run(&mut c, &mut t, 60, 20 * MBIT, 0, 700);
+        assert!(c.quality() >= 67, "q{} after recovery", c.quality());
+    }
+
+    #[test]
+    fn spaces_frames_when_even_the_lowest_quality_is_too_big() {
+        let mut c = RateController::new(30, 20);
+        let mut t = Instant::now();
+        // 1 Mbit/s: budget 2.9 KB, but frames are 20 * 700 = 14 KB.
+        run(&mut c, &mut t, 5, MBIT, 80, 700);
+        assert_eq!(c.quality(), MIN_QUALITY);
+        assert!(
+            !c.ready(t + Duration::from_millis(34)),
+            "no frame one period later"
+        );
+        assert!(
+            c.ready(t + Duration::from_millis(200)),
+            "a frame within ~5 periods"
+        );
+    }
+
+    #[test]
+    fn old_capacity_samples_expire() {
+        let mut c = RateController::new(30, 50);
+        let t = Instant::now();
+        c.on_frame_sent(1000, link(50 * MBIT, 0), t);
+        c.on_frame_sent(1000, link(5 * MBIT, 0), t + Duration::from_secs(1));
+        assert_eq!(c.capacity(), Some((50 * MBIT) as f64));
+        c.on_frame_sent(1000, link(5 * MBIT, 0), t + Duration::from_secs(3));
+        assert_eq!(c.capacity(), Some((5 * MBIT) as f64));
+    }
+}

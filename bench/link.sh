@@ -6,6 +6,7 @@
 # Needs root. Usage: sudo bench/link.sh [SECONDS]     (default 10 s a run)
 # Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 S=${1:-10}
 RATE=${RATE:-20mbit}
@@ -19,14 +20,14 @@ if [ ! -x "$WORK/venv/bin/python" ]; then
     python3 -m venv "$WORK/venv"
     "$WORK/venv/bin/pip" install -q numpy scikit-image
 fi
-PY=$(realpath "$WORK/venv/bin/python")
+PY="$PWD/$WORK/venv/bin/python"
 cargo build --release --locked -q
 BIN=$(realpath target/release/vidchat)
 
 content() { # W H -> path of a 3 s looping clip
     local f="$WORK/coffee_$1x$2.y4m"
     [ -s "$f" ] || "$PY" bench/make_content.py "$f" "$1" "$2" 90
-    realpath "$f"
+    echo "$PWD/$f"
 }
 
 A=vcA$$; B=vcB$$; VA=vca$$; VB=vcb$$

@@ -136,7 +136,7 @@ impl StatusLine {
                 Counters::get(&counters.quality),
                 match Counters::get(&counters.link_kbps) {
                     0 => "?".to_string(),
-                    kbps => format!("{kbps} kbit/s"),
+                    kbps => format!("{:.1} Mbit/s", kbps as f64 / 1000.0),
                 },
             );
         }

@@ -12,6 +12,7 @@ mod handoff;
 mod net;
 mod session;
 mod stats;
+mod text;
 mod window;
 mod wire;
 

@@ -4,6 +4,7 @@
 //! headless) until someone hangs up; then everything stops in reverse and
 //! the reason the call ended is returned.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +13,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
+use crossbeam_channel::Receiver;
 
+use crate::capture::CapturedFrame;
 use crate::capture::{Capture, CaptureConfig, SourceKind};
-use crate::handoff::latest;
+use crate::handoff::{Latest, latest};
 use crate::net::link::{Link, RemoteFrame};
 use crate::net::{self, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
@@ -117,13 +120,16 @@ enum Screen {
     Headless,
 }
 
+/// How long a window shows why the call ended before it closes.
+const END_CARD: Duration = Duration::from_millis(1500);
+
 impl Screen {
-    fn open(options: &CallOptions, title: &str) -> Result<Screen> {
+    fn open(options: &CallOptions, title: &str, card: &str) -> Result<Screen> {
         if !options.window {
             return Ok(Screen::Headless);
         }
         let (w, h) = (options.capture.width, options.capture.height);
-        let window = CallWindow::open(title, w as usize, h as usize)?;
+        let window = CallWindow::open(title, w as usize, h as usize, card)?;
         Ok(Screen::Window(Box::new(window)))
     }
 
@@ -132,6 +138,19 @@ impl Screen {
         match self {
             Screen::Window(window) => window.pump(),
             Screen::Headless => true,
+        }
+    }
+
+    /// Shows why the call ended for a moment, unless the person hung up.
+    fn show_end(&mut self, reason: &EndReason) {
+        let Screen::Window(window) = self else { return };
+        if *reason == EndReason::HungUp {
+            return;
+        }
+        window.set_card(Some(reason.to_string()));
+        let until = Instant::now() + END_CARD;
+        while Instant::now() < until && window.redraw().is_ok() && window.pump() {
+            thread::sleep(Duration::from_millis(30));
         }
     }
 }
@@ -150,33 +169,44 @@ pub fn listen(bind: Option<IpAddr>, port: u16, options: &CallOptions) -> Result<
     let capture = Capture::open(options.capture.clone())?;
     let listener = net::bind(bind, port)?;
     let port = listener.local_addr()?.port();
-    println!("waiting for a call on port {port}; on the other machine, type one of:");
+    // Written, not println!: a closed stdout (`| head -1`) must not end the call.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "waiting for a call on port {port}; on the other machine, type one of:"
+    );
     for hint in net::connect_hints(&listener) {
-        println!("    {hint}");
+        let _ = writeln!(out, "    {hint}");
     }
-    let mut screen = Screen::open(
-        options,
-        &format!("vidchat - waiting for a call on port {port}"),
-    )?;
+    let _ = out.flush();
+    drop(out);
+    let waiting = format!("waiting for a call on port {port}");
+    let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
     let hello = our_hello(Some(&capture.info));
-    let Some(peer) = net::accept_call(&listener, &hello, &mut || screen.keep_open())? else {
+    let mut keep_waiting = || match &mut screen {
+        Screen::Window(window) => window.redraw().is_ok() && window.pump(),
+        Screen::Headless => true,
+    };
+    let Some(peer) = net::accept_call(&listener, &hello, &mut keep_waiting)? else {
         return Ok(EndReason::HungUp);
     };
     drop(listener);
-    run_call(peer, Some(capture), &mut screen, options)
+    run_call(peer, Some(capture), &mut screen, options, None)
 }
 
 /// `vidchat connect HOST:PORT`.
 pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
     let capture = Capture::open(options.capture.clone())?;
-    let mut screen = Screen::open(options, &format!("vidchat - connecting to {target}"))?;
+    let connecting = format!("connecting to {target}");
+    let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
     let peer = net::connect(target, &our_hello(Some(&capture.info)))?;
-    run_call(peer, Some(capture), &mut screen, options)
+    run_call(peer, Some(capture), &mut screen, options, None)
 }
 
 /// `vidchat loopback`: a call to yourself over 127.0.0.1, through the whole
 /// path. A listening side on a helper thread sends the source; the main
-/// thread connects to it and shows what arrives.
+/// thread connects to it and shows what arrives, with the same source as
+/// the self-view.
 pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     let capture = match Capture::open(options.capture.clone()) {
         Err(e) if matches!(options.capture.kind, SourceKind::Camera { .. }) => {
@@ -193,17 +223,23 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     let addr = listener.local_addr()?;
     let sender_hello = our_hello(Some(&capture.info));
     let fps = options.capture.fps;
+    let (self_in, self_out) = latest();
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
         .spawn(move || -> Result<EndReason> {
             let peer = net::accept_call(&listener, &sender_hello, &mut || true)?
                 .ok_or_else(|| anyhow!("loopback listener stopped"))?;
-            run_quiet_call(peer, capture, fps)
+            let call = Call::start(peer, Some(capture), fps, Some(self_in))?;
+            while !call.shutdown.is_ended() {
+                // This side only sends; the viewer sends no video.
+                let _ = call.remote.recv_timeout(Duration::from_millis(100));
+            }
+            Ok(call.finish())
         })
         .context("cannot start the loopback peer")?;
-    let mut screen = Screen::open(options, "vidchat - loopback")?;
+    let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
     let peer = net::connect(&addr.to_string(), &our_hello(None))?;
-    let ended = run_call(peer, None, &mut screen, options);
+    let ended = run_call(peer, None, &mut screen, options, Some(self_out));
     let peer_ended = sending_side
         .join()
         .map_err(|_| anyhow!("loopback peer panicked"))?;
@@ -211,16 +247,6 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
         (EndReason::PeerHungUp, other) if !other.is_normal() => Ok(other),
         (ours, _) => Ok(ours),
     }
-}
-
-/// The loopback's sending side: no screen, no status.
-fn run_quiet_call(peer: Peer, capture: Capture, fps: u32) -> Result<EndReason> {
-    let call = Call::start(peer, Some(capture), fps)?;
-    while !call.shutdown.is_ended() {
-        // This side only sends; drop what the viewer sends (nothing).
-        let _ = call.remote.recv_timeout(Duration::from_millis(100));
-    }
-    Ok(call.finish())
 }
 
 /// The threads of a running call.
@@ -234,11 +260,19 @@ struct Call {
 }
 
 impl Call {
-    fn start(peer: Peer, capture: Option<Capture>, fps: u32) -> Result<Call> {
+    /// Starts the capture (if any), sender and receiver threads. Captured
+    /// frames also go to `self_view` when given.
+    fn start(
+        peer: Peer,
+        capture: Option<Capture>,
+        fps: u32,
+        self_view: Option<Latest<CapturedFrame>>,
+    ) -> Result<Call> {
         let shutdown = Shutdown::default();
         let counters = Arc::new(Counters::default());
         let (video_in, video_out) = latest();
-        let capture = capture.map(|c| c.start(video_in, shutdown.clone(), counters.clone()));
+        let outs = std::iter::once(video_in).chain(self_view).collect();
+        let capture = capture.map(|c| c.start(outs, shutdown.clone(), counters.clone()));
         let video = capture.as_ref().map(|_| video_out);
         let (remote_in, remote) = latest();
         let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
@@ -273,39 +307,72 @@ impl Call {
     }
 }
 
+/// Runs a call on the main thread until it ends. `self_view` brings our own
+/// frames when they are captured elsewhere (the loopback).
 fn run_call(
     peer: Peer,
     capture: Option<Capture>,
     screen: &mut Screen,
     options: &CallOptions,
+    self_view: Option<Receiver<CapturedFrame>>,
 ) -> Result<EndReason> {
     let mut stats = options
         .stats
         .as_deref()
         .map(StatsFile::create)
         .transpose()?;
-    let call = Call::start(peer, capture, options.capture.fps)?;
+    let (self_in, self_view) = match (self_view, &*screen, capture.is_some()) {
+        (Some(theirs), _, _) => (None, Some(theirs)),
+        (None, Screen::Window(_), true) => {
+            let (tx, rx) = latest();
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+    let call = Call::start(peer, capture, options.capture.fps, self_in)?;
     eprintln!("in a call with {}", call.peer_name);
     if let Screen::Window(window) = screen {
         window.set_title(&format!("vidchat - {}", call.peer_name));
+        window.set_card(None);
     }
     let started = Instant::now();
     let mut status = StatusLine::new(started);
+    let mut last_redraw = started;
     let result = (|| -> Result<()> {
         while !call.shutdown.is_ended() {
             if options.duration.is_some_and(|d| started.elapsed() >= d) || !screen.keep_open() {
                 call.shutdown.end(EndReason::HungUp);
                 break;
             }
-            if let Ok(frame) = call.remote.recv_timeout(Duration::from_millis(10)) {
-                let shown_us = match screen {
-                    Screen::Window(window) => {
-                        window.show(&frame.pixels, frame.width as usize, frame.height as usize)?;
-                        unix_us()
+            let mut remote = call.remote.recv_timeout(Duration::from_millis(10)).ok();
+            let shown_us = match screen {
+                Screen::Window(window) => {
+                    let me = self_view.as_ref().and_then(|rx| rx.try_iter().last());
+                    let fresh = remote.is_some() || me.is_some();
+                    if let Some(me) = me {
+                        window.set_self_view(me.image);
                     }
-                    Screen::Headless => frame.decoded_us,
-                };
-                status.frame_shown(shown_us.saturating_sub(frame.capture_us));
+                    if let Some(frame) = remote.as_mut() {
+                        let pixels = std::mem::take(&mut frame.pixels);
+                        window.set_remote(pixels, frame.width as usize, frame.height as usize);
+                    }
+                    let paused = window.my_video_paused();
+                    call.counters.video_paused.store(paused, Ordering::Relaxed);
+                    window.set_peer_paused(call.counters.peer_video_paused.load(Ordering::Relaxed));
+                    if fresh || last_redraw.elapsed() >= Duration::from_millis(100) {
+                        window.redraw()?;
+                        last_redraw = Instant::now();
+                    }
+                    unix_us()
+                }
+                Screen::Headless => remote.as_ref().map_or(0, |f| f.decoded_us),
+            };
+            if let Some(frame) = remote {
+                status.frame_shown(
+                    shown_us.saturating_sub(frame.capture_us),
+                    frame.width,
+                    frame.height,
+                );
                 if let Some(stats) = stats.as_mut() {
                     stats.write(&FrameRecord {
                         seq: frame.seq,
@@ -320,6 +387,9 @@ fn run_call(
             }
             if let Some(text) = status.poll(Instant::now(), &call.counters) {
                 status.print(&text);
+                if let Screen::Window(window) = screen {
+                    window.set_stats(text.split(" | ").map(str::to_string).collect());
+                }
                 if let Some(stats) = stats.as_mut() {
                     stats.flush()?;
                 }
@@ -334,5 +404,7 @@ fn run_call(
     if let Some(stats) = stats.as_mut() {
         stats.flush()?;
     }
-    result.map(|()| reason)
+    result?;
+    screen.show_end(&reason);
+    Ok(reason)
 }

@@ -4,15 +4,20 @@
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// Counters shared by a call's threads (relaxed atomics: figures, not sync).
+/// Counters shared by a call's threads, and the two video switches (relaxed
+/// atomics: figures and flags, never used to order other memory).
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// The person paused their video (`v`): the sender sends no frames.
+    pub video_paused: AtomicBool,
+    /// The peer says its video is paused.
+    pub peer_video_paused: AtomicBool,
     /// Frames the capture thread replaced before the sender took them.
     pub capture_dropped: AtomicU64,
     /// Frames written to the socket.
@@ -94,6 +99,7 @@ pub struct StatusLine {
     latencies_ms: Vec<f64>,
     last_sent: u64,
     last_bytes: u64,
+    size: (u32, u32),
     live: bool,
 }
 
@@ -105,14 +111,16 @@ impl StatusLine {
             latencies_ms: Vec::new(),
             last_sent: 0,
             last_bytes: 0,
+            size: (0, 0),
             live: std::io::stderr().is_terminal(),
         }
     }
 
-    /// Counts a frame shown `latency_us` after its capture.
-    pub fn frame_shown(&mut self, latency_us: u64) {
+    /// Counts a `width`x`height` frame shown `latency_us` after its capture.
+    pub fn frame_shown(&mut self, latency_us: u64, width: u32, height: u32) {
         self.shown += 1;
         self.latencies_ms.push(latency_us as f64 / 1000.0);
+        self.size = (width, height);
     }
 
     /// The status text once a second has passed since the last one.
@@ -127,7 +135,12 @@ impl StatusLine {
         self.latencies_ms.sort_by(f64::total_cmp);
         let p50 = self.latencies_ms.get(self.latencies_ms.len() / 2).copied();
         let latency = p50.map_or("-".to_string(), |ms| format!("{ms:.0} ms"));
-        let mut text = format!("in {:.1} fps, latency {latency}", self.shown as f64 / secs);
+        let mut text = format!(
+            "in {:.1} fps, {}x{}, latency {latency}",
+            self.shown as f64 / secs,
+            self.size.0,
+            self.size.1
+        );
         if sent > 0 {
             text += &format!(
                 " | out {:.1} fps, {:.0} kbit/s, q{}, link {}",
@@ -140,13 +153,17 @@ impl StatusLine {
                 },
             );
         }
+        let dropped = Counters::get(&counters.capture_dropped)
+            + Counters::get(&counters.rate_skipped)
+            + Counters::get(&counters.receive_skipped);
         text += &format!(
-            " | rtt {:.1} ms",
+            " | dropped {dropped} | rtt {:.1} ms",
             Counters::get(&counters.rtt_us) as f64 / 1000.0
         );
         *self = StatusLine {
             last_sent: sent,
             last_bytes: bytes,
+            size: self.size,
             ..StatusLine::new(now)
         };
         Some(text)

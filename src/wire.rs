@@ -123,6 +123,8 @@ pub enum Message {
     Pong { ping_sent_us: u64, peer_us: u64 },
     /// The sender is ending the call.
     Bye { reason: ByeReason },
+    /// The sender paused (or resumed) its video; no frames come while paused.
+    VideoPaused { paused: bool },
 }
 
 /// What can be wrong with bytes from a peer.

@@ -49,7 +49,8 @@ pub struct CapturedFrame {
     pub seq: u64,
     /// When the source delivered it, Unix microseconds.
     pub capture_us: u64,
-    pub image: RgbImage,
+    /// Shared by the sender and the self-view.
+    pub image: Arc<RgbImage>,
 }
 
 /// A source of pictures. `next_frame` blocks until the next one is due.
@@ -69,7 +70,8 @@ pub struct SourceInfo {
 
 /// Where a started capture thread delivers, and what it reports to.
 struct Delivery {
-    out: Latest<CapturedFrame>,
+    /// The sender's slot, then any others (the self-view).
+    outs: Vec<Latest<CapturedFrame>>,
     shutdown: Shutdown,
     counters: Arc<Counters>,
 }
@@ -165,16 +167,17 @@ impl Capture {
         })
     }
 
-    /// Starts delivering frames into `out` until `shutdown` ends the call.
+    /// Starts delivering frames into `outs` until `shutdown` ends the call.
+    /// Only drops from the first (the sender's) are counted.
     pub fn start(
         self,
-        out: Latest<CapturedFrame>,
+        outs: Vec<Latest<CapturedFrame>>,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> JoinHandle<()> {
         // If the thread is gone it has nothing to deliver; joining tells.
         let _ = self.start.send(Delivery {
-            out,
+            outs,
             shutdown,
             counters,
         });
@@ -184,7 +187,7 @@ impl Capture {
 
 fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     let Ok(Delivery {
-        out,
+        outs,
         shutdown,
         counters,
     }) = start.recv()
@@ -201,10 +204,12 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
         let frame = CapturedFrame {
             seq,
             capture_us: unix_us(),
-            image,
+            image: Arc::new(image),
         };
-        if out.put(frame) {
-            counters.capture_dropped.fetch_add(1, Ordering::Relaxed);
+        for (n, out) in outs.iter().enumerate() {
+            if out.put(frame.clone()) && n == 0 {
+                counters.capture_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         seq += 1;
     }

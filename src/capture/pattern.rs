@@ -5,10 +5,10 @@
 //! number is drawn in the corner.
 
 use anyhow::Result;
-use font8x8::UnicodeFonts;
 
 use super::{FrameSource, Pacer};
 use crate::codec::{RgbImage, rgb_len};
+use crate::text::text_pixels;
 
 /// The synthetic camera.
 pub struct TestPattern {
@@ -166,25 +166,14 @@ fn fill_rect(img: &mut RgbImage, x0: usize, y0: usize, w: usize, h: usize, rgb: 
     }
 }
 
-/// Draws `text` with the 8x8 font, each font pixel `scale` pixels wide.
+/// Draws `text` with the embedded font, each font pixel `scale` pixels wide.
 fn draw_text(img: &mut RgbImage, x0: usize, y0: usize, scale: usize, text: &str, rgb: [u8; 3]) {
-    for (n, ch) in text.chars().enumerate() {
-        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
-            continue;
-        };
-        for (gy, bits) in glyph.iter().enumerate() {
-            for gx in 0..8 {
-                if bits & (1 << gx) != 0 {
-                    fill_rect(
-                        img,
-                        x0 + (n * 8 + gx) * scale,
-                        y0 + gy * scale,
-                        scale,
-                        scale,
-                        rgb,
-                    );
-                }
-            }
+    let (w, h) = (img.width as usize, img.height as usize);
+    for (x, y) in text_pixels(text, scale) {
+        let (x, y) = (x0 + x, y0 + y);
+        if x < w && y < h {
+            let i = (y * w + x) * 3;
+            img.data[i..i + 3].copy_from_slice(&rgb);
         }
     }
 }

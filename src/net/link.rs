@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,7 @@ impl Link {
             counters: counters.clone(),
             out: Vec::new(),
             rate: RateController::new(fps, START_QUALITY),
+            paused: false,
         };
         let video = video.unwrap_or_else(crossbeam_channel::never);
         let sender = thread::Builder::new()
@@ -121,6 +123,8 @@ struct Sending {
     /// Reused buffer for the encoded message.
     out: Vec<u8>,
     rate: RateController,
+    /// Whether the peer was last told our video is paused.
+    paused: bool,
 }
 
 impl Sending {
@@ -168,6 +172,14 @@ impl Sending {
     }
 
     fn send_frame(&mut self, frame: CapturedFrame, jpeg: &mut Vec<u8>) -> io::Result<()> {
+        let paused = self.counters.video_paused.load(Ordering::Relaxed);
+        if paused != self.paused {
+            self.paused = paused;
+            self.send(&Message::VideoPaused { paused })?;
+        }
+        if paused {
+            return Ok(());
+        }
         if !self.rate.ready(Instant::now()) {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
@@ -355,6 +367,11 @@ impl Receiving {
                 Message::Bye {
                     reason: ByeReason::HungUp,
                 } => return Err(EndReason::PeerHungUp),
+                Message::VideoPaused { paused } => {
+                    self.counters
+                        .peer_video_paused
+                        .store(paused, Ordering::Relaxed);
+                }
             }
         }
         match newest {

@@ -1,0 +1,230 @@
+//! The call window (minifb, main thread only): what the person sees and the
+//! keys they press. The remote video letterboxed in a resizable window, the
+//! self-view in a corner, a stats panel, key help, and cards for the call's
+//! states ("waiting for a call", "video paused", "peer hung up"). Drawing
+//! itself is in `compose`, on plain buffers.
+
+mod compose;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
+
+use crate::codec::RgbImage;
+use compose::{Canvas, Rect, letterbox, pip_rect, text_scale};
+
+/// Key help, shown on h or ?.
+const HELP: [&str; 7] = [
+    "Esc / q  hang up",
+    "p        self-view on/off",
+    "m        mirror self-view",
+    "v        pause/resume my video",
+    "s        stats",
+    "h / ?    this help",
+    "",
+];
+
+/// Collects key presses as minifb reports them, so a press and release
+/// between two updates (a quick tap, or xdotool) is not lost.
+#[derive(Clone, Default)]
+struct KeyQueue(Rc<RefCell<Vec<Key>>>);
+
+impl InputCallback for KeyQueue {
+    fn add_char(&mut self, _uni_char: u32) {}
+
+    fn set_key_state(&mut self, key: Key, down: bool) {
+        if down {
+            self.0.borrow_mut().push(key);
+        }
+    }
+}
+
+/// The last remote picture, as decoded.
+struct Picture {
+    pixels: Vec<u32>,
+    width: usize,
+    height: usize,
+}
+
+/// An open call window and what it shows.
+pub struct CallWindow {
+    window: Window,
+    keys: KeyQueue,
+    buffer: Vec<u32>,
+    remote: Option<Picture>,
+    self_view: Option<Arc<RgbImage>>,
+    /// A message shown instead of the video (call states).
+    card: Option<String>,
+    stats: Vec<String>,
+    show_pip: bool,
+    mirror: bool,
+    show_stats: bool,
+    show_help: bool,
+    my_video_paused: bool,
+    peer_paused: bool,
+    hung_up: bool,
+}
+
+impl CallWindow {
+    /// Opens a resizable `width`x`height` window showing `card`.
+    pub fn open(title: &str, width: usize, height: usize, card: &str) -> Result<CallWindow> {
+        let options = WindowOptions {
+            resize: true,
+            scale_mode: ScaleMode::UpperLeft,
+            ..WindowOptions::default()
+        };
+        let mut window = Window::new(title, width, height, options).map_err(|e| {
+            anyhow!("cannot open a window ({e}); is there a display? Use --no-window to call without one")
+        })?;
+        // Redraws are paced by arriving frames, not by minifb.
+        window.set_target_fps(0);
+        let keys = KeyQueue::default();
+        window.set_input_callback(Box::new(keys.clone()));
+        let mut call_window = CallWindow {
+            window,
+            keys,
+            buffer: Vec::new(),
+            remote: None,
+            self_view: None,
+            card: Some(card.to_string()),
+            stats: Vec::new(),
+            show_pip: true,
+            mirror: true,
+            show_stats: false,
+            show_help: false,
+            my_video_paused: false,
+            peer_paused: false,
+            hung_up: false,
+        };
+        call_window.redraw()?;
+        Ok(call_window)
+    }
+
+    pub fn set_title(&mut self, title: &str) {
+        self.window.set_title(title);
+    }
+
+    /// Shows `card` instead of the video (None: back to the video).
+    pub fn set_card(&mut self, card: Option<String>) {
+        self.card = card;
+    }
+
+    /// A new remote picture, shown at the next redraw.
+    pub fn set_remote(&mut self, pixels: Vec<u32>, width: usize, height: usize) {
+        self.remote = Some(Picture {
+            pixels,
+            width,
+            height,
+        });
+    }
+
+    pub fn set_self_view(&mut self, image: Arc<RgbImage>) {
+        self.self_view = Some(image);
+    }
+
+    pub fn set_stats(&mut self, lines: Vec<String>) {
+        self.stats = lines;
+    }
+
+    pub fn set_peer_paused(&mut self, paused: bool) {
+        self.peer_paused = paused;
+    }
+
+    /// Whether the person paused their own video (v).
+    pub fn my_video_paused(&self) -> bool {
+        self.my_video_paused
+    }
+
+    /// Handles window events and keys without drawing; false once the
+    /// person closed the window or pressed Esc or q.
+    pub fn pump(&mut self) -> bool {
+        self.window.update();
+        self.handle_keys();
+        !self.hung_up
+    }
+
+    fn handle_keys(&mut self) {
+        let shift =
+            self.window.is_key_down(Key::LeftShift) || self.window.is_key_down(Key::RightShift);
+        let pressed = std::mem::take(&mut *self.keys.0.borrow_mut());
+        for key in pressed {
+            match key {
+                Key::Escape | Key::Q => self.hung_up = true,
+                Key::P => self.show_pip = !self.show_pip,
+                Key::M => self.mirror = !self.mirror,
+                Key::S => self.show_stats = !self.show_stats,
+                Key::V => self.my_video_paused = !self.my_video_paused,
+                Key::H => self.show_help = !self.show_help,
+                Key::Slash if shift => self.show_help = !self.show_help,
+                _ => {}
+            }
+        }
+        self.hung_up |= !self.window.is_open();
+    }
+
+    /// Draws everything at the window's current size and shows it.
+    pub fn redraw(&mut self) -> Result<()> {
+        let (width, height) = self.window.get_size();
+        let (width, height) = (width.max(1), height.max(1));
+        self.buffer.resize(width * height, 0);
+        let mut canvas = Canvas {
+            pixels: &mut self.buffer,
+            width,
+            height,
+        };
+        canvas.fill(0);
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            w: width,
+            h: height,
+        };
+        let scale = text_scale(width);
+        match (&self.card, &self.remote) {
+            (Some(card), _) => canvas.card(whole, card, scale),
+            (None, _) if self.peer_paused => canvas.card(whole, "video paused", scale),
+            (None, Some(p)) => {
+                let area = letterbox(p.width, p.height, width, height);
+                canvas.blit_0rgb(&p.pixels, p.width, p.height, area, false);
+            }
+            (None, None) => canvas.card(whole, "waiting for video", scale),
+        }
+        if let Some(me) = self.self_view.as_ref().filter(|_| self.show_pip) {
+            let area = pip_rect(me.width as usize, me.height as usize, width, height);
+            canvas.fill_rect(
+                Rect {
+                    x: area.x.saturating_sub(2),
+                    y: area.y.saturating_sub(2),
+                    w: area.w + 4,
+                    h: area.h + 4,
+                },
+                0x00_ff_ff_ff,
+            );
+            if self.my_video_paused {
+                canvas.card(area, "paused", (scale / 2).max(1));
+            } else {
+                canvas.blit_rgb(me, area, self.mirror);
+            }
+        }
+        let mut lines: Vec<String> = Vec::new();
+        if self.show_stats {
+            lines.extend(self.stats.iter().cloned());
+        }
+        if self.show_help {
+            lines.extend(HELP.iter().map(|s| s.to_string()));
+        } else if !self.show_stats && self.remote.is_none() {
+            lines.push("h: help".into());
+        }
+        if !lines.is_empty() {
+            canvas.panel(&lines, (scale / 2).max(1));
+        }
+        self.window
+            .update_with_buffer(&self.buffer, width, height)
+            .map_err(|e| anyhow!("cannot draw in the window: {e}"))?;
+        self.handle_keys();
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! The call window under a real X server (Xvfb): a two-process call with the
+//! test pattern, the window captured with xwd and read back as pixels.
+//! Checks the remote video fills the window, the self-view sits in its
+//! corner and goes away on `p`, resizing letterboxes, and Esc hangs up.
+//! Skipped, with the reason printed, where Xvfb, xdotool, xwd or convert is
+//! missing (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
+/// Upper bound for anything to happen; a guard against hangs, not a timing.
+const GUARD: Duration = Duration::from_secs(30);
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// An Xvfb server on a display it picked itself, killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        // -displayfd prints the display number once the server is ready.
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Xvfb {
+            child,
+            display: format!(":{}", line.trim()),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The window's pixels as RGB, and its size.
+    fn shot(&self, window: &str) -> (Vec<u8>, usize, usize) {
+        let geometry =
+            String::from_utf8(self.run("xdotool", &["getwindowgeometry", window])).unwrap();
+        let size = geometry.split("Geometry: ").nth(1).unwrap().trim();
+        let (w, h) = size.split_once('x').unwrap();
+        let (w, h): (usize, usize) = (w.parse().unwrap(), h.parse().unwrap());
+        let xwd = format!("xwd -silent -id {window} | convert xwd:- -depth 8 rgb:-");
+        let rgb = self.run("sh", &["-c", &xwd]);
+        assert_eq!(rgb.len(), w * h * 3, "screenshot size");
+        (rgb, w, h)
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Mean brightness and share of pure-white pixels in a region.
+fn region(
+    shot: &(Vec<u8>, usize, usize),
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+) -> (f64, f64) {
+    let (rgb, w, _) = shot;
+    let (mut sum, mut white, mut n) = (0u64, 0u64, 0u64);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let px = &rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
+            sum += px.iter().map(|&c| c as u64).sum::<u64>() / 3;
+            white += u64::from(px == [255, 255, 255]);
+            n += 1;
+        }
+    }
+    (sum as f64 / n as f64, white as f64 / n as f64)
+}
+
+/// Retakes screenshots until `done` holds (or the guard runs out).
+fn until(x: &Xvfb, window: &str, what: &str, done: impl Fn(&(Vec<u8>, usize, usize)) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < GUARD {
+        if done(&x.shot(window)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("window never showed: {what}");
+}
+
+#[test]
+fn call_window_shows_video_self_view_and_reacts_to_keys() {
+    let missing: Vec<&str> = ["Xvfb", "xdotool", "xwd", "convert"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIPPED call_window test: {} not installed (`.ci/run` installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let x = Xvfb::start();
+    let mut listener = Command::new(BIN)
+        .args([
+            "listen",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--source",
+            "test",
+            "--no-window",
+        ])
+        .args(["--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(listener.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("port ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let stats = std::env::temp_dir().join(format!("vidchat-window-{}.jsonl", std::process::id()));
+    let mut caller = Command::new(BIN)
+        .args([
+            "connect",
+            &format!("127.0.0.1:{port}"),
+            "--source",
+            "test",
+            "--duration",
+            "60",
+        ])
+        .arg("--stats")
+        .arg(&stats)
+        .env("DISPLAY", &x.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let found = x.run(
+        "xdotool",
+        &["search", "--sync", "--name", "vidchat - .*\\("],
+    );
+    let window = String::from_utf8(found)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    wait_for_frames(&stats, 10);
+
+    // The remote pattern fills the window; the self-view has its white frame.
+    let first = x.shot(&window);
+    let (w, h) = (first.1, first.2);
+    let (centre, _) = region(&first, w / 4, h / 4, w / 2, h / 2);
+    assert!(centre > 40.0, "main area is dark ({centre:.0})");
+    let (_, pip_white) = region(&first, w * 3 / 4 - 20, h * 3 / 4 - 20, w, h);
+    assert!(
+        pip_white > 0.01,
+        "no self-view frame in the corner ({pip_white:.3})"
+    );
+    until(&x, &window, "a moving picture", |s| s.0 != first.0);
+
+    // p hides the self-view.
+    x.run("xdotool", &["windowfocus", "--sync", &window]);
+    x.run("xdotool", &["key", "--window", &window, "p"]);
+    until(&x, &window, "self-view gone after p", |s| {
+        region(s, w * 3 / 4 - 20, h * 3 / 4 - 20, w, h).1 < 0.001
+    });
+
+    // A wide window letterboxes: black bars at the sides, video in the middle.
+    x.run("xdotool", &["windowsize", "--sync", &window, "900", "400"]);
+    until(&x, &window, "letterbox after resize", |s| {
+        s.1 == 900 && region(s, 0, 0, 20, s.2).0 < 1.0 && region(s, 400, 150, 500, 250).0 > 40.0
+    });
+
+    // Esc hangs up: both sides end normally.
+    x.run("xdotool", &["key", "--window", &window, "Escape"]);
+    let caller_err = finish(&mut caller);
+    let listener_err = finish(&mut listener);
+    assert!(
+        caller_err.contains("call ended: you hung up"),
+        "{caller_err}"
+    );
+    assert!(
+        listener_err.contains("call ended: peer hung up"),
+        "{listener_err}"
+    );
+    let _ = std::fs::remove_file(stats);
+}
+
+fn wait_for_frames(stats: &PathBuf, n: usize) {
+    let start = Instant::now();
+    while start.elapsed() < GUARD {
+        let lines = std::fs::read_to_string(stats).map_or(0, |s| s.lines().count());
+        if lines >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no frames shown in the window");
+}
+
+fn finish(child: &mut Child) -> String {
+    let status = child.wait_timeout(GUARD).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}: {err}"
+    );
+    err
+}

@@ -271,3 +271,71 @@ fn no_camera_suggests_the_test_pattern() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--source test"), "{err}");
 }
+
+#[test]
+fn a_killed_peer_ends_the_call_at_once() {
+    let (listener, port, _out) = listen(&[]);
+    let mut caller = vidchat(&[
+        "connect",
+        &format!("127.0.0.1:{port}"),
+        "--source",
+        "test",
+        "--no-window",
+    ])
+    .spawn()
+    .unwrap();
+    // Once the caller prints its first status line, the call is up.
+    let mut err = BufReader::new(caller.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("in ") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "caller ended before the call started"
+        );
+    }
+    caller.kill().unwrap(); // SIGKILL: no Bye, the kernel closes the socket.
+    caller.wait().unwrap();
+    let out = finish(listener);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("call ended: connection lost"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_frozen_peer_is_declared_not_responding() {
+    let (listener, port, _out) = listen(&[]);
+    let mut caller = vidchat(&[
+        "connect",
+        &format!("127.0.0.1:{port}"),
+        "--source",
+        "test",
+        "--no-window",
+    ])
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(caller.stderr.take().unwrap());
+    let mut line = String::new();
+    assert!(
+        err.read_line(&mut line).unwrap() > 0 && line.starts_with("in a call"),
+        "{line}"
+    );
+    // SIGSTOP: the socket stays open but nothing more comes.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &caller.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = finish(listener);
+    let _ = caller.kill();
+    let _ = caller.wait();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("peer not responding"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -49,6 +49,29 @@ fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
     (child, port, out)
 }
 
+/// A headless test-pattern `vidchat connect` to our listener on `port`.
+fn caller(port: u16, extra: &[&str]) -> Command {
+    let target = format!("127.0.0.1:{port}");
+    let mut cmd = vidchat(&["connect", &target, "--source", "test", "--no-window"]);
+    cmd.args(extra);
+    cmd
+}
+
+/// Starts a caller and returns once it says the call is up.
+fn call_in_progress(port: u16) -> Child {
+    let mut child = caller(port, &[]).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("in a call") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "caller ended before the call started"
+        );
+    }
+    child
+}
+
 /// Waits for `child` (within the guard) and returns its output.
 fn finish(mut child: Child) -> Output {
     match child.wait_timeout(GUARD).unwrap() {
@@ -143,17 +166,10 @@ fn help_lists_the_commands() {
 fn headless_call_carries_video_both_ways() {
     let (a_stats, b_stats) = (temp("a.jsonl"), temp("b.jsonl"));
     let (listener, port, _out) = listen(&["--duration", "3", "--stats", a_stats.to_str().unwrap()]);
-    let target = format!("127.0.0.1:{port}");
-    let caller = vidchat(&[
-        "connect",
-        &target,
-        "--source",
-        "test",
-        "--no-window",
-        "--duration",
-        "3",
-    ])
-    .args(["--stats", b_stats.to_str().unwrap()])
+    let caller = caller(
+        port,
+        &["--duration", "3", "--stats", b_stats.to_str().unwrap()],
+    )
     .spawn()
     .unwrap();
     let (a, b) = (finish(listener), finish(caller));
@@ -167,15 +183,7 @@ fn headless_call_carries_video_both_ways() {
 #[test]
 fn hanging_up_ends_the_other_side() {
     let (listener, port, _out) = listen(&["--duration", "1"]);
-    let caller = vidchat(&[
-        "connect",
-        &format!("127.0.0.1:{port}"),
-        "--source",
-        "test",
-        "--no-window",
-    ])
-    .spawn()
-    .unwrap();
+    let caller = caller(port, &[]).spawn().unwrap();
     let (a, b) = (finish(listener), finish(caller));
     assert!(a.status.success(), "listener: {}", stderr(&a));
     assert!(
@@ -209,15 +217,7 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
         .collect();
     poke(port, &noise);
     poke(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let caller = vidchat(&[
-        "connect",
-        &format!("127.0.0.1:{port}"),
-        "--source",
-        "test",
-        "--no-window",
-    ])
-    .spawn()
-    .unwrap();
+    let caller = caller(port, &[]).spawn().unwrap();
     let (a, b) = (finish(listener), finish(caller));
     let log = stderr(&a);
     assert!(
@@ -242,17 +242,7 @@ fn connection_refused_is_one_clear_line() {
         .local_addr()
         .unwrap()
         .port();
-    let out = finish(
-        vidchat(&[
-            "connect",
-            &format!("127.0.0.1:{port}"),
-            "--source",
-            "test",
-            "--no-window",
-        ])
-        .spawn()
-        .unwrap(),
-    );
+    let out = finish(caller(port, &[]).spawn().unwrap());
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -275,27 +265,9 @@ fn no_camera_suggests_the_test_pattern() {
 #[test]
 fn a_killed_peer_ends_the_call_at_once() {
     let (listener, port, _out) = listen(&[]);
-    let mut caller = vidchat(&[
-        "connect",
-        &format!("127.0.0.1:{port}"),
-        "--source",
-        "test",
-        "--no-window",
-    ])
-    .spawn()
-    .unwrap();
-    // Once the caller prints its first status line, the call is up.
-    let mut err = BufReader::new(caller.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("in ") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "caller ended before the call started"
-        );
-    }
-    caller.kill().unwrap(); // SIGKILL: no Bye, the kernel closes the socket.
-    caller.wait().unwrap();
+    let mut peer = call_in_progress(port);
+    peer.kill().unwrap(); // SIGKILL: no Bye, the kernel closes the socket.
+    peer.wait().unwrap();
     let out = finish(listener);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
@@ -308,30 +280,19 @@ fn a_killed_peer_ends_the_call_at_once() {
 #[test]
 fn a_frozen_peer_is_declared_not_responding() {
     let (listener, port, _out) = listen(&[]);
-    let mut caller = vidchat(&[
-        "connect",
-        &format!("127.0.0.1:{port}"),
-        "--source",
-        "test",
-        "--no-window",
-    ])
-    .spawn()
-    .unwrap();
-    let mut err = BufReader::new(caller.stderr.take().unwrap());
-    let mut line = String::new();
-    assert!(
-        err.read_line(&mut line).unwrap() > 0 && line.starts_with("in a call"),
-        "{line}"
-    );
+    let mut peer = call_in_progress(port);
     // SIGSTOP: the socket stays open but nothing more comes.
-    let stopped = Command::new("kill")
-        .args(["-STOP", &caller.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
+    let pid = peer.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = finish(listener);
-    let _ = caller.kill();
-    let _ = caller.wait();
+    peer.kill().unwrap();
+    peer.wait().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("peer not responding"),

@@ -14,6 +14,8 @@ SIZES=${SIZES:-"640x480 1280x720"}
 SEED_DIR=${SEED_DIR:-../shared/anchors/seed}
 WORK=target/bench
 mkdir -p "$WORK"
+[ -f "$SEED_DIR/run_seed.sh" ] || { echo "no seed at $SEED_DIR: set SEED_DIR to shared/anchors/seed" >&2; exit 1; }
+SEED_DIR=$(realpath "$SEED_DIR")
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 if [ ! -x "$WORK/venv/bin/python" ]; then

@@ -13,12 +13,12 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, bounded};
 
 use crate::capture::CapturedFrame;
 use crate::capture::{Capture, CaptureConfig, SourceKind};
 use crate::handoff::{Latest, latest};
-use crate::net::link::{Link, RemoteFrame};
+use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::window::CallWindow;
@@ -254,6 +254,8 @@ struct Call {
     shutdown: Shutdown,
     counters: Arc<Counters>,
     remote: crossbeam_channel::Receiver<RemoteFrame>,
+    /// Pixel buffers handed back to the receiver once shown.
+    spare_pixels: crossbeam_channel::Sender<Vec<u32>>,
     link: Link,
     capture: Option<thread::JoinHandle<()>>,
     peer_name: String,
@@ -272,9 +274,15 @@ impl Call {
         let counters = Arc::new(Counters::default());
         let (video_in, video_out) = latest();
         let outs = std::iter::once(video_in).chain(self_view).collect();
-        let capture = capture.map(|c| c.start(outs, shutdown.clone(), counters.clone()));
-        let video = capture.as_ref().map(|_| video_out);
+        // Two buffers each way are enough: one in use, one coming back.
+        let (recycle, recycled) = bounded(2);
+        let capture = capture.map(|c| c.start(outs, recycled, shutdown.clone(), counters.clone()));
+        let video = capture.as_ref().map(|_| VideoIn {
+            frames: video_out,
+            recycle,
+        });
         let (remote_in, remote) = latest();
+        let (spare_pixels, spare) = bounded(2);
         let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
         let peer_name = format!("{} ({addr})", peer.hello.display_name());
         let link = Link::start(
@@ -282,7 +290,10 @@ impl Call {
             peer.decoder,
             video,
             fps,
-            remote_in,
+            VideoOut {
+                frames: remote_in,
+                spare,
+            },
             shutdown.clone(),
             counters.clone(),
         )?;
@@ -290,6 +301,7 @@ impl Call {
             shutdown,
             counters,
             remote,
+            spare_pixels,
             link,
             capture,
             peer_name,
@@ -354,7 +366,11 @@ fn run_call(
                     }
                     if let Some(frame) = remote.as_mut() {
                         let pixels = std::mem::take(&mut frame.pixels);
-                        window.set_remote(pixels, frame.width as usize, frame.height as usize);
+                        if let Some(old) =
+                            window.set_remote(pixels, frame.width as usize, frame.height as usize)
+                        {
+                            let _ = call.spare_pixels.try_send(old);
+                        }
                     }
                     let paused = window.my_video_paused();
                     call.counters.video_paused.store(paused, Ordering::Relaxed);
@@ -365,7 +381,10 @@ fn run_call(
                     }
                     unix_us()
                 }
-                Screen::Headless => remote.as_ref().map_or(0, |f| f.decoded_us),
+                Screen::Headless => remote.as_mut().map_or(0, |f| {
+                    let _ = call.spare_pixels.try_send(std::mem::take(&mut f.pixels));
+                    f.decoded_us
+                }),
             };
             if let Some(frame) = remote {
                 status.frame_shown(

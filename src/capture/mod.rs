@@ -72,6 +72,8 @@ pub struct SourceInfo {
 struct Delivery {
     /// The sender's slot, then any others (the self-view).
     outs: Vec<Latest<CapturedFrame>>,
+    /// Pictures the sender is done with, to draw the next frames into.
+    recycled: Receiver<RgbImage>,
     shutdown: Shutdown,
     counters: Arc<Counters>,
 }
@@ -172,12 +174,14 @@ impl Capture {
     pub fn start(
         self,
         outs: Vec<Latest<CapturedFrame>>,
+        recycled: Receiver<RgbImage>,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> JoinHandle<()> {
         // If the thread is gone it has nothing to deliver; joining tells.
         let _ = self.start.send(Delivery {
             outs,
+            recycled,
             shutdown,
             counters,
         });
@@ -188,6 +192,7 @@ impl Capture {
 fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     let Ok(Delivery {
         outs,
+        recycled,
         shutdown,
         counters,
     }) = start.recv()
@@ -196,7 +201,7 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     };
     let mut seq = 0;
     while !shutdown.is_ended() {
-        let mut image = RgbImage::default();
+        let mut image = recycled.try_recv().unwrap_or_default();
         if let Err(e) = source.next_frame(&mut image) {
             shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
             return;

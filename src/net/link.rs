@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::rate::{LinkSample, RateController};
 use crate::capture::CapturedFrame;
-use crate::codec::{decode_jpeg_0rgb, encode_jpeg};
+use crate::codec::{RgbImage, decode_jpeg_0rgb, encode_jpeg};
 use crate::handoff::Latest;
 use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
@@ -53,6 +53,18 @@ pub struct RemoteFrame {
     pub pixels: Vec<u32>,
 }
 
+/// Frames to send, and where to hand pictures back once encoded.
+pub struct VideoIn {
+    pub frames: Receiver<CapturedFrame>,
+    pub recycle: Sender<RgbImage>,
+}
+
+/// Where decoded frames go, and pixel buffers coming back for reuse.
+pub struct VideoOut {
+    pub frames: Latest<RemoteFrame>,
+    pub spare: Receiver<Vec<u32>>,
+}
+
 /// The running sender and receiver threads.
 pub struct Link {
     sender: JoinHandle<()>,
@@ -66,9 +78,9 @@ impl Link {
     pub fn start(
         stream: TcpStream,
         decoder: FrameDecoder,
-        video: Option<Receiver<CapturedFrame>>,
+        video: Option<VideoIn>,
         fps: u32,
-        remote: Latest<RemoteFrame>,
+        remote: VideoOut,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> Result<Link> {
@@ -80,8 +92,9 @@ impl Link {
             out: Vec::new(),
             rate: RateController::new(fps, START_QUALITY),
             paused: false,
+            recycle: video.as_ref().map(|v| v.recycle.clone()),
         };
-        let video = video.unwrap_or_else(crossbeam_channel::never);
+        let video = video.map_or_else(crossbeam_channel::never, |v| v.frames);
         let sender = thread::Builder::new()
             .name("sender".into())
             .spawn(move || sending.run(video, pings_rx))
@@ -92,7 +105,8 @@ impl Link {
             shutdown,
             counters,
             pings: pings_tx,
-            remote,
+            remote: remote.frames,
+            spare: remote.spare,
             clock: ClockSync::default(),
             last_seq: None,
         };
@@ -125,6 +139,8 @@ struct Sending {
     rate: RateController,
     /// Whether the peer was last told our video is paused.
     paused: bool,
+    /// Back to the capture thread once encoded.
+    recycle: Option<Sender<RgbImage>>,
 }
 
 impl Sending {
@@ -186,11 +202,16 @@ impl Sending {
         }
         let quality = self.rate.quality();
         encode_jpeg(&frame.image, quality, jpeg).map_err(io::Error::other)?;
+        let (width, height) = (frame.image.width, frame.image.height);
+        // Unless the self-view still shows it, the capture thread reuses it.
+        if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
+            let _ = recycle.try_send(image);
+        }
         let msg = Message::Frame(Frame {
             seq: frame.seq,
             capture_us: frame.capture_us,
-            width: frame.image.width,
-            height: frame.image.height,
+            width,
+            height,
             format: VideoFormat::Jpeg,
             quality,
             data: std::mem::take(jpeg),
@@ -290,6 +311,8 @@ struct Receiving {
     /// Pings to answer: their `sent_us`, for the sender to echo in a Pong.
     pings: Sender<u64>,
     remote: Latest<RemoteFrame>,
+    /// Pixel buffers the main thread is done with.
+    spare: Receiver<Vec<u32>>,
     clock: ClockSync,
     last_seq: Option<u64>,
 }
@@ -385,7 +408,7 @@ impl Receiving {
             return Ok(());
         }
         self.last_seq = Some(frame.seq);
-        let mut pixels = Vec::new();
+        let mut pixels = self.spare.try_recv().unwrap_or_default();
         decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
             .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))?;
         self.remote.put(RemoteFrame {

@@ -112,13 +112,20 @@ impl CallWindow {
         self.card = card;
     }
 
-    /// A new remote picture, shown at the next redraw.
-    pub fn set_remote(&mut self, pixels: Vec<u32>, width: usize, height: usize) {
-        self.remote = Some(Picture {
+    /// A new remote picture, shown at the next redraw. Returns the pixel
+    /// buffer of the one it replaces, for reuse.
+    pub fn set_remote(
+        &mut self,
+        pixels: Vec<u32>,
+        width: usize,
+        height: usize,
+    ) -> Option<Vec<u32>> {
+        let picture = Picture {
             pixels,
             width,
             height,
-        });
+        };
+        self.remote.replace(picture).map(|old| old.pixels)
     }
 
     pub fn set_self_view(&mut self, image: Arc<RgbImage>) {

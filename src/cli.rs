@@ -42,6 +42,9 @@ pub enum Command {
         /// Address to listen on [default: all addresses of this machine].
         #[arg(long)]
         bind: Option<IpAddr>,
+        /// Take calls without asking (asked on a terminal otherwise).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         call: CallArgs,
     },

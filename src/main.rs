@@ -10,6 +10,7 @@ mod cli;
 mod codec;
 mod handoff;
 mod net;
+mod secure;
 mod session;
 mod stats;
 mod text;
@@ -30,7 +31,12 @@ const EXIT_CALL_FAILED: u8 = 3;
 
 fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
     Ok(Some(match cli.command {
-        Command::Listen { port, bind, call } => session::listen(bind, port, &call.into_options()?)?,
+        Command::Listen {
+            port,
+            bind,
+            yes,
+            call,
+        } => session::listen(bind, port, yes, &call.into_options()?)?,
         Command::Connect { target, call } => session::connect(&target, &call.into_options()?)?,
         Command::Loopback { call } => session::loopback(&call.into_options()?)?,
         Command::Devices => {

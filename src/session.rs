@@ -4,7 +4,7 @@
 //! headless) until someone hangs up; then everything stops in reverse and
 //! the reason the call ended is returned.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::window::CallWindow;
-use crate::wire::Hello;
+use crate::wire::{Intro, Message};
 
 /// Now, in Unix microseconds (the unit of every timestamp on the wire).
 pub fn unix_us() -> u64 {
@@ -159,13 +159,54 @@ fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn our_hello(info: Option<&crate::capture::SourceInfo>) -> Hello {
+fn our_intro(info: Option<&crate::capture::SourceInfo>) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
-    Hello::new(&host_name(), w, h)
+    Intro::new(&host_name(), w, h)
+}
+
+/// How long a caller waits for the callee to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// "laptop (192.168.1.23:9999)", safe to print.
+fn describe(peer: &Peer) -> String {
+    let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
+    format!("{} ({addr})", peer.intro.display_name())
+}
+
+/// Asks the person whether to take the call: `--yes` takes it, as does a
+/// listener with no terminal to ask on (a script); otherwise y/N.
+fn take_call(peer: &Peer, yes: bool) -> bool {
+    let question = format!("incoming call from {} - code: {}", describe(peer), peer.sas);
+    if yes || !std::io::stdin().is_terminal() {
+        eprintln!("{question} - accepted");
+        return true;
+    }
+    eprint!("{question} - accept? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+/// The caller's side of the answer: waits, and refuses to go on if declined.
+fn await_answer(peer: &mut Peer) -> Result<()> {
+    eprintln!(
+        "connected to {} - code: {} - waiting for an answer",
+        describe(peer),
+        peer.sas
+    );
+    if !peer.await_answer(ANSWER_TIMEOUT)? {
+        anyhow::bail!("call declined by {}", describe(peer));
+    }
+    Ok(())
 }
 
 /// `vidchat listen`: waits for a call, refusing what is not vidchat.
-pub fn listen(bind: Option<IpAddr>, port: u16, options: &CallOptions) -> Result<EndReason> {
+pub fn listen(
+    bind: Option<IpAddr>,
+    port: u16,
+    yes: bool,
+    options: &CallOptions,
+) -> Result<EndReason> {
     let capture = Capture::open(options.capture.clone())?;
     let listener = net::bind(bind, port)?;
     let port = listener.local_addr()?.port();
@@ -182,13 +223,21 @@ pub fn listen(bind: Option<IpAddr>, port: u16, options: &CallOptions) -> Result<
     drop(out);
     let waiting = format!("waiting for a call on port {port}");
     let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
-    let hello = our_hello(Some(&capture.info));
+    let intro = our_intro(Some(&capture.info));
     let mut keep_waiting = || match &mut screen {
         Screen::Window(window) => window.redraw().is_ok() && window.pump(),
         Screen::Headless => true,
     };
-    let Some(peer) = net::accept_call(&listener, &hello, &mut keep_waiting)? else {
-        return Ok(EndReason::HungUp);
+    let peer = loop {
+        let Some(mut peer) = net::accept_call(&listener, &intro, &mut keep_waiting)? else {
+            return Ok(EndReason::HungUp);
+        };
+        let accepted = take_call(&peer, yes);
+        match peer.send(&Message::Answer { accepted }) {
+            Ok(()) if accepted => break peer,
+            Ok(()) => eprintln!("declined the call from {}", describe(&peer)),
+            Err(e) => eprintln!("call from {} dropped: {e:#}", describe(&peer)),
+        }
     };
     drop(listener);
     run_call(peer, Some(capture), &mut screen, options, None)
@@ -199,7 +248,8 @@ pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
     let capture = Capture::open(options.capture.clone())?;
     let connecting = format!("connecting to {target}");
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
-    let peer = net::connect(target, &our_hello(Some(&capture.info)))?;
+    let mut peer = net::connect(target, &our_intro(Some(&capture.info)))?;
+    await_answer(&mut peer)?;
     run_call(peer, Some(capture), &mut screen, options, None)
 }
 
@@ -221,14 +271,15 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     eprintln!("loopback call with {}", capture.info.description);
     let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
     let addr = listener.local_addr()?;
-    let sender_hello = our_hello(Some(&capture.info));
+    let sender_intro = our_intro(Some(&capture.info));
     let fps = options.capture.fps;
     let (self_in, self_out) = latest();
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
         .spawn(move || -> Result<EndReason> {
-            let peer = net::accept_call(&listener, &sender_hello, &mut || true)?
+            let mut peer = net::accept_call(&listener, &sender_intro, &mut || true)?
                 .ok_or_else(|| anyhow!("loopback listener stopped"))?;
+            peer.send(&Message::Answer { accepted: true })?;
             let call = Call::start(peer, Some(capture), fps, Some(self_in))?;
             while !call.shutdown.is_ended() {
                 // This side only sends; the viewer sends no video.
@@ -238,7 +289,8 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
         })
         .context("cannot start the loopback peer")?;
     let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
-    let peer = net::connect(&addr.to_string(), &our_hello(None))?;
+    let mut peer = net::connect(&addr.to_string(), &our_intro(None))?;
+    await_answer(&mut peer)?;
     let ended = run_call(peer, None, &mut screen, options, Some(self_out));
     let peer_ended = sending_side
         .join()
@@ -283,11 +335,9 @@ impl Call {
         });
         let (remote_in, remote) = latest();
         let (spare_pixels, spare) = bounded(2);
-        let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
-        let peer_name = format!("{} ({addr})", peer.hello.display_name());
+        let peer_name = format!("{} - code {}", describe(&peer), peer.sas);
         let link = Link::start(
-            peer.stream,
-            peer.decoder,
+            peer,
             video,
             fps,
             VideoOut {

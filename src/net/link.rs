@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
+use super::Peer;
 use super::rate::{LinkSample, RateController};
 use crate::capture::CapturedFrame;
 use crate::codec::{RgbImage, decode_jpeg_0rgb, encode_jpeg};
 use crate::handoff::Latest;
+use crate::secure::{Opener, Sealer};
 use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
 use crate::wire::{
@@ -76,8 +78,7 @@ impl Link {
     /// Starts both threads on `stream`. `video` is None for a side that only
     /// watches (the loopback viewer).
     pub fn start(
-        stream: TcpStream,
-        decoder: FrameDecoder,
+        peer: Peer,
         video: Option<VideoIn>,
         fps: u32,
         remote: VideoOut,
@@ -85,8 +86,17 @@ impl Link {
         counters: Arc<Counters>,
     ) -> Result<Link> {
         let (pings_tx, pings_rx) = bounded(16);
+        let Peer {
+            stream,
+            decoder,
+            sealer,
+            opener,
+            ..
+        } = peer;
         let sending = Sending {
             stream: stream.try_clone()?,
+            sealer,
+            plain: Vec::new(),
             shutdown: shutdown.clone(),
             counters: counters.clone(),
             out: Vec::new(),
@@ -102,6 +112,8 @@ impl Link {
         let receiving = Receiving {
             stream: stream.try_clone()?,
             decoder,
+            opener,
+            plain: Vec::new(),
             shutdown,
             counters,
             pings: pings_tx,
@@ -132,6 +144,9 @@ impl Link {
 
 struct Sending {
     stream: TcpStream,
+    sealer: Sealer,
+    /// Reused buffer for a message before encryption.
+    plain: Vec<u8>,
     shutdown: Shutdown,
     counters: Arc<Counters>,
     /// Reused buffer for the encoded message.
@@ -243,8 +258,15 @@ impl Sending {
     /// shutdown flag is seen; once the call is over, a message in flight gets
     /// [`LINGER`] to finish.
     fn send(&mut self, msg: &Message) -> io::Result<()> {
+        self.plain.clear();
+        wire::encode_payload(msg, MAX_MESSAGE_LEN, &mut self.plain).map_err(io::Error::other)?;
         self.out.clear();
-        wire::encode(msg, MAX_MESSAGE_LEN, &mut self.out).map_err(io::Error::other)?;
+        self.out.extend_from_slice(&[0; wire::LEN_PREFIX]);
+        self.sealer
+            .seal(&self.plain, &mut self.out)
+            .map_err(io::Error::other)?;
+        let sealed_len = (self.out.len() - wire::LEN_PREFIX) as u64;
+        self.out[..wire::LEN_PREFIX].copy_from_slice(&sealed_len.to_le_bytes());
         let mut written = 0;
         let mut give_up = None;
         while let Some(rest) = self.out.get(written..).filter(|r| !r.is_empty()) {
@@ -306,6 +328,9 @@ fn is_timeout(e: &io::Error) -> bool {
 struct Receiving {
     stream: TcpStream,
     decoder: FrameDecoder,
+    opener: Opener,
+    /// Reused buffer for a decrypted message.
+    plain: Vec<u8>,
     shutdown: Shutdown,
     counters: Arc<Counters>,
     /// Pings to answer: their `sent_us`, for the sender to echo in a Pong.
@@ -365,7 +390,12 @@ impl Receiving {
             .next_payload()
             .map_err(|e| EndReason::Protocol(e.to_string()))?
         {
-            match wire::decode_message(payload).map_err(|e| EndReason::Protocol(e.to_string()))? {
+            self.opener
+                .open(payload, &mut self.plain)
+                .map_err(|e| EndReason::Protocol(e.to_string()))?;
+            match wire::decode_message(&self.plain)
+                .map_err(|e| EndReason::Protocol(e.to_string()))?
+            {
                 Message::Frame(frame) => {
                     if newest.replace(frame).is_some() {
                         Counters::add(&self.counters.receive_skipped, 1);
@@ -390,6 +420,11 @@ impl Receiving {
                 Message::Bye {
                     reason: ByeReason::HungUp,
                 } => return Err(EndReason::PeerHungUp),
+                Message::Answer { .. } => {
+                    return Err(EndReason::Protocol(
+                        "peer answered a call already in progress".into(),
+                    ));
+                }
                 Message::VideoPaused { paused } => {
                     self.counters
                         .peer_video_paused

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use socket2::{Domain, Socket, Type};
 
-use crate::wire::{self, FrameDecoder, Hello, MAX_HELLO_LEN, WireError};
+use crate::secure::{self, Handshake, Opener, Sealer, SecureError};
+use crate::wire::{self, Finale, FrameDecoder, Hello, Intro, MAX_HELLO_LEN, Message, WireError};
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,12 +25,19 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// sender chooses the next frame when the link has room, not seconds ahead.
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
-/// A peer that said Hello.
+/// Largest encrypted message: the message cap plus Noise's tags.
+pub const MAX_SEALED_LEN: u64 = secure::sealed_len(wire::MAX_MESSAGE_LEN as usize) as u64;
+
+/// A peer with whom the encrypted handshake is done.
 pub struct Peer {
     pub stream: TcpStream,
     pub addr: SocketAddr,
-    pub hello: Hello,
-    /// Bytes that arrived after the Hello, for the receiver to continue from.
+    pub intro: Intro,
+    /// The code both people compare.
+    pub sas: String,
+    pub sealer: Sealer,
+    pub opener: Opener,
+    /// Bytes that arrived after the handshake, for the receiver to continue from.
     pub decoder: FrameDecoder,
 }
 
@@ -96,7 +104,7 @@ fn is_link_local_v6(ip: &IpAddr) -> bool {
 /// one connects; returning false stops waiting.
 pub fn accept_call(
     listener: &TcpListener,
-    ours: &Hello,
+    ours: &Intro,
     keep_waiting: &mut dyn FnMut() -> bool,
 ) -> Result<Option<Peer>> {
     listener.set_nonblocking(true)?;
@@ -115,7 +123,7 @@ pub fn accept_call(
             }
             Err(e) => return Err(e).context("cannot accept connections"),
         };
-        match handshake(stream, addr, ours) {
+        match handshake(stream, addr, ours, false) {
             Ok(peer) => return Ok(Some(peer)),
             Err(e) => eprintln!("refused connection from {addr}: {e:#}"),
         }
@@ -123,7 +131,7 @@ pub fn accept_call(
 }
 
 /// Connects to `target` ("host:port", "1.2.3.4:port", "[::1]:port").
-pub fn connect(target: &str, ours: &Hello) -> Result<Peer> {
+pub fn connect(target: &str, ours: &Intro) -> Result<Peer> {
     let addrs: Vec<SocketAddr> = target
         .to_socket_addrs()
         .with_context(|| {
@@ -133,7 +141,7 @@ pub fn connect(target: &str, ours: &Hello) -> Result<Peer> {
     let mut last_err = None;
     for addr in &addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return handshake(stream, *addr, ours),
+            Ok(stream) => return handshake(stream, *addr, ours, true),
             Err(e) => last_err = Some((addr, e)),
         }
     }
@@ -164,63 +172,184 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends our Hello and reads the peer's, within [`HANDSHAKE_TIMEOUT`].
-fn handshake(mut stream: TcpStream, addr: SocketAddr, ours: &Hello) -> Result<Peer> {
+/// Bytes of one handshake step on the socket: length-prefixed payloads in
+/// and out, all before one deadline.
+struct HandshakeIo<'a> {
+    stream: &'a mut TcpStream,
+    decoder: FrameDecoder,
+    deadline: Instant,
+}
+
+impl HandshakeIo<'_> {
+    fn send(&mut self, payload: &[u8]) -> Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + wire::LEN_PREFIX);
+        wire::frame(payload, &mut out);
+        self.stream
+            .write_all(&out)
+            .context("connection dropped during the handshake")
+    }
+
+    /// The next payload from the peer, before the deadline.
+    fn recv(&mut self) -> Result<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.decoder.next_payload() {
+                Ok(Some(payload)) => return Ok(payload.to_vec()),
+                Ok(None) => {}
+                Err(WireError::TooLong { .. }) => {
+                    bail!(WireError::NotVidchat(wire::describe_foreign(
+                        self.decoder.buffered()
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "no vidchat handshake within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                );
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) if self.decoder.buffered().is_empty() => {
+                    bail!("closed the connection without a word")
+                }
+                Ok(0) => bail!(WireError::NotVidchat(wire::describe_foreign(
+                    self.decoder.buffered()
+                ))),
+                Ok(n) => self.decoder.extend(buf.get(..n).unwrap_or_default()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    bail!(
+                        "no vidchat handshake within {} s",
+                        HANDSHAKE_TIMEOUT.as_secs()
+                    )
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("connection dropped during the handshake"),
+            }
+        }
+    }
+}
+
+/// Exchanges Hellos, runs the Noise handshake (we are the `caller` or the
+/// callee) and the intros inside it, all within [`HANDSHAKE_TIMEOUT`].
+fn handshake(mut stream: TcpStream, addr: SocketAddr, ours: &Intro, caller: bool) -> Result<Peer> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     stream.set_nonblocking(false)?;
     tune(&stream)?;
-    let mut out = Vec::new();
-    wire::encode(ours, MAX_HELLO_LEN, &mut out)?;
     stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    stream
-        .write_all(&out)
-        .context("connection dropped during the handshake")?;
-    let mut decoder = FrameDecoder::new(MAX_HELLO_LEN);
-    let mut buf = [0u8; 4096];
-    let hello = loop {
-        let hello = match decoder.next_payload() {
-            Ok(Some(payload)) => Some(wire::decode_hello(payload)?),
-            Ok(None) => None,
-            Err(WireError::TooLong { .. }) => {
-                return Err(
-                    WireError::NotVidchat(wire::describe_foreign(decoder.buffered())).into(),
-                );
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(hello) = hello {
-            break hello;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!("no vidchat hello within {} s", HANDSHAKE_TIMEOUT.as_secs());
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut buf) {
-            Ok(0) if decoder.buffered().is_empty() => bail!("closed the connection without a word"),
-            Ok(0) => bail!(WireError::NotVidchat(wire::describe_foreign(
-                decoder.buffered()
-            ))),
-            Ok(n) => decoder.extend(buf.get(..n).unwrap_or_default()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                bail!("no vidchat hello within {} s", HANDSHAKE_TIMEOUT.as_secs())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("connection dropped during the handshake"),
-        }
+    let nonce = secure::random_nonce()?;
+    let hello = Hello::new(if caller {
+        secure::commitment(&nonce)
+    } else {
+        [0; 32]
+    });
+    let mut our_hello = Vec::new();
+    wire::encode_payload(&hello, MAX_HELLO_LEN, &mut our_hello)?;
+    let mut io = HandshakeIo {
+        stream: &mut stream,
+        decoder: FrameDecoder::new(MAX_HELLO_LEN),
+        deadline,
     };
+    io.send(&our_hello)?;
+    let their_hello = io.recv()?;
+    let theirs = wire::decode_hello(&their_hello)?;
+    let (first, second) = if caller {
+        (&our_hello, &their_hello)
+    } else {
+        (&their_hello, &our_hello)
+    };
+    let prologue = [b"vidchat prologue v1".as_slice(), first, second].concat();
+    let mut noise = Handshake::new(caller, &prologue)?;
+    io.decoder.set_max_len(secure::NOISE_MAX as u64);
+    let mut payload = Vec::new();
+    let (intro, nonce) = if caller {
+        io.send(&noise.write(&[])?)?;
+        let intro: Intro = wire::decode(&noise.read(&io.recv()?)?, MAX_HELLO_LEN)?;
+        wire::encode_payload(
+            &Finale {
+                nonce,
+                intro: ours.clone(),
+            },
+            MAX_HELLO_LEN,
+            &mut payload,
+        )?;
+        io.send(&noise.write(&payload)?)?;
+        (intro, nonce)
+    } else {
+        noise.read(&io.recv()?)?;
+        wire::encode_payload(ours, MAX_HELLO_LEN, &mut payload)?;
+        io.send(&noise.write(&payload)?)?;
+        let finale: Finale = wire::decode(&noise.read(&io.recv()?)?, MAX_HELLO_LEN)?;
+        if secure::commitment(&finale.nonce) != theirs.commitment {
+            bail!(SecureError::Commitment);
+        }
+        (finale.intro, finale.nonce)
+    };
+    let (hash, sealer, opener) = noise.finish()?;
+    let mut decoder = io.decoder;
+    decoder.set_max_len(MAX_SEALED_LEN);
     stream.set_read_timeout(None)?;
     stream.set_write_timeout(None)?;
-    decoder.set_max_len(wire::MAX_MESSAGE_LEN);
+    let sas = secure::sas(&hash, &nonce);
     Ok(Peer {
         stream,
         addr,
-        hello,
+        intro,
+        sas,
+        sealer,
+        opener,
         decoder,
     })
+}
+
+impl Peer {
+    /// Sends one encrypted message (the callee's answer).
+    pub fn send(&mut self, msg: &Message) -> Result<()> {
+        let mut plain = Vec::new();
+        wire::encode_payload(msg, wire::MAX_MESSAGE_LEN, &mut plain)?;
+        let mut sealed = Vec::new();
+        self.sealer.seal(&plain, &mut sealed)?;
+        let mut out = Vec::new();
+        wire::frame(&sealed, &mut out);
+        self.stream.write_all(&out).context("connection dropped")
+    }
+
+    /// Waits up to `timeout` for the callee's answer: true when accepted.
+    pub fn await_answer(&mut self, timeout: Duration) -> Result<bool> {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + timeout;
+        let mut plain = Vec::new();
+        loop {
+            if let Some(sealed) = self.decoder.next_payload()? {
+                self.opener.open(sealed, &mut plain)?;
+                return match wire::decode_message(&plain)? {
+                    Message::Answer { accepted } => Ok(accepted),
+                    _ => bail!("peer did not answer the call"),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no answer within {} s", timeout.as_secs());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => bail!("the peer closed the connection before answering"),
+                Ok(n) => self.decoder.extend(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e).context("connection dropped while waiting for an answer"),
+            }
+        }
+    }
 }

@@ -1,0 +1,311 @@
+//! End-to-end encryption of a call, with no I/O: the Noise handshake
+//! (`Noise_XX_25519_ChaChaPoly_BLAKE2s`, through `snow`), the short
+//! authentication string (SAS) both people compare, and sealing and opening
+//! message payloads in chunks of Noise's 65,535-byte limit.
+//!
+//! The SAS resists a man in the middle who picks keys to make two codes
+//! match: the caller commits to a random nonce (a BLAKE2s hash of it in its
+//! plaintext Hello) before any key is exchanged, reveals the nonce only in
+//! the last handshake message, and the code hashes the handshake together
+//! with that nonce. A relay must fix its keys towards the caller before it
+//! learns the nonce, and cannot change its commitment towards the callee
+//! after seeing the callee's keys, so it gets one guess at a 1-in-10^6 code.
+//! The Hellos are the Noise prologue, so the commitment cannot be swapped.
+
+use std::sync::Arc;
+
+use blake2::{Blake2s256, Digest};
+use snow::{HandshakeState, StatelessTransportState};
+
+/// The Noise protocol vidchat speaks.
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// Largest Noise message, in bytes (the Noise specification's limit).
+pub const NOISE_MAX: usize = 65_535;
+/// Authentication tag added to every Noise message.
+const TAG: usize = 16;
+/// Plaintext carried by one full chunk.
+const CHUNK: usize = NOISE_MAX - TAG;
+
+/// What can go wrong with encryption.
+#[derive(Debug, thiserror::Error)]
+pub enum SecureError {
+    #[error("encryption handshake failed: {0}")]
+    Handshake(snow::Error),
+    #[error("peer sent data that does not decrypt (tampered with, or not from the peer)")]
+    Decrypt,
+    #[error("the caller's key commitment does not match: someone may be in the middle")]
+    Commitment,
+    #[error("message of {0} bytes is too large to encrypt")]
+    TooLarge(usize),
+    #[error("the system's random number generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// A fresh random 32-byte nonce.
+pub fn random_nonce() -> Result<[u8; 32], SecureError> {
+    let mut nonce = [0; 32];
+    getrandom::fill(&mut nonce).map_err(SecureError::Random)?;
+    Ok(nonce)
+}
+
+/// The commitment the caller sends in its Hello.
+pub fn commitment(nonce: &[u8; 32]) -> [u8; 32] {
+    Blake2s256::new_with_prefix(b"vidchat commitment v1")
+        .chain_update(nonce)
+        .finalize()
+        .into()
+}
+
+/// The code both people read aloud: six digits from the handshake hash and
+/// the caller's nonce, as "123 456".
+pub fn sas(handshake_hash: &[u8], nonce: &[u8; 32]) -> String {
+    let digest: [u8; 32] = Blake2s256::new_with_prefix(b"vidchat sas v1")
+        .chain_update(handshake_hash)
+        .chain_update(nonce)
+        .finalize()
+        .into();
+    let n = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
+    format!("{:03} {:03}", n / 1000, n % 1000)
+}
+
+/// One side of the Noise handshake.
+pub struct Handshake {
+    state: HandshakeState,
+}
+
+impl Handshake {
+    /// Starts a handshake as caller (`initiator`) or callee, binding the
+    /// plaintext `prologue` (both Hellos) into it.
+    pub fn new(initiator: bool, prologue: &[u8]) -> Result<Handshake, SecureError> {
+        let params = NOISE_PARAMS.parse().map_err(SecureError::Handshake)?;
+        let builder = snow::Builder::new(params);
+        let keys = builder.generate_keypair().map_err(SecureError::Handshake)?;
+        let builder = builder
+            .local_private_key(&keys.private)
+            .and_then(|b| b.prologue(prologue))
+            .map_err(SecureError::Handshake)?;
+        let state = if initiator {
+            builder.build_initiator()
+        } else {
+            builder.build_responder()
+        };
+        Ok(Handshake {
+            state: state.map_err(SecureError::Handshake)?,
+        })
+    }
+
+    /// The next handshake message, carrying `payload` (encrypted once keys exist).
+    pub fn write(&mut self, payload: &[u8]) -> Result<Vec<u8>, SecureError> {
+        let mut msg = vec![0; NOISE_MAX];
+        let n = self
+            .state
+            .write_message(payload, &mut msg)
+            .map_err(SecureError::Handshake)?;
+        msg.truncate(n);
+        Ok(msg)
+    }
+
+    /// Reads the peer's handshake message and returns its payload.
+    pub fn read(&mut self, msg: &[u8]) -> Result<Vec<u8>, SecureError> {
+        let mut payload = vec![0; NOISE_MAX];
+        let n = self
+            .state
+            .read_message(msg, &mut payload)
+            .map_err(SecureError::Handshake)?;
+        payload.truncate(n);
+        Ok(payload)
+    }
+
+    /// The handshake hash (after the last message) and the two directions'
+    /// ciphers.
+    pub fn finish(self) -> Result<(Vec<u8>, Sealer, Opener), SecureError> {
+        let hash = self.state.get_handshake_hash().to_vec();
+        let transport = Arc::new(
+            self.state
+                .into_stateless_transport_mode()
+                .map_err(SecureError::Handshake)?,
+        );
+        Ok((
+            hash,
+            Sealer {
+                transport: transport.clone(),
+                nonce: 0,
+            },
+            Opener {
+                transport,
+                nonce: 0,
+            },
+        ))
+    }
+}
+
+/// Size of a sealed payload of `plain` bytes (an empty one is one chunk).
+pub const fn sealed_len(plain: usize) -> usize {
+    let chunks = plain.div_ceil(CHUNK);
+    plain + if chunks == 0 { 1 } else { chunks } * TAG
+}
+
+/// Encrypts outgoing payloads (the sender thread's half).
+pub struct Sealer {
+    transport: Arc<StatelessTransportState>,
+    nonce: u64,
+}
+
+impl Sealer {
+    /// Appends `plain`, encrypted in chunks, to `out`.
+    pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), SecureError> {
+        let start = out.len();
+        out.resize(start + sealed_len(plain.len()), 0);
+        let mut at = start;
+        let mut chunks = plain.chunks(CHUNK);
+        // An empty payload is still one (empty) chunk, so it is authenticated.
+        let first = chunks.next().unwrap_or_default();
+        for chunk in std::iter::once(first).chain(chunks) {
+            let dst = out
+                .get_mut(at..at + chunk.len() + TAG)
+                .ok_or(SecureError::TooLarge(plain.len()))?;
+            at += self
+                .transport
+                .write_message(self.nonce, chunk, dst)
+                .map_err(|_| SecureError::TooLarge(plain.len()))?;
+            self.nonce += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Decrypts incoming payloads (the receiver thread's half).
+pub struct Opener {
+    transport: Arc<StatelessTransportState>,
+    nonce: u64,
+}
+
+impl Opener {
+    /// Decrypts a sealed payload into `out` (cleared first).
+    pub fn open(&mut self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), SecureError> {
+        out.clear();
+        if sealed.len() < TAG {
+            return Err(SecureError::Decrypt);
+        }
+        let mut chunk = [0u8; NOISE_MAX];
+        for piece in sealed.chunks(NOISE_MAX) {
+            let n = self
+                .transport
+                .read_message(self.nonce, piece, &mut chunk)
+                .map_err(|_| SecureError::Decrypt)?;
+            self.nonce += 1;
+            out.extend_from_slice(chunk.get(..n).ok_or(SecureError::Decrypt)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One side after the handshake: its hash and ciphers.
+    type Side = (Vec<u8>, Sealer, Opener);
+
+    /// Runs the three XX messages between two handshakes.
+    fn handshake(a: &mut Handshake, b: &mut Handshake) {
+        let m1 = a.write(b"").unwrap();
+        b.read(&m1).unwrap();
+        let m2 = b.write(b"callee intro").unwrap();
+        assert_eq!(a.read(&m2).unwrap(), b"callee intro");
+        let m3 = a.write(b"caller nonce").unwrap();
+        assert_eq!(b.read(&m3).unwrap(), b"caller nonce");
+    }
+
+    fn pair(prologue_a: &[u8], prologue_b: &[u8]) -> (Side, Side) {
+        let mut a = Handshake::new(true, prologue_a).unwrap();
+        let mut b = Handshake::new(false, prologue_b).unwrap();
+        handshake(&mut a, &mut b);
+        (a.finish().unwrap(), b.finish().unwrap())
+    }
+
+    #[test]
+    fn both_sides_get_the_same_code_and_messages_round_trip() {
+        let ((ha, mut seal_a, mut open_a), (hb, mut seal_b, mut open_b)) =
+            pair(b"hellos", b"hellos");
+        let nonce = random_nonce().unwrap();
+        assert_eq!(sas(&ha, &nonce), sas(&hb, &nonce));
+        assert_eq!(sas(&ha, &nonce).len(), 7);
+        // Sizes around the chunk boundary, and a 720p-frame-sized payload.
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 150_000] {
+            let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut sealed = Vec::new();
+            seal_a.seal(&plain, &mut sealed).unwrap();
+            assert_eq!(sealed.len(), sealed_len(len));
+            assert!(
+                len < 64 || !sealed.windows(64).any(|w| w == &plain[..64]),
+                "plaintext visible"
+            );
+            let mut opened = Vec::new();
+            open_b.open(&sealed, &mut opened).unwrap();
+            assert_eq!(opened, plain);
+        }
+        let mut sealed = Vec::new();
+        seal_b.seal(b"the other way", &mut sealed).unwrap();
+        let mut opened = Vec::new();
+        open_a.open(&sealed, &mut opened).unwrap();
+        assert_eq!(opened, b"the other way");
+    }
+
+    #[test]
+    fn a_flipped_bit_or_a_replay_is_refused() {
+        let ((_, mut seal, _), (_, _, mut open)) = pair(b"p", b"p");
+        let mut sealed = Vec::new();
+        seal.seal(&[7; 1000], &mut sealed).unwrap();
+        let mut tampered = sealed.clone();
+        tampered[500] ^= 1;
+        let mut out = Vec::new();
+        assert!(matches!(
+            open.open(&tampered, &mut out),
+            Err(SecureError::Decrypt)
+        ));
+        // The genuine message, replayed after a fresh one, is refused too.
+        let ((_, mut seal, _), (_, _, mut open)) = pair(b"p", b"p");
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        seal.seal(b"one", &mut first).unwrap();
+        seal.seal(b"two", &mut second).unwrap();
+        open.open(&first, &mut out).unwrap();
+        assert!(open.open(&first, &mut out).is_err(), "replay accepted");
+        assert!(
+            open.open(&[0; 3], &mut out).is_err(),
+            "short message accepted"
+        );
+    }
+
+    #[test]
+    fn different_prologues_do_not_complete() {
+        let mut a = Handshake::new(true, b"hello from a").unwrap();
+        let mut b = Handshake::new(false, b"tampered hello").unwrap();
+        let m1 = a.write(b"").unwrap();
+        b.read(&m1).unwrap();
+        let m2 = b.write(b"").unwrap();
+        assert!(a.read(&m2).is_err(), "a swapped Hello went unnoticed");
+    }
+
+    #[test]
+    fn a_relay_that_rekeys_gets_different_codes() {
+        // Caller <-> relay and relay <-> callee: two handshakes, as a man in
+        // the middle would run them. The relay forwards the caller's nonce.
+        let nonce = random_nonce().unwrap();
+        let ((h_caller, ..), (h_relay1, ..)) = pair(b"p", b"p");
+        let ((h_relay2, ..), (h_callee, ..)) = pair(b"p", b"p");
+        assert_eq!(sas(&h_caller, &nonce), sas(&h_relay1, &nonce));
+        assert_eq!(sas(&h_relay2, &nonce), sas(&h_callee, &nonce));
+        assert_ne!(sas(&h_caller, &nonce), sas(&h_callee, &nonce));
+    }
+
+    #[test]
+    fn commitment_binds_the_nonce() {
+        let nonce = random_nonce().unwrap();
+        let mut other = nonce;
+        other[0] ^= 1;
+        assert_eq!(commitment(&nonce), commitment(&nonce));
+        assert_ne!(commitment(&nonce), commitment(&other));
+        assert_ne!(commitment(&nonce), nonce);
+    }
+}

@@ -258,21 +258,31 @@ pub fn decode_message(payload: &[u8]) -> Result<Message, WireError> {
     Ok(msg)
 }
 
-/// Names what a non-vidchat peer seems to speak, from its first bytes.
-pub fn describe_foreign(bytes: &[u8]) -> String {
+/// The protocol a non-vidchat peer seems to speak, from its first bytes.
+pub fn known_protocol(bytes: &[u8]) -> Option<&'static str> {
     const HTTP: [&[u8]; 6] = [b"GET ", b"POST", b"HEAD", b"PUT ", b"OPTI", b"HTTP"];
     if HTTP.iter().any(|m| bytes.starts_with(m)) {
-        return "it sent an HTTP request".into();
+        return Some("it sent an HTTP request");
     }
-    if bytes.len() >= 2 && bytes[0] == 0x16 && bytes[1] == 0x03 {
-        return "it started a TLS handshake".into();
+    if bytes.starts_with(&[0x16, 0x03]) {
+        return Some("it started a TLS handshake");
     }
     // The original sends a u64 length, then a pickle (protocol marker 0x80).
     if bytes.first() == Some(&0x80) || bytes.get(LEN_PREFIX) == Some(&0x80) {
-        return "it sent a Python pickle, like the original vidchat".into();
+        return Some("it sent a Python pickle, like the original vidchat");
     }
-    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("its first bytes are {}", head.join(" "))
+    None
+}
+
+/// What a non-vidchat peer seems to speak, or its first bytes.
+pub fn describe_foreign(bytes: &[u8]) -> String {
+    known_protocol(bytes).map_or_else(
+        || {
+            let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("its first bytes are {}", head.join(" "))
+        },
+        str::to_string,
+    )
 }
 
 /// Where the decoder is in the stream.

@@ -196,10 +196,11 @@ impl HandshakeIo<'_> {
             match self.decoder.next_payload() {
                 Ok(Some(payload)) => return Ok(payload.to_vec()),
                 Ok(None) => {}
-                Err(WireError::TooLong { .. }) => {
-                    bail!(WireError::NotVidchat(wire::describe_foreign(
-                        self.decoder.buffered()
-                    )))
+                Err(e @ WireError::TooLong { .. }) => {
+                    match wire::known_protocol(self.decoder.buffered()) {
+                        Some(what) => bail!(WireError::NotVidchat(what.into())),
+                        None => bail!(e),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -215,9 +216,10 @@ impl HandshakeIo<'_> {
                 Ok(0) if self.decoder.buffered().is_empty() => {
                     bail!("closed the connection without a word")
                 }
-                Ok(0) => bail!(WireError::NotVidchat(wire::describe_foreign(
-                    self.decoder.buffered()
-                ))),
+                Ok(0) => {
+                    self.decoder.finish()?;
+                    bail!("closed the connection during the handshake")
+                }
                 Ok(n) => self.decoder.extend(buf.get(..n).unwrap_or_default()),
                 Err(e)
                     if matches!(

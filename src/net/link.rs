@@ -459,3 +459,114 @@ impl Receiving {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A real callee (handshake and Link on a socket) facing a caller that
+    //! completes the encrypted handshake and then misbehaves.
+    use super::*;
+    use crate::net::handshake;
+    use crate::wire::Intro;
+    use std::net::TcpListener;
+
+    /// Runs a callee; `misbehave` gets the handshaken caller. Returns why
+    /// the callee's call ended.
+    fn callee_ends_with(misbehave: impl FnOnce(&mut Peer)) -> EndReason {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let callee = thread::spawn(move || {
+            let (stream, from) = listener.accept().unwrap();
+            let peer = handshake(stream, from, &Intro::new("callee", 0, 0), false).unwrap();
+            let shutdown = Shutdown::default();
+            let (frames, remote) = crate::handoff::latest();
+            let (_spare_tx, spare) = bounded(1);
+            let out = VideoOut { frames, spare };
+            let link = Link::start(peer, None, 30, out, shutdown.clone(), Arc::default()).unwrap();
+            let guard = Instant::now() + Duration::from_secs(20);
+            while !shutdown.is_ended() && Instant::now() < guard {
+                let _ = remote.recv_timeout(POLL);
+            }
+            link.join();
+            shutdown.reason()
+        });
+        let stream = TcpStream::connect(addr).unwrap();
+        let mut caller = handshake(stream, addr, &Intro::new("hostile", 0, 0), true).unwrap();
+        misbehave(&mut caller);
+        callee.join().unwrap().expect("the call did not end")
+    }
+
+    fn send_sealed(peer: &mut Peer, plain: &[u8], tamper: impl FnOnce(&mut Vec<u8>)) {
+        let mut sealed = Vec::new();
+        peer.sealer.seal(plain, &mut sealed).unwrap();
+        tamper(&mut sealed);
+        let mut out = Vec::new();
+        wire::frame(&sealed, &mut out);
+        peer.stream.write_all(&out).unwrap();
+    }
+
+    fn frame_message(width: u32, height: u32, data: Vec<u8>) -> Vec<u8> {
+        let frame = Frame {
+            seq: 1,
+            capture_us: 1,
+            width,
+            height,
+            format: VideoFormat::Jpeg,
+            quality: 75,
+            data,
+        };
+        let mut plain = Vec::new();
+        wire::encode_payload(&Message::Frame(frame), MAX_MESSAGE_LEN, &mut plain).unwrap();
+        plain
+    }
+
+    fn assert_protocol(reason: EndReason, words: &str) {
+        match reason {
+            EndReason::Protocol(why) => assert!(why.contains(words), "{why}"),
+            other => panic!("ended with {other:?}, expected a protocol error with {words:?}"),
+        }
+    }
+
+    #[test]
+    fn a_frame_whose_size_disagrees_with_its_jpeg_ends_the_call() {
+        let mut jpeg = Vec::new();
+        let image = crate::codec::RgbImage {
+            width: 32,
+            height: 32,
+            data: vec![90; 32 * 32 * 3],
+        };
+        encode_jpeg(&image, 80, &mut jpeg).unwrap();
+        let reason = callee_ends_with(|p| send_sealed(p, &frame_message(640, 480, jpeg), |_| {}));
+        assert_protocol(reason, "expected 640x480");
+    }
+
+    #[test]
+    fn a_corrupt_jpeg_ends_the_call() {
+        let junk = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+            .collect();
+        let reason = callee_ends_with(|p| send_sealed(p, &frame_message(64, 64, junk), |_| {}));
+        assert_protocol(reason, "bad video from peer");
+    }
+
+    #[test]
+    fn an_unknown_message_ends_the_call() {
+        let plain = [99u32.to_le_bytes().as_slice(), &[0; 12]].concat();
+        let reason = callee_ends_with(|p| send_sealed(p, &plain, |_| {}));
+        assert_protocol(reason, "malformed");
+    }
+
+    #[test]
+    fn a_flipped_ciphertext_bit_ends_the_call() {
+        let mut ping = Vec::new();
+        wire::encode_payload(&Message::Ping { sent_us: 1 }, MAX_MESSAGE_LEN, &mut ping).unwrap();
+        let reason = callee_ends_with(|p| send_sealed(p, &ping, |sealed| sealed[3] ^= 0x10));
+        assert_protocol(reason, "does not decrypt");
+    }
+
+    #[test]
+    fn a_length_over_the_cap_ends_the_call() {
+        let over = crate::net::MAX_SEALED_LEN + 1;
+        let reason = callee_ends_with(|p| p.stream.write_all(&over.to_le_bytes()).unwrap());
+        assert_protocol(reason, "over the");
+    }
+}

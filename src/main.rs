@@ -1,28 +1,14 @@
 //! vidchat: two-peer video chat for the command line. This file only
 //! dispatches: it parses the command line, runs the command, prints one
 //! line for what went wrong, and turns the outcome into the exit status.
-//!
-//! Data path, one module each: `capture` → `codec` → `wire` → `net` →
-//! `window`; `session` runs a call, `handoff` passes frames between threads.
-
-mod capture;
-mod cli;
-mod codec;
-mod handoff;
-mod net;
-mod secure;
-mod session;
-mod stats;
-mod text;
-mod window;
-mod wire;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
-use session::EndReason;
+use vidchat::cli::{Cli, Command};
+use vidchat::session::{self, EndReason};
+use vidchat::capture;
 
 /// Exit status when a call could not start (bad address, no camera, no display…).
 const EXIT_SETUP: u8 = 1;

@@ -362,9 +362,10 @@ impl Receiving {
             }
             match self.stream.read(&mut buf) {
                 Ok(0) => {
+                    // Cut mid-message (a killed peer): lost, not malformed.
                     self.decoder
                         .finish()
-                        .map_err(|e| EndReason::Protocol(e.to_string()))?;
+                        .map_err(|e| EndReason::ConnectionLost(e.to_string()))?;
                     return Err(EndReason::ConnectionLost(
                         "the peer closed the connection".into(),
                     ));

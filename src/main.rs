@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use vidchat::capture;
 use vidchat::cli::{Cli, Command};
 use vidchat::session::{self, EndReason};
-use vidchat::capture;
 
 /// Exit status when a call could not start (bad address, no camera, no display…).
 const EXIT_SETUP: u8 = 1;

@@ -309,3 +309,39 @@ mod tests {
         assert_ne!(commitment(&nonce), nonce);
     }
 }
+
+#[cfg(test)]
+mod cost {
+    //! Not a pass/fail test: prints what encryption costs per frame.
+    //! `cargo test --release secure::cost -- --ignored --nocapture`
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn seal_and_open_cost_per_frame() {
+        let mut a = Handshake::new(true, b"").unwrap();
+        let mut b = Handshake::new(false, b"").unwrap();
+        b.read(&a.write(b"").unwrap()).unwrap();
+        a.read(&b.write(b"").unwrap()).unwrap();
+        b.read(&a.write(b"").unwrap()).unwrap();
+        let ((_, mut seal, _), (_, _, mut open)) = (a.finish().unwrap(), b.finish().unwrap());
+        // A 720p JPEG at the qualities the controller uses is 60-200 KB.
+        for size in [60_000, 150_000, 1280 * 720 * 3] {
+            let plain = vec![0x5a; size];
+            let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+            let runs = 200;
+            let start = Instant::now();
+            for _ in 0..runs {
+                sealed.clear();
+                seal.seal(&plain, &mut sealed).unwrap();
+                open.open(&sealed, &mut opened).unwrap();
+            }
+            let each = start.elapsed() / runs;
+            println!(
+                "{size:>8} bytes: seal + open {:>6.0} us",
+                each.as_secs_f64() * 1e6
+            );
+        }
+    }
+}

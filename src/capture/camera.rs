@@ -107,9 +107,6 @@ pub(super) fn open(
             RequestedFormatType::Exact(chosen),
         ))
         .with_context(|| format!("camera {index} refused {chosen}"))?;
-    camera
-        .open_stream()
-        .with_context(|| format!("cannot start camera {index}"))?;
     let info = SourceInfo {
         description: format!(
             "camera {index} ({}) {} {}x{}@{}",
@@ -126,6 +123,10 @@ pub(super) fn open(
 }
 
 impl FrameSource for CameraSource {
+    fn start(&mut self) -> Result<()> {
+        self.camera.open_stream().context("cannot start the camera")
+    }
+
     fn next_frame(&mut self, out: &mut RgbImage) -> Result<()> {
         let buffer = self.camera.frame().context("camera stopped delivering")?;
         let (w, h) = (buffer.resolution().width(), buffer.resolution().height());

@@ -55,6 +55,12 @@ pub struct CapturedFrame {
 
 /// A source of pictures. `next_frame` blocks until the next one is due.
 pub trait FrameSource {
+    /// Starts streaming (a camera's light goes on here, once a call is
+    /// accepted, not while waiting for one).
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Fills `out` with the next picture.
     fn next_frame(&mut self, out: &mut RgbImage) -> Result<()>;
 }
@@ -199,6 +205,10 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     else {
         return;
     };
+    if let Err(e) = source.start() {
+        shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
+        return;
+    }
     let mut seq = 0;
     while !shutdown.is_ended() {
         let mut image = recycled.try_recv().unwrap_or_default();

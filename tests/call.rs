@@ -199,14 +199,21 @@ fn hanging_up_ends_the_other_side() {
     );
 }
 
-/// Sends `bytes` to the listener and reads until it hangs up on us.
-fn poke(port: u16, bytes: &[u8]) {
+/// A vidchat Hello (magic, version, commitment) with its length prefix.
+fn hello(magic: &[u8; 8], version: u16) -> Vec<u8> {
+    let payload = [magic.as_slice(), &version.to_le_bytes(), &[0; 32]].concat();
+    [(payload.len() as u64).to_le_bytes().as_slice(), &payload].concat()
+}
+
+/// Sends `bytes` one at a time, a second apart, until the listener hangs up.
+fn trickle(port: u16, bytes: &[u8]) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(GUARD)).unwrap();
-    // The listener may close before reading everything: a reset is fine.
-    let _ = conn.write_all(bytes);
-    let mut sink = Vec::new();
-    let _ = conn.read_to_end(&mut sink);
+    for b in bytes {
+        if conn.write_all(&[*b]).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 #[test]
@@ -215,8 +222,49 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
     let noise: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
-    poke(port, &noise);
-    poke(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let pickle_client = [
+        1_000_000u64.to_le_bytes().as_slice(),
+        &[0x80, 0x04, 0x95],
+        &[0; 64],
+    ]
+    .concat();
+    let tls_hello = [
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+    ];
+    // (what the stranger sends, words its refusal line must contain)
+    let cases: [(Vec<u8>, &str); 10] = [
+        (noise, "limit"),
+        (
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+            "HTTP request",
+        ),
+        (tls_hello.to_vec(), "TLS handshake"),
+        (pickle_client, "pickle"),
+        (
+            (1u64 << 63).to_le_bytes().to_vec(),
+            "over the 4096-byte limit",
+        ),
+        (
+            4097u64.to_le_bytes().to_vec(),
+            "4097-byte message, over the 4096-byte limit",
+        ),
+        (hello(b"VIDCHAT\0", 1)[..20].to_vec(), "middle of a message"),
+        (hello(b"VIDCHAT\0", 99), "protocol v99"),
+        (hello(b"NOTVIDCH", 1), "not a vidchat peer"),
+        (
+            [hello(b"VIDCHAT\0", 1), 70_000u64.to_le_bytes().to_vec()].concat(),
+            "65535-byte limit",
+        ),
+    ];
+    for (bytes, _) in &cases {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(GUARD)).unwrap();
+        // The listener may close before reading everything: a reset is fine.
+        let _ = conn.write_all(bytes);
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        let _ = conn.read_to_end(&mut Vec::new());
+    }
+    trickle(port, &hello(b"VIDCHAT\0", 1));
     let caller = caller(port, &[]).spawn().unwrap();
     let (a, b) = (finish(listener), finish(caller));
     let log = stderr(&a);
@@ -229,8 +277,11 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
         .lines()
         .filter(|l| l.starts_with("refused connection"))
         .collect();
-    assert_eq!(refusals.len(), 2, "{log}");
-    assert!(refusals[1].contains("HTTP"), "{log}");
+    assert_eq!(refusals.len(), cases.len() + 1, "{log}");
+    for ((_, words), line) in cases.iter().zip(&refusals) {
+        assert!(line.contains(words), "expected {words:?} in {line:?}");
+    }
+    assert!(refusals[cases.len()].contains("within 5 s"), "{log}");
     assert!(log.contains("in a call with"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }

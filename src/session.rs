@@ -449,6 +449,7 @@ fn run_call(
                         shown_us,
                         bytes: frame.bytes,
                         quality: frame.quality,
+                        encode_us: frame.encode_us,
                         width: frame.width,
                         height: frame.height,
                     })?;

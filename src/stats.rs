@@ -60,8 +60,10 @@ pub struct FrameRecord {
     pub shown_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,
-    /// JPEG quality the peer encoded it with.
+    /// JPEG quality the peer encoded it with (0: the camera's own JPEG).
     pub quality: u8,
+    /// Peer's encoding time, microseconds (0: passed through from the camera).
+    pub encode_us: u32,
     pub width: u32,
     pub height: u32,
 }

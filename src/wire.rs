@@ -121,8 +121,11 @@ pub struct Frame {
     pub height: u32,
     /// Encoding of `data`.
     pub format: VideoFormat,
-    /// Encoder quality (JPEG 1..=100), for the receiver's statistics.
+    /// Encoder quality (JPEG 1..=100; 0 for the camera's own JPEG), for the
+    /// receiver's statistics.
     pub quality: u8,
+    /// Time spent encoding, microseconds (0 when the camera's JPEG is passed on).
+    pub encode_us: u32,
     /// The encoded picture.
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
@@ -490,6 +493,7 @@ mod tests {
             height: 480,
             format: VideoFormat::Jpeg,
             quality: 75,
+            encode_us: 1500,
             data: (0..len).map(|i| (i * 7 + seq as usize) as u8).collect(),
         })
     }

@@ -274,7 +274,11 @@ pub unsafe extern "C" fn mmap(
             0,
         )
     };
-    if let Some(slot) = device.buffers.get_mut(index).filter(|_| ptr != libc::MAP_FAILED) {
+    if let Some(slot) = device
+        .buffers
+        .get_mut(index)
+        .filter(|_| ptr != libc::MAP_FAILED)
+    {
         *slot = (ptr.cast(), len);
     }
     ptr

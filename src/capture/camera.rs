@@ -1,6 +1,17 @@
 //! The camera through nokhwa: listing devices and their formats, choosing a
 //! format ourselves and asking for it `Exact`ly, and turning what the device
 //! delivers (MJPEG, YUYV, NV12, RGB, grey) into RGB.
+//!
+//! A camera is read on its own thread, because `frame()` can block forever
+//! on a stuck device. The capture thread waits on it with a watchdog: no
+//! frame for [`STALL_TIMEOUT`] (or a read error, or an unplugged camera) and
+//! the camera is reopened once; if that fails too the call goes on with a
+//! "camera lost" card as video, and the camera is picked up again if it
+//! comes back. Broken frames (a truncated JPEG) are skipped.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use nokhwa::Camera;
@@ -9,12 +20,44 @@ use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
 };
 
-use super::{CaptureConfig, FrameSource, SourceInfo};
+use super::{CaptureConfig, FrameSource, SourceInfo, card};
 use crate::codec::{RgbImage, decode_jpeg_rgb, nv12_to_rgb, rgb_len, trim_jpeg, yuyv_to_rgb};
 
-/// An open camera, streaming.
+/// Silence after which a camera counts as stalled.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Broken frames in a row after which the camera counts as failed.
+const MAX_BROKEN: u32 = 30;
+
+/// A picture from the camera, converted, with the camera's own JPEG when it
+/// sent one (trimmed and checked, for passthrough).
+struct Grab {
+    image: RgbImage,
+    jpeg: Option<Vec<u8>>,
+}
+
+/// What the reader thread says.
+enum Report {
+    Frame(Grab),
+    Failed(String),
+}
+
+/// A reader thread, opened and waiting for `start`.
+struct Reader {
+    reports: Receiver<Report>,
+    start: Sender<()>,
+    format: CameraFormat,
+    name: String,
+}
+
+/// An open camera.
 pub struct CameraSource {
-    camera: Camera,
+    index: u32,
+    config: CaptureConfig,
+    size: (u32, u32),
+    reader: Reader,
+    reopened: bool,
+    lost: bool,
+    jpeg: Option<Vec<u8>>,
 }
 
 /// Our preference among the formats a camera offers: MJPEG is small on the
@@ -74,11 +117,29 @@ fn open_camera(index: u32) -> Result<Camera> {
     })
 }
 
-/// Opens camera `index` in the format closest to `config`.
-pub(super) fn open(
-    index: u32,
-    config: &CaptureConfig,
-) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
+/// Opens camera `index` on its own thread, in the format closest to
+/// `config`, and waits until it is open or has failed.
+fn spawn_reader(index: u32, config: &CaptureConfig) -> Result<Reader> {
+    let (ready_tx, ready_rx) = sync_channel(1);
+    let (start, start_rx) = channel();
+    let (reports_tx, reports) = sync_channel(1);
+    let config = config.clone();
+    thread::Builder::new()
+        .name("camera".into())
+        .spawn(move || read_camera(index, &config, ready_tx, start_rx, reports_tx))
+        .context("cannot start the camera thread")?;
+    let (format, name) = ready_rx
+        .recv()
+        .map_err(|_| anyhow!("the camera thread ended while opening camera {index}"))??;
+    Ok(Reader {
+        reports,
+        start,
+        format,
+        name,
+    })
+}
+
+fn open_in_format(index: u32, config: &CaptureConfig) -> Result<(Camera, CameraFormat)> {
     let mut camera = open_camera(index)?;
     let offered = camera
         .compatible_camera_formats()
@@ -89,6 +150,97 @@ pub(super) fn open(
                 "camera {index} offers no format vidchat can read (MJPEG, YUYV, NV12, RGB, grey)"
             )
         })?;
+    camera
+        .set_camera_requset(RequestedFormat::new::<RgbFormat>(
+            RequestedFormatType::Exact(chosen),
+        ))
+        .with_context(|| format!("camera {index} refused {chosen}"))?;
+    Ok((camera, chosen))
+}
+
+/// The camera thread: opens, waits for the start, then reads frames until
+/// nobody listens (or forever, if the device hangs: the thread is then
+/// abandoned, which is why it owns nothing else).
+fn read_camera(
+    index: u32,
+    config: &CaptureConfig,
+    ready: SyncSender<Result<(CameraFormat, String)>>,
+    start: Receiver<()>,
+    reports: SyncSender<Report>,
+) {
+    let mut camera = match open_in_format(index, config) {
+        Ok((camera, format)) => {
+            let _ = ready.send(Ok((format, camera.info().human_name())));
+            camera
+        }
+        Err(e) => return drop(ready.send(Err(e))),
+    };
+    if start.recv().is_err() {
+        return;
+    }
+    if let Err(e) = camera.open_stream() {
+        return drop(reports.send(Report::Failed(format!("cannot start streaming: {e}"))));
+    }
+    let mut broken = 0;
+    loop {
+        let report = match camera.frame() {
+            Err(e) => Report::Failed(format!("stopped delivering: {e}")),
+            Ok(buffer) => match convert(&buffer) {
+                Ok(grab) => {
+                    broken = 0;
+                    Report::Frame(grab)
+                }
+                Err(_) if broken < MAX_BROKEN => {
+                    broken += 1;
+                    continue;
+                }
+                Err(e) => Report::Failed(format!("sends only broken frames ({e:#})")),
+            },
+        };
+        let failed = matches!(report, Report::Failed(_));
+        if reports.send(report).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Turns a camera buffer into RGB (and keeps a valid MJPEG frame as is).
+fn convert(buffer: &nokhwa::Buffer) -> Result<Grab> {
+    let (w, h) = (buffer.resolution().width(), buffer.resolution().height());
+    let data = buffer.buffer();
+    let mut image = RgbImage::default();
+    let mut jpeg = None;
+    match buffer.source_frame_format() {
+        FrameFormat::MJPEG => {
+            let whole = trim_jpeg(data).ok_or_else(|| anyhow!("camera sent a broken JPEG"))?;
+            decode_jpeg_rgb(whole, &mut image)?;
+            jpeg = Some(whole.to_vec());
+        }
+        FrameFormat::YUYV => yuyv_to_rgb(data, w, h, &mut image)?,
+        FrameFormat::NV12 => nv12_to_rgb(data, w, h, &mut image)?,
+        FrameFormat::RAWRGB => copy_rgb(data, w, h, &mut image, false)?,
+        FrameFormat::RAWBGR => copy_rgb(data, w, h, &mut image, true)?,
+        FrameFormat::GRAY => {
+            let grey = data
+                .get(..w as usize * h as usize)
+                .ok_or_else(|| anyhow!("short grey frame"))?;
+            image = RgbImage {
+                width: w,
+                height: h,
+                data: grey.iter().flat_map(|&g| [g, g, g]).collect(),
+            };
+        }
+    }
+    Ok(Grab { image, jpeg })
+}
+
+/// Opens camera `index` in the format closest to `config`.
+pub(super) fn open(
+    index: u32,
+    config: &CaptureConfig,
+) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
+    let reader = spawn_reader(index, config)?;
+    let chosen = reader.format;
     if (chosen.width(), chosen.height(), chosen.frame_rate())
         != (config.width, config.height, config.fps)
     {
@@ -102,15 +254,10 @@ pub(super) fn open(
             chosen.frame_rate()
         );
     }
-    camera
-        .set_camera_requset(RequestedFormat::new::<RgbFormat>(
-            RequestedFormatType::Exact(chosen),
-        ))
-        .with_context(|| format!("camera {index} refused {chosen}"))?;
     let info = SourceInfo {
         description: format!(
             "camera {index} ({}) {} {}x{}@{}",
-            camera.info().human_name(),
+            reader.name,
             fourcc(chosen.format()),
             chosen.width(),
             chosen.height(),
@@ -119,36 +266,88 @@ pub(super) fn open(
         width: chosen.width(),
         height: chosen.height(),
     };
-    Ok((Box::new(CameraSource { camera }), info))
+    let size = (chosen.width(), chosen.height());
+    let source = CameraSource {
+        index,
+        config: config.clone(),
+        size,
+        reader,
+        reopened: false,
+        lost: false,
+        jpeg: None,
+    };
+    Ok((Box::new(source), info))
+}
+
+impl CameraSource {
+    /// The camera stalled or failed: reopen it once, then carry on with a
+    /// "camera lost" card. True when a new reader is running.
+    fn recover(&mut self, why: &str) -> bool {
+        if !self.reopened {
+            self.reopened = true;
+            eprintln!("camera {} {why}; reopening it", self.index);
+            match spawn_reader(self.index, &self.config) {
+                Ok(reader) if reader.start.send(()).is_ok() => {
+                    self.reader = reader;
+                    return true;
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("camera {} does not reopen: {e:#}", self.index),
+            }
+        }
+        if !self.lost {
+            eprintln!(
+                "camera {} lost ({why}); the call goes on without video",
+                self.index
+            );
+            self.lost = true;
+        }
+        false
+    }
 }
 
 impl FrameSource for CameraSource {
     fn start(&mut self) -> Result<()> {
-        self.camera.open_stream().context("cannot start the camera")
+        self.reader
+            .start
+            .send(())
+            .map_err(|_| anyhow!("the camera thread ended"))
     }
 
     fn next_frame(&mut self, out: &mut RgbImage) -> Result<()> {
-        let buffer = self.camera.frame().context("camera stopped delivering")?;
-        let (w, h) = (buffer.resolution().width(), buffer.resolution().height());
-        let data = buffer.buffer();
-        match buffer.source_frame_format() {
-            FrameFormat::MJPEG => {
-                let jpeg = trim_jpeg(data).ok_or_else(|| anyhow!("camera sent a broken JPEG"))?;
-                decode_jpeg_rgb(jpeg, out)?;
-            }
-            FrameFormat::YUYV => yuyv_to_rgb(data, w, h, out)?,
-            FrameFormat::NV12 => nv12_to_rgb(data, w, h, out)?,
-            FrameFormat::RAWRGB => copy_rgb(data, w, h, out, false)?,
-            FrameFormat::RAWBGR => copy_rgb(data, w, h, out, true)?,
-            FrameFormat::GRAY => {
-                let px = w as usize * h as usize;
-                let grey = data.get(..px).ok_or_else(|| anyhow!("short grey frame"))?;
-                out.width = w;
-                out.height = h;
-                out.data = grey.iter().flat_map(|&g| [g, g, g]).collect();
+        loop {
+            // While lost, a card a second, watching for the camera's return.
+            let wait = if self.lost {
+                Duration::from_secs(1)
+            } else {
+                STALL_TIMEOUT
+            };
+            let why = match self.reader.reports.recv_timeout(wait) {
+                Ok(Report::Frame(grab)) => {
+                    if self.lost {
+                        eprintln!("camera {} is back", self.index);
+                        self.lost = false;
+                    }
+                    *out = grab.image;
+                    self.jpeg = grab.jpeg;
+                    return Ok(());
+                }
+                Ok(Report::Failed(why)) => why,
+                Err(RecvTimeoutError::Timeout) => {
+                    format!("stalled (no frame for {} s)", wait.as_secs())
+                }
+                Err(RecvTimeoutError::Disconnected) => "stopped".to_string(),
+            };
+            if self.lost || !self.recover(&why) {
+                *out = card(self.size.0, self.size.1, "camera lost");
+                self.jpeg = None;
+                return Ok(());
             }
         }
-        Ok(())
+    }
+
+    fn take_jpeg(&mut self) -> Option<Vec<u8>> {
+        self.jpeg.take()
     }
 }
 

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, bounded};
 
 pub use camera::list_devices;
 
-use crate::codec::RgbImage;
+use crate::codec::{RgbImage, rgb_len};
 use crate::handoff::Latest;
 use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
@@ -51,7 +51,30 @@ pub struct CapturedFrame {
     pub capture_us: u64,
     /// Shared by the sender and the self-view.
     pub image: Arc<RgbImage>,
+    /// The source's own JPEG of the picture, if it made one.
+    pub jpeg: Option<Arc<Vec<u8>>>,
 }
+
+/// A picture with one centred message (the "camera lost" card).
+pub fn card(width: u32, height: u32, message: &str) -> RgbImage {
+    let mut image = RgbImage {
+        width,
+        height,
+        data: vec![0; rgb_len(width, height)],
+    };
+    image
+        .data
+        .chunks_exact_mut(3)
+        .for_each(|px| px.copy_from_slice(&CARD_RGB));
+    let scale = (height as usize / 120).max(1);
+    let x = (width as usize).saturating_sub(crate::text::text_width(message, scale)) / 2;
+    let y = (height as usize).saturating_sub(8 * scale) / 2;
+    pattern::draw_text(&mut image, x, y, scale, message, [240, 240, 240]);
+    image
+}
+
+/// Background colour of cards.
+pub const CARD_RGB: [u8; 3] = [0x20, 0x24, 0x2c];
 
 /// A source of pictures. `next_frame` blocks until the next one is due.
 pub trait FrameSource {
@@ -63,6 +86,12 @@ pub trait FrameSource {
 
     /// Fills `out` with the next picture.
     fn next_frame(&mut self, out: &mut RgbImage) -> Result<()>;
+
+    /// The source's own JPEG of the last picture, when it has one (an MJPEG
+    /// camera), so the sender can pass it on without encoding again.
+    fn take_jpeg(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// What the capture thread opened.
@@ -220,6 +249,7 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
             seq,
             capture_us: unix_us(),
             image: Arc::new(image),
+            jpeg: source.take_jpeg().map(Arc::new),
         };
         for (n, out) in outs.iter().enumerate() {
             if out.put(frame.clone()) && n == 0 {

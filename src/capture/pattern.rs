@@ -167,7 +167,14 @@ fn fill_rect(img: &mut RgbImage, x0: usize, y0: usize, w: usize, h: usize, rgb: 
 }
 
 /// Draws `text` with the embedded font, each font pixel `scale` pixels wide.
-fn draw_text(img: &mut RgbImage, x0: usize, y0: usize, scale: usize, text: &str, rgb: [u8; 3]) {
+pub(super) fn draw_text(
+    img: &mut RgbImage,
+    x0: usize,
+    y0: usize,
+    scale: usize,
+    text: &str,
+    rgb: [u8; 3],
+) {
     let (w, h) = (img.width as usize, img.height as usize);
     for (x, y) in text_pixels(text, scale) {
         let (x, y) = (x0 + x, y0 + y);

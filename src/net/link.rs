@@ -36,6 +36,8 @@ const LINGER: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 64 * 1024;
 /// JPEG quality of the first frames, before the link is measured.
 const START_QUALITY: u8 = 75;
+/// The `quality` of a frame that is the camera's own JPEG, passed through.
+pub const CAMERA_QUALITY: u8 = 0;
 
 /// A decoded frame from the peer, ready to show.
 #[derive(Debug, Clone)]
@@ -47,8 +49,10 @@ pub struct RemoteFrame {
     pub decoded_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,
-    /// JPEG quality the peer chose for it.
+    /// JPEG quality the peer chose for it (0: the camera's own JPEG).
     pub quality: u8,
+    /// How long the peer took to encode it, microseconds (0 when passed through).
+    pub encode_us: u32,
     pub width: u32,
     pub height: u32,
     /// `0RGB` pixels, row-major.
@@ -196,8 +200,13 @@ impl Sending {
             }
         };
         if let Err(e) = result {
-            self.shutdown
-                .end(EndReason::Network(format!("cannot send: {e}")));
+            self.shutdown.end(match e.kind() {
+                // The peer went away (killed, unplugged): the call is lost.
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted => EndReason::ConnectionLost(e.to_string()),
+                _ => EndReason::Network(format!("cannot send: {e}")),
+            });
         }
         let _ = self.stream.shutdown(SocketShutdown::Write);
     }
@@ -215,8 +224,25 @@ impl Sending {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         }
-        let quality = self.rate.quality();
-        encode_jpeg(&frame.image, quality, jpeg).map_err(io::Error::other)?;
+        // The camera's own JPEG goes as is while it fits the link; only a
+        // frame that must shrink is encoded again.
+        let fits = |j: &Vec<u8>| self.rate.frame_budget().is_none_or(|b| j.len() as f64 <= b);
+        let (quality, encode_us) = match frame.jpeg.as_deref().filter(|j| fits(j)) {
+            Some(camera_jpeg) => {
+                jpeg.clear();
+                jpeg.extend_from_slice(camera_jpeg);
+                (CAMERA_QUALITY, 0)
+            }
+            None => {
+                let quality = self.rate.quality();
+                let start = Instant::now();
+                encode_jpeg(&frame.image, quality, jpeg).map_err(io::Error::other)?;
+                (
+                    quality,
+                    start.elapsed().as_micros().clamp(1, u32::MAX.into()) as u32,
+                )
+            }
+        };
         let (width, height) = (frame.image.width, frame.image.height);
         // Unless the self-view still shows it, the capture thread reuses it.
         if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
@@ -229,6 +255,7 @@ impl Sending {
             height,
             format: VideoFormat::Jpeg,
             quality,
+            encode_us,
             data: std::mem::take(jpeg),
         });
         let sent = self.send(&msg);
@@ -453,6 +480,7 @@ impl Receiving {
             decoded_us: unix_us(),
             bytes: frame.data.len() as u64,
             quality: frame.quality,
+            encode_us: frame.encode_us,
             width: frame.width,
             height: frame.height,
             pixels,
@@ -513,6 +541,7 @@ mod tests {
             height,
             format: VideoFormat::Jpeg,
             quality: 75,
+            encode_us: 0,
             data,
         };
         let mut plain = Vec::new();

@@ -77,31 +77,30 @@ fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
     Ok(())
 }
 
-fn check_len(
+/// The first `need` bytes of `data`: cameras hand out whole buffers, often
+/// longer than the picture, and the converters want the exact size.
+fn exact<'a>(
     format: &'static str,
-    len: usize,
+    data: &'a [u8],
     need: usize,
-    w: u32,
-    h: u32,
-) -> Result<(), CodecError> {
-    if len < need {
-        return Err(CodecError::ShortBuffer {
-            format,
-            len,
-            width: w,
-            height: h,
-        });
-    }
-    Ok(())
+    width: u32,
+    height: u32,
+) -> Result<&'a [u8], CodecError> {
+    data.get(..need).ok_or(CodecError::ShortBuffer {
+        format,
+        len: data.len(),
+        width,
+        height,
+    })
 }
 
 /// Encodes `img` as a baseline 4:2:0 JPEG at `quality` (1..=100) into `out`
 /// (cleared first, capacity kept).
 pub fn encode_jpeg(img: &RgbImage, quality: u8, out: &mut Vec<u8>) -> Result<(), CodecError> {
     check_size(img.width, img.height)?;
-    check_len(
+    exact(
         "RGB",
-        img.data.len(),
+        &img.data,
         rgb_len(img.width, img.height),
         img.width,
         img.height,
@@ -236,15 +235,9 @@ pub fn i420_to_rgb(
     check_size(width, height)?;
     let chroma_w = width.div_ceil(2);
     let chroma_len = chroma_w as usize * height.div_ceil(2) as usize;
-    check_len(
-        "I420 Y",
-        y.len(),
-        width as usize * height as usize,
-        width,
-        height,
-    )?;
-    check_len("I420 U", u.len(), chroma_len, width, height)?;
-    check_len("I420 V", v.len(), chroma_len, width, height)?;
+    let y = exact("I420 Y", y, width as usize * height as usize, width, height)?;
+    let u = exact("I420 U", u, chroma_len, width, height)?;
+    let v = exact("I420 V", v, chroma_len, width, height)?;
     let planar = YuvPlanarImage {
         y_plane: y,
         y_stride: width,
@@ -275,9 +268,9 @@ pub fn yuyv_to_rgb(
 ) -> Result<(), CodecError> {
     check_size(width, height)?;
     let stride = width.div_ceil(2) * 4;
-    check_len(
+    let data = exact(
         "YUYV",
-        data.len(),
+        data,
         stride as usize * height as usize,
         width,
         height,
@@ -310,7 +303,7 @@ pub fn nv12_to_rgb(
     let y_len = width as usize * height as usize;
     let uv_stride = width.div_ceil(2) * 2;
     let uv_len = uv_stride as usize * height.div_ceil(2) as usize;
-    check_len("NV12", data.len(), y_len + uv_len, width, height)?;
+    let data = exact("NV12", data, y_len + uv_len, width, height)?;
     let (y_plane, uv_plane) = data.split_at(y_len);
     let bi = YuvBiPlanarImage {
         y_plane,
@@ -431,5 +424,10 @@ mod tests {
             yuyv_to_rgb(&[], 0, 0, &mut out),
             Err(CodecError::BadSize { .. })
         ));
+        // Cameras hand out whole buffers, longer than the picture.
+        yuyv_to_rgb(&[126, 128, 126, 128].repeat(40), w, h, &mut out).unwrap();
+        assert!(out.data.iter().all(|&c| (120..=136).contains(&c)));
+        nv12_to_rgb(&[nv12, vec![0; 100]].concat(), w, h, &mut out).unwrap();
+        assert!(out.data.iter().all(|&c| (120..=136).contains(&c)));
     }
 }

@@ -99,6 +99,30 @@ impl Config {
     }
 }
 
+/// The addresses of the interposed functions. A test binary that links this
+/// crate calls it once, so the linker takes every one of them from here
+/// (an archive member is only pulled in for a symbol that is wanted when
+/// the archive is read, which may be before `v4l` asks for `mmap`).
+pub fn interposers() -> [*const (); 9] {
+    [
+        open as *const (),
+        close as *const (),
+        mmap as *const (),
+        poll as *const (),
+        opendir as *const (),
+        readdir64 as *const (),
+        closedir as *const (),
+        ioctl as *const (),
+        syscall as *const (),
+    ]
+}
+
+/// How many fake devices are open (a test waits for 0 before the next one:
+/// nokhwa reuses a device that is still open).
+pub fn open_devices() -> usize {
+    lock(devices()).len()
+}
+
 /// Replaces what the camera offers (for devices opened from now on).
 pub fn configure(config: Config) {
     *lock(config_slot()) = config;

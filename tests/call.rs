@@ -5,49 +5,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
-/// Far beyond any call in these tests: a guard against hangs, not a timing.
-const GUARD: Duration = Duration::from_secs(60);
-
-fn vidchat(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Starts `vidchat listen --port 0 ...` and reads the port it prints.
-fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
-    let mut args = vec![
-        "listen",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--source",
-        "test",
-        "--no-window",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = vidchat(&args).spawn().expect("start listener");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split("port ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port, out)
-}
+mod util;
+use util::{GUARD, listen, vidchat};
 
 /// A headless test-pattern `vidchat connect` to our listener on `port`.
 fn caller(port: u16, extra: &[&str]) -> Command {

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
+mod util;
+
+use util::BIN;
 /// Upper bound for anything to happen; a guard against hangs, not a timing.
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -139,34 +141,7 @@ fn call_window_shows_video_self_view_and_reacts_to_keys() {
         return;
     }
     let x = Xvfb::start();
-    let mut listener = Command::new(BIN)
-        .args([
-            "listen",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--source",
-            "test",
-            "--no-window",
-        ])
-        .args(["--duration", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(listener.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split("port ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut listener, port, _out) = util::listen(&["--duration", "60"]);
     let stats = std::env::temp_dir().join(format!("vidchat-window-{}.jsonl", std::process::id()));
     let mut caller = Command::new(BIN)
         .args([

@@ -1,0 +1,47 @@
+//! What the end-to-end tests share: running the built binary, and a
+//! headless test-pattern listener whose port is read from its first line.
+// Each test binary uses a part of these helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
+/// Far beyond any call in these tests: a guard against hangs, not a timing.
+pub const GUARD: Duration = Duration::from_secs(60);
+
+pub fn vidchat(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts `vidchat listen --port 0 ...` and reads the port it prints.
+pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
+    let mut args = vec![
+        "listen",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--source",
+        "test",
+        "--no-window",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = vidchat(&args).spawn().expect("start listener");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("port ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port, out)
+}

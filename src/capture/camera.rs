@@ -110,7 +110,31 @@ fn fourcc(format: FrameFormat) -> &'static str {
     }
 }
 
+/// How long to wait for the person to allow camera access (macOS asks).
+const PERMISSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Asks the OS for camera access where it wants that (macOS; elsewhere
+/// nokhwa answers yes at once), and waits for the answer.
+fn camera_permission() -> Result<()> {
+    let (tx, rx) = sync_channel(1);
+    nokhwa::nokhwa_initialize(move |granted| {
+        // Only the first answer matters; later ones have nobody to hear them.
+        let _ = tx.try_send(granted);
+    });
+    match rx.recv_timeout(PERMISSION_TIMEOUT) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(anyhow!(
+            "camera access was denied; allow vidchat in the system privacy settings, or use --source test"
+        )),
+        Err(_) => Err(anyhow!(
+            "no answer to the camera access request within {} s",
+            PERMISSION_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 fn open_camera(index: u32) -> Result<Camera> {
+    camera_permission()?;
     let any = RequestedFormat::new::<RgbFormat>(RequestedFormatType::None);
     Camera::new(CameraIndex::Index(index), any).map_err(|e| {
         anyhow!("no camera {index} ({e}); run `vidchat devices` to list cameras, or use `--source test` for a test pattern")

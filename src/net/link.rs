@@ -29,8 +29,8 @@ use crate::wire::{
 
 /// How often a blocked thread looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(100);
-/// How long a hanging-up sender may still take to finish the message in
-/// flight and say Bye over a slow link.
+/// How long a hanging-up side may still take to finish the message in
+/// flight and say Bye over a slow link, and then wait for the peer to close.
 const LINGER: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -139,10 +139,11 @@ impl Link {
 
     /// Waits for both threads (after the call was ended) and closes the socket.
     pub fn join(self) {
-        // The sender says Bye and shuts its side; then nothing more is read.
+        // The sender says Bye and shuts its side; the receiver reads until
+        // the peer has closed too; then the socket goes.
         let _ = self.sender.join();
-        let _ = self.stream.shutdown(SocketShutdown::Both);
         let _ = self.receiver.join();
+        let _ = self.stream.shutdown(SocketShutdown::Both);
     }
 }
 
@@ -382,12 +383,19 @@ impl Receiving {
             .map_err(|e| EndReason::Network(e.to_string()))?;
         let mut heartbeat = Heartbeat::new(Instant::now());
         let mut buf = vec![0u8; READ_CHUNK];
+        let mut linger_until = None;
         loop {
             self.handle_buffered()?;
-            if self.shutdown.is_ended() {
+            // Once the call is over, read on until the peer closes too (or
+            // LINGER passes): closing with unread bytes would reset the
+            // connection, and a reset makes the peer's kernel drop our Bye.
+            if self.shutdown.is_ended()
+                && Instant::now() >= *linger_until.get_or_insert(Instant::now() + LINGER)
+            {
                 return Ok(());
             }
             match self.stream.read(&mut buf) {
+                Ok(0) if self.shutdown.is_ended() => return Ok(()),
                 Ok(0) => {
                     // Cut mid-message (a killed peer): lost, not malformed.
                     self.decoder

@@ -35,6 +35,10 @@ const HEADROOM: f64 = 0.7;
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (round trip above its minimum) taken as congestion.
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
+/// Queueing delay above which quality stops climbing and eases off: a
+/// shaper's burst allowance can make small frames look faster than the
+/// link is, and a growing queue is the first sign.
+pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
 /// Largest quality step down after one oversized frame.
 const MAX_STEP_DOWN: f64 = 15.0;
 /// Quality step up after a frame well under budget.
@@ -86,9 +90,10 @@ impl RateController {
 
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
+        let mut queued = Duration::ZERO;
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
-            let queued = link.srtt_us.saturating_sub(link.min_rtt_us);
-            if Duration::from_micros(queued.into()) > QUEUE_LIMIT {
+            queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
+            if queued > QUEUE_LIMIT {
                 self.rates.clear();
             }
             self.rates.push_back((now, link.delivery_rate));
@@ -109,6 +114,8 @@ impl RateController {
         if over > 1.0 {
             let step = (20.0 * (over - 1.0) + 1.0).min(MAX_STEP_DOWN);
             self.quality = (self.quality - step).max(MIN_QUALITY.into());
+        } else if queued > QUEUE_TARGET {
+            self.quality = (self.quality - STEP_UP).max(MIN_QUALITY.into());
         } else if over < 0.8 {
             self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
         }
@@ -195,6 +202,22 @@ mod tests {
         assert!(
             c.ready(t + Duration::from_millis(200)),
             "a frame within ~5 periods"
+        );
+    }
+
+    #[test]
+    fn a_growing_queue_stops_the_climb() {
+        let mut c = RateController::new(30, 40);
+        let mut t = Instant::now();
+        // The capacity looks ample (a shaper's burst), but a queue builds.
+        run(&mut c, &mut t, 20, 50 * MBIT, 20, 100);
+        let eased = c.quality();
+        assert!(eased < 40, "quality climbed to q{eased} while a queue grew");
+        run(&mut c, &mut t, 20, 50 * MBIT, 0, 100);
+        assert!(
+            c.quality() > eased,
+            "no climb once the queue was gone: q{}",
+            c.quality()
         );
     }
 

@@ -251,35 +251,17 @@ mod tests {
     #[test]
     fn blit_scales_and_mirrors() {
         let src = [1, 2, 3, 4]; // 2x2: 1 2 / 3 4
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            w: 4,
+            h: 4,
+        };
         let mut buf = Vec::new();
-        let mut c = canvas(&mut buf, 4, 4);
-        c.blit_0rgb(
-            &src,
-            2,
-            2,
-            Rect {
-                x: 0,
-                y: 0,
-                w: 4,
-                h: 4,
-            },
-            false,
-        );
+        canvas(&mut buf, 4, 4).blit_0rgb(&src, 2, 2, whole, false);
         assert_eq!(&buf[..4], &[1, 1, 2, 2]);
         assert_eq!(&buf[12..], &[3, 3, 4, 4]);
-        let mut c = canvas(&mut buf, 4, 4);
-        c.blit_0rgb(
-            &src,
-            2,
-            2,
-            Rect {
-                x: 0,
-                y: 0,
-                w: 4,
-                h: 4,
-            },
-            true,
-        );
+        canvas(&mut buf, 4, 4).blit_0rgb(&src, 2, 2, whole, true);
         assert_eq!(&buf[..4], &[2, 2, 1, 1], "mirrored");
     }
 

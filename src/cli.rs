@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::capture::{CaptureConfig, SourceKind};
-use crate::session::CallOptions;
+use crate::session::{CallOptions, CodecChoice};
 use crate::wire::MAX_DIMENSION;
 
 const EXAMPLES: &str = "\
@@ -76,6 +76,9 @@ pub struct CallArgs {
     /// Frames per second to send.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// Video codec: auto (H.264 when both sides have it), h264, or mjpeg.
+    #[arg(long, default_value = "auto")]
+    codec: String,
     /// What to send: camera, test (a moving test pattern), or a .y4m file.
     #[arg(long, default_value = "camera")]
     source: String,
@@ -116,6 +119,12 @@ impl CallArgs {
             path if path.ends_with(".y4m") => SourceKind::Y4m(PathBuf::from(path)),
             other => bail!("--source {other}: expected camera, test, or a .y4m file"),
         };
+        let codec = match self.codec.as_str() {
+            "auto" => CodecChoice::Auto,
+            "h264" => CodecChoice::H264,
+            "mjpeg" | "jpeg" => CodecChoice::Mjpeg,
+            other => bail!("--codec {other}: expected auto, h264 or mjpeg"),
+        };
         let duration = match self.duration {
             None => None,
             Some(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
@@ -130,6 +139,7 @@ impl CallArgs {
                 height,
                 fps: self.fps,
             },
+            codec,
             window: !self.no_window,
             duration,
             stats: self.stats,

@@ -22,7 +22,7 @@ use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::window::CallWindow;
-use crate::wire::{Intro, Message};
+use crate::wire::{self, Intro, Message, VideoFormat};
 
 /// Now, in Unix microseconds (the unit of every timestamp on the wire).
 pub fn unix_us() -> u64 {
@@ -109,9 +109,32 @@ impl Shutdown {
 #[derive(Debug, Clone)]
 pub struct CallOptions {
     pub capture: CaptureConfig,
+    pub codec: CodecChoice,
     pub window: bool,
     pub duration: Option<Duration>,
     pub stats: Option<PathBuf>,
+}
+
+/// `--codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecChoice {
+    /// H.264, except from a camera that gives MJPEG (passed through).
+    Auto,
+    H264,
+    Mjpeg,
+}
+
+impl CodecChoice {
+    /// The formats we send, preferred first, for a source that does (or
+    /// does not) deliver JPEG already. Every side also receives both.
+    pub fn offer(self, source_gives_jpeg: bool) -> Vec<VideoFormat> {
+        use VideoFormat::{H264, Jpeg};
+        match self {
+            CodecChoice::Auto if source_gives_jpeg => vec![Jpeg, H264],
+            CodecChoice::Auto | CodecChoice::H264 => vec![H264, Jpeg],
+            CodecChoice::Mjpeg => vec![Jpeg],
+        }
+    }
 }
 
 /// Where received video goes: a window, or nowhere (counted only).
@@ -159,9 +182,10 @@ fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn our_intro(info: Option<&crate::capture::SourceInfo>) -> Intro {
+fn our_intro(info: Option<&crate::capture::SourceInfo>, options: &CallOptions) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
-    Intro::new(&host_name(), w, h)
+    let gives_jpeg = info.is_some_and(|i| i.gives_jpeg);
+    Intro::new(&host_name(), w, h).with_codecs(&options.codec.offer(gives_jpeg))
 }
 
 /// How long a caller waits for the callee to answer.
@@ -223,7 +247,7 @@ pub fn listen(
     drop(out);
     let waiting = format!("waiting for a call on port {port}");
     let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
-    let intro = our_intro(Some(&capture.info));
+    let intro = our_intro(Some(&capture.info), options);
     let mut keep_waiting = || match &mut screen {
         Screen::Window(window) => window.redraw().is_ok() && window.pump(),
         Screen::Headless => true,
@@ -248,7 +272,7 @@ pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
     let capture = Capture::open(options.capture.clone())?;
     let connecting = format!("connecting to {target}");
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
-    let mut peer = net::connect(target, &our_intro(Some(&capture.info)))?;
+    let mut peer = net::connect(target, &our_intro(Some(&capture.info), options))?;
     await_answer(&mut peer)?;
     run_call(peer, Some(capture), &mut screen, options, None)
 }
@@ -271,8 +295,9 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     eprintln!("loopback call with {}", capture.info.description);
     let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
     let addr = listener.local_addr()?;
-    let sender_intro = our_intro(Some(&capture.info));
+    let sender_intro = our_intro(Some(&capture.info), options);
     let fps = options.capture.fps;
+    let codecs = options.codec.offer(capture.info.gives_jpeg);
     let (self_in, self_out) = latest();
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
@@ -280,7 +305,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             let mut peer = net::accept_call(&listener, &sender_intro, &mut || true)?
                 .ok_or_else(|| anyhow!("loopback listener stopped"))?;
             peer.send(&Message::Answer { accepted: true })?;
-            let call = Call::start(peer, Some(capture), fps, Some(self_in))?;
+            let call = Call::start(peer, Some(capture), fps, &codecs, Some(self_in))?;
             while !call.shutdown.is_ended() {
                 // This side only sends; the viewer sends no video.
                 let _ = call.remote.recv_timeout(Duration::from_millis(100));
@@ -289,7 +314,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
         })
         .context("cannot start the loopback peer")?;
     let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
-    let mut peer = net::connect(&addr.to_string(), &our_intro(None))?;
+    let mut peer = net::connect(&addr.to_string(), &our_intro(None, options))?;
     await_answer(&mut peer)?;
     let ended = run_call(peer, None, &mut screen, options, Some(self_out));
     let peer_ended = sending_side
@@ -320,6 +345,7 @@ impl Call {
         peer: Peer,
         capture: Option<Capture>,
         fps: u32,
+        codecs: &[VideoFormat],
         self_view: Option<Latest<CapturedFrame>>,
     ) -> Result<Call> {
         let shutdown = Shutdown::default();
@@ -335,11 +361,13 @@ impl Call {
         });
         let (remote_in, remote) = latest();
         let (spare_pixels, spare) = bounded(2);
+        let format = wire::choose_format(codecs, &peer.intro.codecs);
         let peer_name = format!("{} - code {}", describe(&peer), peer.sas);
         let link = Link::start(
             peer,
             video,
             fps,
+            format,
             VideoOut {
                 frames: remote_in,
                 spare,
@@ -391,7 +419,9 @@ fn run_call(
         }
         _ => (None, None),
     };
-    let call = Call::start(peer, capture, options.capture.fps, self_in)?;
+    let gives_jpeg = capture.as_ref().is_some_and(|c| c.info.gives_jpeg);
+    let codecs = options.codec.offer(gives_jpeg);
+    let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
     eprintln!("in a call with {}", call.peer_name);
     if let Screen::Window(window) = screen {
         window.set_title(&format!("vidchat - {}", call.peer_name));
@@ -448,6 +478,10 @@ fn run_call(
                         capture_us: frame.capture_us,
                         shown_us,
                         bytes: frame.bytes,
+                        codec: match frame.format {
+                            VideoFormat::Jpeg => "jpeg",
+                            VideoFormat::H264 => "h264",
+                        },
                         quality: frame.quality,
                         encode_us: frame.encode_us,
                         width: frame.width,

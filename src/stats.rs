@@ -60,7 +60,10 @@ pub struct FrameRecord {
     pub shown_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,
-    /// JPEG quality the peer encoded it with (0: the camera's own JPEG).
+    /// How it travelled: "jpeg" or "h264".
+    pub codec: &'static str,
+    /// JPEG quality the peer encoded it with (0: the camera's own JPEG;
+    /// 100 for H.264, which works to a bitrate).
     pub quality: u8,
     /// Peer's encoding time, microseconds (0: passed through from the camera).
     pub encode_us: u32,

@@ -64,6 +64,8 @@ pub struct Intro {
     pub width: u32,
     /// See `width`.
     pub height: u32,
+    /// Video formats this side sends and receives, preferred first.
+    pub codecs: Vec<VideoFormat>,
 }
 
 impl Intro {
@@ -74,7 +76,14 @@ impl Intro {
             name,
             width,
             height,
+            codecs: vec![VideoFormat::Jpeg],
         }
+    }
+
+    /// The same, offering `codecs` (JPEG is always understood).
+    pub fn with_codecs(mut self, codecs: &[VideoFormat]) -> Self {
+        self.codecs = codecs.to_vec();
+        self
     }
 
     /// The peer's name, safe to print: control characters (a terminal escape
@@ -106,6 +115,17 @@ pub struct Finale {
 pub enum VideoFormat {
     /// One baseline JPEG (JFIF) image.
     Jpeg,
+    /// One H.264 access unit (Annex B), baseline profile.
+    H264,
+}
+
+/// What a side sends, given what both offer: its own first choice that the
+/// peer also offers, else JPEG (which every vidchat speaks).
+pub fn choose_format(ours: &[VideoFormat], theirs: &[VideoFormat]) -> VideoFormat {
+    ours.iter()
+        .copied()
+        .find(|f| theirs.contains(f))
+        .unwrap_or(VideoFormat::Jpeg)
 }
 
 /// One encoded video frame.
@@ -121,6 +141,8 @@ pub struct Frame {
     pub height: u32,
     /// Encoding of `data`.
     pub format: VideoFormat,
+    /// An H.264 keyframe (always true for JPEG).
+    pub keyframe: bool,
     /// Encoder quality (JPEG 1..=100; 0 for the camera's own JPEG), for the
     /// receiver's statistics.
     pub quality: u8,
@@ -153,6 +175,8 @@ pub enum Message {
     VideoPaused { paused: bool },
     /// The callee's answer, its first message: take the call or not.
     Answer { accepted: bool },
+    /// The receiver lost the H.264 picture: send a keyframe.
+    KeyframeRequest,
 }
 
 /// What can be wrong with bytes from a peer.
@@ -492,6 +516,7 @@ mod tests {
             width: 640,
             height: 480,
             format: VideoFormat::Jpeg,
+            keyframe: true,
             quality: 75,
             encode_us: 1500,
             data: (0..len).map(|i| (i * 7 + seq as usize) as u8).collect(),
@@ -740,6 +765,19 @@ mod tests {
         assert!(!shown.chars().any(char::is_control));
         assert!(shown.chars().count() <= MAX_NAME_CHARS);
         assert_eq!(Intro::new("", 0, 0).display_name(), "peer");
+    }
+
+    #[test]
+    fn codec_negotiation_agrees_on_a_shared_format() {
+        use VideoFormat::{H264, Jpeg};
+        assert_eq!(choose_format(&[H264, Jpeg], &[H264, Jpeg]), H264);
+        assert_eq!(choose_format(&[H264, Jpeg], &[Jpeg]), Jpeg);
+        assert_eq!(choose_format(&[Jpeg], &[H264, Jpeg]), Jpeg);
+        assert_eq!(
+            choose_format(&[H264], &[]),
+            Jpeg,
+            "JPEG when nothing is shared"
+        );
     }
 
     #[test]

@@ -315,3 +315,67 @@ fn a_frozen_peer_is_declared_not_responding() {
         stderr(&out)
     );
 }
+
+/// The codec each side's stats file says it received.
+fn codecs_received(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut codecs: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["codec"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    codecs.dedup();
+    codecs
+}
+
+fn call_with_codecs(listen_codec: &str, call_codec: &str) -> (Vec<String>, Vec<String>) {
+    let (a_stats, b_stats) = (
+        temp(&format!("{listen_codec}-a.jsonl")),
+        temp(&format!("{call_codec}-b.jsonl")),
+    );
+    let (listener, port, _out) = listen(&[
+        "--duration",
+        "2",
+        "--codec",
+        listen_codec,
+        "--stats",
+        a_stats.to_str().unwrap(),
+    ]);
+    let caller = caller(
+        port,
+        &[
+            "--duration",
+            "2",
+            "--codec",
+            call_codec,
+            "--stats",
+            b_stats.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let (a, b) = (finish(listener), finish(caller));
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    (codecs_received(&a_stats), codecs_received(&b_stats))
+}
+
+#[test]
+fn h264_both_ways_when_both_sides_have_it() {
+    let (a, b) = call_with_codecs("h264", "auto");
+    assert_eq!((a, b), (vec!["h264".to_string()], vec!["h264".to_string()]));
+}
+
+#[test]
+fn h264_and_mjpeg_sides_agree_on_mjpeg() {
+    let (a, b) = call_with_codecs("h264", "mjpeg");
+    assert_eq!((a, b), (vec!["jpeg".to_string()], vec!["jpeg".to_string()]));
+}

@@ -289,6 +289,7 @@ pub(super) fn open(
         ),
         width: chosen.width(),
         height: chosen.height(),
+        gives_jpeg: chosen.format() == FrameFormat::MJPEG,
     };
     let size = (chosen.width(), chosen.height());
     let source = CameraSource {

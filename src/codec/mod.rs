@@ -17,6 +17,8 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::wire::MAX_DIMENSION;
 
+pub mod h264;
+
 /// An 8-bit RGB picture, rows packed without padding.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RgbImage {
@@ -68,9 +70,11 @@ pub enum CodecError {
     Convert(String),
     #[error("JPEG encoding failed: {0}")]
     Encode(#[from] jpeg_encoder::EncodingError),
+    #[error("H.264: {0}")]
+    H264(String),
 }
 
-fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), CodecError> {
     if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
         return Err(CodecError::BadSize { width, height });
     }

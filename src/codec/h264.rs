@@ -1,0 +1,291 @@
+//! H.264 for constrained links, through the `openh264` crate (Cisco's
+//! encoder and decoder, built from its bundled source: no system library).
+//! Baseline profile, no B-frames, one frame in, one frame out: latency
+//! first. The encoder's bitrate follows the link; keyframes come when asked.
+//! The decoder gets only what the wire layer has size-checked, and its
+//! errors are values.
+
+use openh264::OpenH264API;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
+use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
+
+use super::{CodecError, RgbImage, check_size};
+
+/// Bitrate before the link is measured, bits per second.
+const START_BITRATE: u32 = 2_000_000;
+/// A periodic keyframe at most this often, in frames (10 s at 30 fps): a
+/// lost picture heals by request, not by waiting for this.
+const KEYFRAME_INTERVAL: u32 = 300;
+
+fn h264_err(e: openh264::Error) -> CodecError {
+    CodecError::H264(e.to_string())
+}
+
+/// One call's H.264 encoder.
+pub struct H264Encoder {
+    encoder: Encoder,
+    yuv: Option<YUVBuffer>,
+    bitrate: u32,
+    started: bool,
+}
+
+impl H264Encoder {
+    pub fn new(fps: u32) -> Result<Self, CodecError> {
+        let config = EncoderConfig::new()
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(START_BITRATE))
+            .max_frame_rate(FrameRate::from_hz(fps.max(1) as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(KEYFRAME_INTERVAL))
+            // Its rate control may skip a frame (no output, nothing for the
+            // decoder to miss); openh264 cannot hold a bitrate without that.
+            .skip_frames(true);
+        let encoder =
+            Encoder::with_api_config(OpenH264API::from_source(), config).map_err(h264_err)?;
+        Ok(H264Encoder {
+            encoder,
+            yuv: None,
+            bitrate: START_BITRATE,
+            started: false,
+        })
+    }
+
+    /// Follows the link: a new target in bits per second (applied when it
+    /// differs by more than a tenth, to spare the rate control churn).
+    pub fn set_bitrate(&mut self, bps: u32) {
+        let bps = bps.clamp(100_000, i32::MAX as u32);
+        if !self.started || bps.abs_diff(self.bitrate) < self.bitrate / 10 {
+            return;
+        }
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            // Clamped to i32 above.
+            iBitrate: bps as i32,
+        };
+        // SAFETY: the encoder is initialised (a frame was encoded) and
+        // ENCODER_OPTION_BITRATE takes an SBitrateInfo, which lives across the call.
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                (&raw mut info).cast(),
+            )
+        };
+        if rc == 0 {
+            self.bitrate = bps;
+        }
+    }
+
+    /// The next frame is a keyframe.
+    pub fn force_keyframe(&mut self) {
+        self.encoder.force_intra_frame();
+    }
+
+    /// Encodes `img` into `out` (cleared first); true for a keyframe. An
+    /// empty `out` means the encoder's rate control skipped the frame.
+    pub fn encode(&mut self, img: &RgbImage, out: &mut Vec<u8>) -> Result<bool, CodecError> {
+        check_size(img.width, img.height)?;
+        if img.width % 2 == 1 || img.height % 2 == 1 {
+            return Err(CodecError::H264(format!(
+                "{}x{}: H.264 needs even sides",
+                img.width, img.height
+            )));
+        }
+        let (w, h) = (img.width as usize, img.height as usize);
+        let rgb = img.data.get(..w * h * 3).ok_or(CodecError::ShortBuffer {
+            format: "RGB",
+            len: img.data.len(),
+            width: img.width,
+            height: img.height,
+        })?;
+        let source = RgbSliceU8::new(rgb, (w, h));
+        let yuv = match &mut self.yuv {
+            Some(yuv) if yuv.dimensions() == (w, h) => {
+                yuv.read_rgb8(source);
+                yuv
+            }
+            slot => slot.insert(YUVBuffer::from_rgb8_source(source)),
+        };
+        let stream = self.encoder.encode(yuv).map_err(h264_err)?;
+        out.clear();
+        stream.write_vec(out);
+        self.started = true;
+        Ok(matches!(stream.frame_type(), FrameType::IDR | FrameType::I))
+    }
+}
+
+/// One call's H.264 decoder.
+pub struct H264Decoder {
+    decoder: Decoder,
+}
+
+impl H264Decoder {
+    pub fn new() -> Result<Self, CodecError> {
+        let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(h264_err)?;
+        Ok(H264Decoder { decoder })
+    }
+
+    /// Decodes one frame of untrusted H.264 that must be `width`x`height`
+    /// into `0RGB` pixels. Ok(false) when the decoder has no picture yet.
+    pub fn decode_0rgb(
+        &mut self,
+        data: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut Vec<u32>,
+    ) -> Result<bool, CodecError> {
+        check_size(width, height)?;
+        let Some(picture) = self.decoder.decode(data).map_err(h264_err)? else {
+            return Ok(false);
+        };
+        let (w, h) = picture.dimensions();
+        if (w, h) != (width as usize, height as usize) {
+            return Err(CodecError::SizeMismatch {
+                got_w: w as u32,
+                got_h: h as u32,
+                want_w: width,
+                want_h: height,
+            });
+        }
+        let (y_stride, u_stride, v_stride) = picture.strides();
+        let planar = YuvPlanarImage {
+            y_plane: picture.y(),
+            y_stride: y_stride as u32,
+            u_plane: picture.u(),
+            u_stride: u_stride as u32,
+            v_plane: picture.v(),
+            v_stride: v_stride as u32,
+            width,
+            height,
+        };
+        out.resize(w * h, 0);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+        // BGRA bytes are 0RGB little-endian u32s; ARGB on big endian.
+        let convert = if cfg!(target_endian = "little") {
+            yuv::yuv420_to_bgra
+        } else {
+            yuv::yuv420_to_rgba
+        };
+        convert(
+            &planar,
+            bytes,
+            width * 4,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+        )
+        .map_err(|e| CodecError::Convert(e.to_string()))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u32) -> RgbImage {
+        let (w, h) = (160u32, 96u32);
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                let v = ((x + n * 3) % w * 255 / w) as u8;
+                [v, (y * 255 / h) as u8, 100]
+            })
+            .collect();
+        RgbImage {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    fn green(px: u32) -> u32 {
+        (px >> 8) & 0xFF
+    }
+
+    #[test]
+    fn round_trip_and_keyframes() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let (mut bits, mut px) = (Vec::new(), Vec::new());
+        assert!(
+            enc.encode(&frame(0), &mut bits).unwrap(),
+            "the first frame is a keyframe"
+        );
+        assert!(dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap());
+        // Green runs top to bottom 0..255: check the middle row.
+        let g = green(px[48 * 160 + 80]);
+        assert!((118..=138).contains(&g), "green {g}");
+        assert!(!enc.encode(&frame(1), &mut bits).unwrap(), "then P-frames");
+        enc.force_keyframe();
+        assert!(
+            enc.encode(&frame(2), &mut bits).unwrap(),
+            "a keyframe on request"
+        );
+    }
+
+    #[test]
+    fn dropping_before_the_encoder_leaves_no_missing_reference() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let (mut bits, mut px) = (Vec::new(), Vec::new());
+        // Only some captured frames reach the encoder; every encoded one decodes.
+        for n in (0..40).filter(|n| n % 3 != 1) {
+            enc.encode(&frame(n), &mut bits).unwrap();
+            assert!(
+                dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap(),
+                "frame {n} did not decode"
+            );
+        }
+    }
+
+    #[test]
+    fn a_keyframe_recovers_a_decoder_fed_garbage() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let (mut bits, mut px) = (Vec::new(), Vec::new());
+        enc.encode(&frame(0), &mut bits).unwrap();
+        dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap();
+        enc.encode(&frame(1), &mut bits).unwrap();
+        let mut broken = bits.clone();
+        let len = broken.len();
+        broken.truncate(len / 2);
+        broken.extend((0..200u32).map(|i| (i * 37) as u8));
+        // Garbage may fail or decode into rubbish; it must not panic.
+        let _ = dec.decode_0rgb(&broken, 160, 96, &mut px);
+        enc.force_keyframe();
+        enc.encode(&frame(2), &mut bits).unwrap();
+        assert!(
+            dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap(),
+            "the keyframe decodes"
+        );
+        let g = green(px[48 * 160 + 80]);
+        assert!((118..=138).contains(&g), "green {g} after recovery");
+    }
+
+    #[test]
+    fn garbage_and_wrong_sizes_are_errors() {
+        let mut dec = H264Decoder::new().unwrap();
+        let mut px = Vec::new();
+        for junk in [
+            vec![],
+            vec![0, 0, 0, 1, 0x65, 1, 2, 3],
+            (0..5000u32).map(|i| ((i * 7919) >> 3) as u8).collect(),
+        ] {
+            let _ = dec.decode_0rgb(&junk, 160, 96, &mut px);
+        }
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut bits = Vec::new();
+        enc.encode(&frame(0), &mut bits).unwrap();
+        let mut fresh = H264Decoder::new().unwrap();
+        assert!(matches!(
+            fresh.decode_0rgb(&bits, 320, 96, &mut px),
+            Err(CodecError::SizeMismatch { .. })
+        ));
+    }
+}

@@ -48,17 +48,17 @@ shape() { # RATE: both directions, the seed script's tbf settings
     done
 }
 
-# call NS_A NS_B HOST W H SECONDS TAG -> stats in $WORK/TAG.{a,b}.jsonl, CPU % in $WORK/TAG.cpu
+# call NS_A NS_B HOST W H SECONDS TAG [CODEC] -> stats in $WORK/TAG.{a,b}.jsonl, CPU % in $WORK/TAG.cpu_{a,b}
 call() {
-    local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 src
+    local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 codec=${8:-mjpeg} src
     src=$(content "$w" "$h")
     local port=$((20000 + RANDOM % 20000))
     rm -f "$WORK/$tag".*
-    $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --source "$src" --size "${w}x$h" \
+    $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --source "$src" --size "${w}x$h" --codec "$codec" \
         --no-window --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
     local lp=$!
     for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done
-    $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --source "$src" --size "${w}x$h" \
+    $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --source "$src" --size "${w}x$h" --codec "$codec" \
         --no-window --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
     local cp=$!
     [ -n "${DURING:-}" ] && $DURING
@@ -89,26 +89,37 @@ seed_run() { # RATE W H -> the JSON line of the shaped run ("loopback" for the l
 
 echo "vidchat $( "$BIN" --version | cut -d' ' -f2 ), $(nproc) cores, ${S} s a run, camera-like content (photo panned + noise)"
 echo
-echo "| scenario | fps | latency p50 / p95 / p99 ms | Mbit/s | CPU % listen / connect | seed fps | seed p50 / p95 ms | fps ratio | p50 ratio (seed/ours) |"
-echo "|---|---|---|---|---|---|---|---|---|"
-RATE_NOW=$RATE; shape
-for size in $SIZES; do
-    w=${size%x*}; h=${size#*x}
-    call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "link_$size"
-    row "$RATE, $size" "link_$size" "$S" "$(RATE=$RATE seed_run "$RATE" "$w" "$h")"
+echo "| scenario | codec | fps | latency p50 / p95 / p99 ms | Mbit/s | CPU % listen / connect | seed fps | seed p50 / p95 ms | fps ratio | p50 ratio (seed/ours) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for rate_size in "$RATE 640x480" "$RATE 1280x720" "5mbit 640x480"; do
+    rate=${rate_size% *}; size=${rate_size#* }; w=${size%x*}; h=${size#*x}
+    seed=$(seed_run "$rate" "$w" "$h")
+    RATE_NOW=$rate; shape
+    for codec in mjpeg h264; do
+        call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "link_${rate}_${size}_$codec" "$codec"
+        row "$rate, $size | $codec" "link_${rate}_${size}_$codec" "$S" "$seed"
+    done
 done
-call "" "" 127.0.0.1 1920 1080 "$S" loop_1080
-row "loopback, 1920x1080" loop_1080 "$S" "$(seed_run loopback 1920 1080)"
+seed=$(seed_run loopback 1920 1080)
+for codec in mjpeg h264; do
+    call "" "" 127.0.0.1 1920 1080 "$S" "loop_1080_$codec" "$codec"
+    row "loopback, 1920x1080 | $codec" "loop_1080_$codec" "$S" "$seed"
+done
 
-# The link drops to 5 Mbit/s for 5 s mid-call, then comes back.
+# The link drops mid-call for 5 s, then comes back: to 5 Mbit/s with MJPEG,
+# to 2 Mbit/s with H.264.
 T=18
-change() {
-    sleep 5; RATE_NOW=5mbit; shape; date +%s%6N > "$WORK/drop.us"
-    sleep 5; RATE_NOW=$RATE; shape; date +%s%6N > "$WORK/back.us"
-}
-RATE_NOW=$RATE; shape
-DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 640 480 $T drop
-echo
-echo "Rate drop $RATE -> 5mbit -> $RATE at 640x480 (p95 over 0.5 s windows, limit 150 ms):"
-echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
-echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop.b.jsonl" "$(cat "$WORK/back.us")" 150)"
+for drop in "mjpeg 5mbit" "h264 2mbit"; do
+    codec=${drop% *}; low=${drop#* }
+    change() {
+        sleep 5; RATE_NOW=$low; shape; date +%s%6N > "$WORK/drop.us"
+        sleep 5; RATE_NOW=$RATE; shape; date +%s%6N > "$WORK/back.us"
+    }
+    RATE_NOW=$RATE; shape
+    DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 640 480 $T "drop_$codec" "$codec"
+    echo
+    echo "Rate drop $RATE -> $low -> $RATE at 640x480 with $codec (p95 over 0.5 s windows, limit 150 ms):"
+    echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop_$codec.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
+    echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop_$codec.b.jsonl" "$(cat "$WORK/back.us")" 150)"
+    echo "  call ended: $(grep -h 'call ended' "$WORK/drop_$codec.log_a" "$WORK/drop_$codec.log_b" | sort -u | tr '\n' ' ')"
+done

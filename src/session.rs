@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, bounded};
 
 use crate::capture::CapturedFrame;
-use crate::capture::{Capture, CaptureConfig, SourceKind};
+use crate::capture::{Capture, CaptureConfig, SourceInfo, SourceKind};
 use crate::handoff::{Latest, latest};
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, Peer};
@@ -115,22 +115,29 @@ pub struct CallOptions {
     pub stats: Option<PathBuf>,
 }
 
-/// `--codec`.
+/// `--codec`: which video format to prefer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// H.264, except from a camera that gives MJPEG (passed through).
+    /// H.264 up to 720p, except from a camera that gives MJPEG (passed
+    /// through); MJPEG above.
     Auto,
     H264,
     Mjpeg,
 }
 
+/// Largest picture `auto` sends as H.264, in pixels: openh264 holds 30 fps
+/// at 720p on a 2-core machine with both ends encoding, ~20 fps at 1080p.
+const AUTO_H264_MAX_PIXELS: u32 = 1280 * 720;
+
 impl CodecChoice {
-    /// The formats we send, preferred first, for a source that does (or
-    /// does not) deliver JPEG already. Every side also receives both.
-    pub fn offer(self, source_gives_jpeg: bool) -> Vec<VideoFormat> {
+    /// The formats we send, preferred first, for `source`. Every side also
+    /// receives both.
+    pub fn offer(self, source: Option<&SourceInfo>) -> Vec<VideoFormat> {
         use VideoFormat::{H264, Jpeg};
+        let jpeg_first =
+            source.is_some_and(|s| s.gives_jpeg || s.width * s.height > AUTO_H264_MAX_PIXELS);
         match self {
-            CodecChoice::Auto if source_gives_jpeg => vec![Jpeg, H264],
+            CodecChoice::Auto if jpeg_first => vec![Jpeg, H264],
             CodecChoice::Auto | CodecChoice::H264 => vec![H264, Jpeg],
             CodecChoice::Mjpeg => vec![Jpeg],
         }
@@ -184,8 +191,7 @@ fn host_name() -> String {
 
 fn our_intro(info: Option<&crate::capture::SourceInfo>, options: &CallOptions) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
-    let gives_jpeg = info.is_some_and(|i| i.gives_jpeg);
-    Intro::new(&host_name(), w, h).with_codecs(&options.codec.offer(gives_jpeg))
+    Intro::new(&host_name(), w, h).with_codecs(&options.codec.offer(info))
 }
 
 /// How long a caller waits for the callee to answer.
@@ -297,7 +303,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     let addr = listener.local_addr()?;
     let sender_intro = our_intro(Some(&capture.info), options);
     let fps = options.capture.fps;
-    let codecs = options.codec.offer(capture.info.gives_jpeg);
+    let codecs = options.codec.offer(Some(&capture.info));
     let (self_in, self_out) = latest();
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
@@ -419,8 +425,7 @@ fn run_call(
         }
         _ => (None, None),
     };
-    let gives_jpeg = capture.as_ref().is_some_and(|c| c.info.gives_jpeg);
-    let codecs = options.codec.offer(gives_jpeg);
+    let codecs = options.codec.offer(capture.as_ref().map(|c| &c.info));
     let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
     eprintln!("in a call with {}", call.peer_name);
     if let Screen::Window(window) = screen {

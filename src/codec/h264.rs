@@ -8,7 +8,7 @@
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode, UsageType,
 };
 use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
@@ -43,9 +43,12 @@ impl H264Encoder {
             .bitrate(BitRate::from_bps(START_BITRATE))
             .max_frame_rate(FrameRate::from_hz(fps.max(1) as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(KEYFRAME_INTERVAL))
-            // Its rate control may skip a frame (no output, nothing for the
-            // decoder to miss); openh264 cannot hold a bitrate without that.
-            .skip_frames(true);
+            // Fast enough for 720p at 30 fps on two cores.
+            .complexity(Complexity::Low)
+            // Frames are dropped before the encoder (latest wins), not by its
+            // rate control, which skips far too eagerly. (openh264 then says
+            // once on stderr that a bitrate is hard to hold without skipping.)
+            .skip_frames(false);
         let encoder =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(h264_err)?;
         Ok(H264Encoder {
@@ -87,7 +90,7 @@ impl H264Encoder {
     }
 
     /// Encodes `img` into `out` (cleared first); true for a keyframe. An
-    /// empty `out` means the encoder's rate control skipped the frame.
+    /// empty `out` (the encoder had nothing to say) is not sent.
     pub fn encode(&mut self, img: &RgbImage, out: &mut Vec<u8>) -> Result<bool, CodecError> {
         check_size(img.width, img.height)?;
         if img.width % 2 == 1 || img.height % 2 == 1 {

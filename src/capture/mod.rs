@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, bounded};
 
 pub use camera::list_devices;
 
-use crate::codec::{RgbImage, rgb_len};
+use crate::codec::RgbImage;
 use crate::handoff::Latest;
 use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
@@ -57,11 +57,7 @@ pub struct CapturedFrame {
 
 /// A picture with one centred message (the "camera lost" card).
 pub fn card(width: u32, height: u32, message: &str) -> RgbImage {
-    let mut image = RgbImage {
-        width,
-        height,
-        data: vec![0; rgb_len(width, height)],
-    };
+    let mut image = RgbImage::new(width, height);
     image
         .data
         .chunks_exact_mut(3)

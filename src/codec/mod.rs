@@ -28,7 +28,6 @@ pub struct RgbImage {
     pub data: Vec<u8>,
 }
 
-#[cfg(test)]
 impl RgbImage {
     /// A black picture.
     pub fn new(width: u32, height: u32) -> Self {

@@ -17,6 +17,7 @@ mkdir -p "$WORK"
 [ -f "$SEED_DIR/run_seed.sh" ] || { echo "no seed at $SEED_DIR: set SEED_DIR to shared/anchors/seed" >&2; exit 1; }
 SEED_DIR=$(realpath "$SEED_DIR")
 
+command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 if [ ! -x "$WORK/venv/bin/python" ]; then
     python3 -m venv "$WORK/venv"
@@ -87,6 +88,30 @@ seed_run() { # RATE W H -> the JSON line of the shaped run ("loopback" for the l
     else echo "$out" | grep -m1 -v 'loopback' | sed 's/^[^{]*//'; fi
 }
 
+# The external yardstick: ffmpeg with x264 ultrafast/zerolatency over the
+# same link, each frame stamped with the wall clock before encoding
+# (setpts=RTCTIME, -copyts, NUT over TCP), arrival read by ffprobe in the
+# other namespace. Prints a row in the same columns.
+ffmpeg_row() { # RATE W H
+    local w=$2 h=$3 src port out
+    src=$(content "$w" "$h")
+    port=$((20000 + RANDOM % 20000))
+    ip netns exec $B sh -c "stdbuf -oL ffprobe -v error -probesize 32 -analyzeduration 0 -f nut -listen 1 \
+        -i tcp://10.77.0.2:$port -show_entries packet=pts_time,size -of csv=p=0" 2>/dev/null \
+        | "$PY" bench/ffmpeg_probe.py 1 > "$WORK/ffmpeg.json" &
+    local rp=$!
+    for _ in $(seq 100); do ip netns exec $B ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+    ip netns exec $A /usr/bin/time -f %P -o "$WORK/ffmpeg.cpu" ffmpeg -v error -re -t "$S" -stream_loop -1 -i "$src" \
+        -vf "setpts=RTCTIME/1000000/TB" -c:v libx264 -preset ultrafast -tune zerolatency -b:v 2.5M -copyts \
+        -f nut "tcp://10.77.0.2:$port" || true
+    wait $rp || true
+    "$PY" - "$1, $2x$3 | ffmpeg x264" "$(cat "$WORK/ffmpeg.json")" "$(cat "$WORK/ffmpeg.cpu")" <<'PYEOF'
+import json, sys
+label, r, cpu = sys.argv[1], json.loads(sys.argv[2] or "{}"), sys.argv[3]
+print(f"| {label} | {r.get('fps')} | {r.get('p50_ms')} / {r.get('p95_ms')} / {r.get('p99_ms')} | {r.get('mbit_s')} | {cpu} (sender) | | | | |")
+PYEOF
+}
+
 echo "vidchat $( "$BIN" --version | cut -d' ' -f2 ), $(nproc) cores, ${S} s a run, camera-like content (photo panned + noise)"
 echo
 echo "| scenario | codec | fps | latency p50 / p95 / p99 ms | Mbit/s | CPU % listen / connect | seed fps | seed p50 / p95 ms | fps ratio | p50 ratio (seed/ours) |"
@@ -99,6 +124,7 @@ for rate_size in "$RATE 640x480" "$RATE 1280x720" "5mbit 640x480"; do
         call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "link_${rate}_${size}_$codec" "$codec"
         row "$rate, $size | $codec" "link_${rate}_${size}_$codec" "$S" "$seed"
     done
+    ffmpeg_row "$rate" "$w" "$h"
 done
 seed=$(seed_run loopback 1920 1080)
 for codec in mjpeg h264; do

@@ -191,49 +191,68 @@ impl HandshakeIo<'_> {
 
     /// The next payload from the peer, before the deadline.
     fn recv(&mut self) -> Result<Vec<u8>> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.decoder.next_payload() {
-                Ok(Some(payload)) => return Ok(payload.to_vec()),
-                Ok(None) => {}
-                Err(e @ WireError::TooLong { .. }) => {
-                    match wire::known_protocol(self.decoder.buffered()) {
-                        Some(what) => bail!(WireError::NotVidchat(what.into())),
-                        None => bail!(e),
-                    }
-                }
-                Err(e) => return Err(e.into()),
+        read_payload(self.stream, &mut self.decoder, self.deadline, &HANDSHAKE)
+    }
+}
+
+/// What a side waits for before a call runs, for the error lines.
+struct Waiting {
+    /// "no {what} within N s".
+    what: &'static str,
+    timeout: Duration,
+    /// When the peer closes before sending anything.
+    closed: &'static str,
+}
+
+const HANDSHAKE: Waiting = Waiting {
+    what: "vidchat handshake",
+    timeout: HANDSHAKE_TIMEOUT,
+    closed: "closed the connection without a word",
+};
+
+/// Reads until one whole payload is in, or `deadline` passes. A length over
+/// the cap names the protocol the peer seems to speak, when it is one.
+fn read_payload(
+    stream: &mut TcpStream,
+    decoder: &mut FrameDecoder,
+    deadline: Instant,
+    waiting: &Waiting,
+) -> Result<Vec<u8>> {
+    let mut buf = [0u8; 4096];
+    let timed_out = || anyhow!("no {} within {} s", waiting.what, waiting.timeout.as_secs());
+    loop {
+        match decoder.next_payload() {
+            Ok(Some(payload)) => return Ok(payload.to_vec()),
+            Ok(None) => {}
+            Err(e @ WireError::TooLong { .. }) => match wire::known_protocol(decoder.buffered()) {
+                Some(what) => bail!(WireError::NotVidchat(what.into())),
+                None => bail!(e),
+            },
+            Err(e) => return Err(e.into()),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf) {
+            Ok(0) if decoder.buffered().is_empty() => bail!(waiting.closed),
+            Ok(0) => {
+                decoder.finish()?;
+                bail!("closed the connection during the {}", waiting.what)
             }
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!(
-                    "no vidchat handshake within {} s",
-                    HANDSHAKE_TIMEOUT.as_secs()
-                );
+            Ok(n) => decoder.extend(buf.get(..n).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
             }
-            self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(&mut buf) {
-                Ok(0) if self.decoder.buffered().is_empty() => {
-                    bail!("closed the connection without a word")
-                }
-                Ok(0) => {
-                    self.decoder.finish()?;
-                    bail!("closed the connection during the handshake")
-                }
-                Ok(n) => self.decoder.extend(buf.get(..n).unwrap_or_default()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    bail!(
-                        "no vidchat handshake within {} s",
-                        HANDSHAKE_TIMEOUT.as_secs()
-                    )
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("connection dropped during the handshake"),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(e).context(format!("connection dropped during the {}", waiting.what));
             }
         }
     }
@@ -325,33 +344,18 @@ impl Peer {
 
     /// Waits up to `timeout` for the callee's answer: true when accepted.
     pub fn await_answer(&mut self, timeout: Duration) -> Result<bool> {
-        let mut buf = [0u8; 4096];
+        let waiting = Waiting {
+            what: "answer",
+            timeout,
+            closed: "the peer closed the connection before answering",
+        };
         let deadline = Instant::now() + timeout;
+        let sealed = read_payload(&mut self.stream, &mut self.decoder, deadline, &waiting)?;
         let mut plain = Vec::new();
-        loop {
-            if let Some(sealed) = self.decoder.next_payload()? {
-                self.opener.open(sealed, &mut plain)?;
-                return match wire::decode_message(&plain)? {
-                    Message::Answer { accepted } => Ok(accepted),
-                    _ => bail!("peer did not answer the call"),
-                };
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("no answer within {} s", timeout.as_secs());
-            }
-            self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(&mut buf) {
-                Ok(0) => bail!("the peer closed the connection before answering"),
-                Ok(n) => self.decoder.extend(buf.get(..n).unwrap_or_default()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => return Err(e).context("connection dropped while waiting for an answer"),
-            }
+        self.opener.open(&sealed, &mut plain)?;
+        match wire::decode_message(&plain)? {
+            Message::Answer { accepted } => Ok(accepted),
+            _ => bail!("peer did not answer the call"),
         }
     }
 }

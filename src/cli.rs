@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::capture::{CaptureConfig, SourceKind};
-use crate::session::{CallOptions, CodecChoice};
+use crate::codec::CodecChoice;
+use crate::session::CallOptions;
 use crate::wire::MAX_DIMENSION;
 
 const EXAMPLES: &str = "\
@@ -98,10 +99,17 @@ fn parse_size(size: &str) -> Result<(u32, u32)> {
         .split_once(['x', 'X'])
         .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
     match parsed {
-        Some((w, h)) if (16..=MAX_DIMENSION).contains(&w) && (16..=MAX_DIMENSION).contains(&h) => {
-            Ok((w, h))
+        Some((w, h))
+            if !(16..=MAX_DIMENSION).contains(&w) || !(16..=MAX_DIMENSION).contains(&h) =>
+        {
+            bail!("--size {size}: each side must be 16..={MAX_DIMENSION} pixels")
         }
-        Some(_) => bail!("--size {size}: each side must be 16..={MAX_DIMENSION} pixels"),
+        Some((w, h)) if w % 2 == 1 || h % 2 == 1 => bail!(
+            "--size {size}: each side must be even (video is 4:2:0); try {}x{}",
+            w & !1,
+            h & !1
+        ),
+        Some((w, h)) => Ok((w, h)),
         None => bail!("--size {size}: expected WIDTHxHEIGHT, e.g. 1280x720"),
     }
 }
@@ -159,5 +167,7 @@ mod tests {
         assert!(parse_size("4097x480").is_err());
         assert!(parse_size("640").is_err());
         assert!(parse_size("x").is_err());
+        let odd = parse_size("641x480").unwrap_err().to_string();
+        assert!(odd.contains("even") && odd.contains("640x480"), "{odd}");
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Data path, one module each: `capture` → `codec` → `wire` → `net` →
 //! `window`; `secure` encrypts, `session` runs a call, `handoff` passes
-//! frames between threads.
+//! frames between threads, and `call` holds what all of them share (why a
+//! call ended, the stop flag, the clock).
 
+pub mod call;
 pub mod capture;
 pub mod cli;
 pub mod codec;

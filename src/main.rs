@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use vidchat::call::EndReason;
 use vidchat::capture;
 use vidchat::cli::{Cli, Command};
-use vidchat::session::{self, EndReason};
+use vidchat::session;
 
 /// Exit status when a call could not start (bad address, no camera, no display…).
 const EXIT_SETUP: u8 = 1;

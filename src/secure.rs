@@ -1,16 +1,26 @@
 //! End-to-end encryption of a call, with no I/O: the Noise handshake
 //! (`Noise_XX_25519_ChaChaPoly_BLAKE2s`, through `snow`), the short
-//! authentication string (SAS) both people compare, and sealing and opening
-//! message payloads in chunks of Noise's 65,535-byte limit.
+//! authentication string (SAS, "the code") both people compare, and sealing
+//! and opening message payloads in chunks of Noise's 65,535-byte limit.
 //!
-//! The SAS resists a man in the middle who picks keys to make two codes
-//! match: the caller commits to a random nonce (a BLAKE2s hash of it in its
-//! plaintext Hello) before any key is exchanged, reveals the nonce only in
-//! the last handshake message, and the code hashes the handshake together
-//! with that nonce. A relay must fix its keys towards the caller before it
-//! learns the nonce, and cannot change its commitment towards the callee
-//! after seeing the callee's keys, so it gets one guess at a 1-in-10^6 code.
-//! The Hellos are the Noise prologue, so the commitment cannot be swapped.
+//! The code is fixed before anyone can vary it. It hashes two things:
+//! - the handshake hash after message 2, which covers both Hellos (the
+//!   prologue), both ephemeral keys and the callee's static key and intro:
+//!   everything that decides the keys, and nothing written after it;
+//! - a random nonce the caller committed to (a BLAKE2s hash of it in its
+//!   plaintext Hello) before any key was exchanged, and reveals only in
+//!   message 3.
+//!
+//! A relay in the middle runs two handshakes. Towards the caller it must
+//! write message 2 before it learns the caller's nonce, so it cannot steer
+//! the caller's code; towards the callee it committed to its own nonce and
+//! wrote message 1 before the callee's keys existed, and all it writes
+//! afterwards is message 3, which the code does not cover. So neither code
+//! can be ground to match the other: the relay gets one guess in 10^6. (An
+//! earlier scheme hashed the handshake after message 3, which the relay
+//! writes towards the callee after learning the other side's code: it
+//! could try a million variants of it.) The Hellos are the Noise prologue,
+//! so the commitment cannot be swapped either.
 
 use std::sync::Arc;
 
@@ -37,6 +47,8 @@ pub enum SecureError {
     Commitment,
     #[error("message of {0} bytes is too large to encrypt")]
     TooLarge(usize),
+    #[error("encryption handshake ended early")]
+    Unfinished,
     #[error("the system's random number generator failed: {0}")]
     Random(getrandom::Error),
 }
@@ -68,20 +80,57 @@ pub fn sas(handshake_hash: &[u8], nonce: &[u8; 32]) -> String {
     format!("{:03} {:03}", n / 1000, n % 1000)
 }
 
+fn params() -> Result<snow::params::NoiseParams, SecureError> {
+    NOISE_PARAMS.parse().map_err(SecureError::Handshake)
+}
+
 /// One side of the Noise handshake.
 pub struct Handshake {
     state: HandshakeState,
+    /// Messages written and read so far.
+    messages: usize,
+    /// The handshake hash once message 2 is through: what the code covers.
+    code_hash: Option<Vec<u8>>,
 }
+
+/// The message after which the handshake hash is what the code covers.
+const CODE_MESSAGE: usize = 2;
 
 impl Handshake {
     /// Starts a handshake as caller (`initiator`) or callee, binding the
     /// plaintext `prologue` (both Hellos) into it.
     pub fn new(initiator: bool, prologue: &[u8]) -> Result<Handshake, SecureError> {
-        let params = NOISE_PARAMS.parse().map_err(SecureError::Handshake)?;
-        let builder = snow::Builder::new(params);
-        let keys = builder.generate_keypair().map_err(SecureError::Handshake)?;
+        let keys = snow::Builder::new(params()?)
+            .generate_keypair()
+            .map_err(SecureError::Handshake)?;
+        Self::build(
+            snow::Builder::new(params()?),
+            initiator,
+            prologue,
+            &keys.private,
+        )
+    }
+
+    /// The same with fixed keys, so a test can replay one side exactly.
+    #[cfg(test)]
+    fn with_keys(
+        initiator: bool,
+        prologue: &[u8],
+        private: &[u8],
+        ephemeral: &[u8],
+    ) -> Result<Handshake, SecureError> {
+        let builder = snow::Builder::new(params()?).fixed_ephemeral_key_for_testing_only(ephemeral);
+        Self::build(builder, initiator, prologue, private)
+    }
+
+    fn build(
+        builder: snow::Builder<'_>,
+        initiator: bool,
+        prologue: &[u8],
+        private: &[u8],
+    ) -> Result<Handshake, SecureError> {
         let builder = builder
-            .local_private_key(&keys.private)
+            .local_private_key(private)
             .and_then(|b| b.prologue(prologue))
             .map_err(SecureError::Handshake)?;
         let state = if initiator {
@@ -91,6 +140,8 @@ impl Handshake {
         };
         Ok(Handshake {
             state: state.map_err(SecureError::Handshake)?,
+            messages: 0,
+            code_hash: None,
         })
     }
 
@@ -102,7 +153,20 @@ impl Handshake {
             .write_message(payload, &mut msg)
             .map_err(SecureError::Handshake)?;
         msg.truncate(n);
+        self.count_message();
         Ok(msg)
+    }
+
+    /// Messages written and read so far.
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+
+    fn count_message(&mut self) {
+        self.messages += 1;
+        if self.messages == CODE_MESSAGE {
+            self.code_hash = Some(self.state.get_handshake_hash().to_vec());
+        }
     }
 
     /// Reads the peer's handshake message and returns its payload.
@@ -113,13 +177,14 @@ impl Handshake {
             .read_message(msg, &mut payload)
             .map_err(SecureError::Handshake)?;
         payload.truncate(n);
+        self.count_message();
         Ok(payload)
     }
 
-    /// The handshake hash (after the last message) and the two directions'
-    /// ciphers.
+    /// The handshake hash the code covers (after message 2) and the two
+    /// directions' ciphers.
     pub fn finish(self) -> Result<(Vec<u8>, Sealer, Opener), SecureError> {
-        let hash = self.state.get_handshake_hash().to_vec();
+        let hash = self.code_hash.ok_or(SecureError::Unfinished)?;
         let transport = Arc::new(
             self.state
                 .into_stateless_transport_mode()
@@ -297,6 +362,59 @@ mod tests {
         assert_eq!(sas(&h_caller, &nonce), sas(&h_relay1, &nonce));
         assert_eq!(sas(&h_relay2, &nonce), sas(&h_callee, &nonce));
         assert_ne!(sas(&h_caller, &nonce), sas(&h_callee, &nonce));
+    }
+
+    /// A fixed 32-byte key: `n` repeated.
+    fn key(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    /// The callee's code hash after a handshake in which the callee's keys
+    /// and the caller's ephemeral key are fixed, and message 3 carries the
+    /// caller's static key `caller_static` and `payload`.
+    fn callee_code_hash(caller_static: u8, payload: &[u8]) -> Vec<u8> {
+        let mut a = Handshake::with_keys(true, b"p", &key(caller_static), &key(2)).unwrap();
+        let mut b = Handshake::with_keys(false, b"p", &key(3), &key(4)).unwrap();
+        b.read(&a.write(b"").unwrap()).unwrap();
+        a.read(&b.write(b"callee intro").unwrap()).unwrap();
+        b.read(&a.write(payload).unwrap()).unwrap();
+        b.finish().unwrap().0
+    }
+
+    #[test]
+    fn message_3_cannot_change_the_callee_code() {
+        // Message 1 and 2 are the same each time; message 3 is written by
+        // the caller (or a relay posing as one) after the nonce is known.
+        let nonce = random_nonce().unwrap();
+        let first = callee_code_hash(1, b"nonce and intro");
+        for (caller_static, payload) in [(1, b"another intro".as_slice()), (9, b""), (200, b"x")] {
+            let other = callee_code_hash(caller_static, payload);
+            assert_eq!(sas(&other, &nonce), sas(&first, &nonce));
+        }
+    }
+
+    #[test]
+    fn a_relay_grinding_message_3_never_matches() {
+        // The relay finished with the caller and knows the caller's code. Towards
+        // the callee it committed to its nonce and sent message 1 before the
+        // callee's keys existed; all it can still vary is message 3. It tries
+        // variants of it (payloads and static keys) hoping to hit the caller's code.
+        let caller_nonce = random_nonce().unwrap();
+        let ((h_caller, ..), _) = pair(b"p", b"p");
+        let caller_code = sas(&h_caller, &caller_nonce);
+        let relay_nonce = random_nonce().unwrap();
+        let tries = 1_000u32;
+        let matched = (0..tries)
+            .filter(|n| {
+                let payload = n.to_le_bytes();
+                let callee = callee_code_hash((n % 250) as u8 + 1, &payload);
+                sas(&callee, &relay_nonce) == caller_code
+            })
+            .count();
+        assert_eq!(
+            matched, 0,
+            "a variant of message 3 matched the caller's code"
+        );
     }
 
     #[test]

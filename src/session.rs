@@ -1,109 +1,33 @@
 //! One call from start to hang-up: the `listen`, `connect` and `loopback`
-//! commands open the source and the screen, get a peer, start the capture,
-//! sender and receiver threads, and run the main-thread loop (window or
-//! headless) until someone hangs up; then everything stops in reverse and
-//! the reason the call ended is returned.
+//! commands open the source and the screen, get a peer (and, on the
+//! listening side, an answer from the person), start the capture, sender
+//! and receiver threads, and run the main-thread loop (window or headless)
+//! until someone hangs up; then everything stops in reverse and the reason
+//! the call ended is returned.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, bounded};
 
+use crate::call::{EndReason, Shutdown, unix_us};
 use crate::capture::CapturedFrame;
 use crate::capture::{Capture, CaptureConfig, SourceInfo, SourceKind};
+use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
+use crate::net::connection::{Event, RING_TIMEOUT};
+use crate::net::door::Door;
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
-use crate::net::{self, Peer};
+use crate::net::{self, PUMP_INTERVAL, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::window::CallWindow;
-use crate::wire::{self, Intro, Message, VideoFormat};
-
-/// Now, in Unix microseconds (the unit of every timestamp on the wire).
-pub fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Why a call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndReason {
-    /// This side hung up (key, window closed, `--duration`).
-    HungUp,
-    /// The peer said Bye.
-    PeerHungUp,
-    /// The connection closed or broke without a Bye.
-    ConnectionLost(String),
-    /// Nothing from the peer for the idle timeout.
-    PeerNotResponding,
-    /// The peer sent something that is not valid vidchat.
-    Protocol(String),
-    /// Our socket failed.
-    Network(String),
-    /// The camera or file stopped working.
-    SourceFailed(String),
-}
-
-impl EndReason {
-    /// A hang-up by either person, as opposed to a failure.
-    pub fn is_normal(&self) -> bool {
-        matches!(self, EndReason::HungUp | EndReason::PeerHungUp)
-    }
-}
-
-impl std::fmt::Display for EndReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EndReason::HungUp => write!(f, "you hung up"),
-            EndReason::PeerHungUp => write!(f, "peer hung up"),
-            EndReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
-            EndReason::PeerNotResponding => {
-                write!(
-                    f,
-                    "peer not responding (nothing received for {} s)",
-                    crate::wire::IDLE_TIMEOUT.as_secs()
-                )
-            }
-            EndReason::Protocol(why) => write!(f, "{why}"),
-            EndReason::Network(why) => write!(f, "network error: {why}"),
-            EndReason::SourceFailed(why) => write!(f, "video source failed: {why}"),
-        }
-    }
-}
-
-/// The call-wide stop flag: the first reason given wins, and every thread
-/// polls `is_ended` at least every 100 ms.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown(Arc<ShutdownState>);
-
-#[derive(Debug, Default)]
-struct ShutdownState {
-    ended: AtomicBool,
-    reason: Mutex<Option<EndReason>>,
-}
-
-impl Shutdown {
-    pub fn end(&self, reason: EndReason) {
-        if let Ok(mut slot) = self.0.reason.lock() {
-            slot.get_or_insert(reason);
-        }
-        self.0.ended.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_ended(&self) -> bool {
-        self.0.ended.load(Ordering::SeqCst)
-    }
-
-    pub fn reason(&self) -> Option<EndReason> {
-        self.0.reason.lock().ok().and_then(|r| r.clone())
-    }
-}
+use crate::wire::{self, Intro, VideoFormat};
 
 /// What every call command shares, validated.
 #[derive(Debug, Clone)]
@@ -113,35 +37,6 @@ pub struct CallOptions {
     pub window: bool,
     pub duration: Option<Duration>,
     pub stats: Option<PathBuf>,
-}
-
-/// `--codec`: which video format to prefer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodecChoice {
-    /// H.264 up to 720p, except from a camera that gives MJPEG (passed
-    /// through); MJPEG above.
-    Auto,
-    H264,
-    Mjpeg,
-}
-
-/// Largest picture `auto` sends as H.264, in pixels: openh264 holds 30 fps
-/// at 720p on a 2-core machine with both ends encoding, ~20 fps at 1080p.
-const AUTO_H264_MAX_PIXELS: u32 = 1280 * 720;
-
-impl CodecChoice {
-    /// The formats we send, preferred first, for `source`. Every side also
-    /// receives both.
-    pub fn offer(self, source: Option<&SourceInfo>) -> Vec<VideoFormat> {
-        use VideoFormat::{H264, Jpeg};
-        let jpeg_first =
-            source.is_some_and(|s| s.gives_jpeg || s.width * s.height > AUTO_H264_MAX_PIXELS);
-        match self {
-            CodecChoice::Auto if jpeg_first => vec![Jpeg, H264],
-            CodecChoice::Auto | CodecChoice::H264 => vec![H264, Jpeg],
-            CodecChoice::Mjpeg => vec![Jpeg],
-        }
-    }
 }
 
 /// Where received video goes: a window, or nowhere (counted only).
@@ -171,6 +66,15 @@ impl Screen {
         }
     }
 
+    /// Draws the waiting card and handles window events while no call runs;
+    /// false once the person closed the window or hung up.
+    fn keep_waiting(&mut self) -> bool {
+        match self {
+            Screen::Window(window) => window.redraw().is_ok() && window.pump(),
+            Screen::Headless => true,
+        }
+    }
+
     /// Shows why the call ended for a moment, unless the person hung up.
     fn show_end(&mut self, reason: &EndReason) {
         let Screen::Window(window) = self else { return };
@@ -189,48 +93,169 @@ fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn our_intro(info: Option<&crate::capture::SourceInfo>, options: &CallOptions) -> Intro {
+/// The formats we send from `info` (None: we send no video).
+fn offer(options: &CallOptions, info: Option<&SourceInfo>) -> Vec<VideoFormat> {
+    let (w, h, jpeg) = info.map_or((0, 0, false), |i| (i.width, i.height, i.gives_jpeg));
+    options.codec.offer(w, h, jpeg)
+}
+
+fn our_intro(info: Option<&SourceInfo>, options: &CallOptions) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
-    Intro::new(&host_name(), w, h).with_codecs(&options.codec.offer(info))
+    Intro::new(&host_name(), w, h).with_codecs(&offer(options, info))
 }
 
-/// How long a caller waits for the callee to answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// "laptop (192.168.1.23:9999)", safe to print.
-fn describe(peer: &Peer) -> String {
-    let addr = std::net::SocketAddr::new(peer.addr.ip().to_canonical(), peer.addr.port());
-    format!("{} ({addr})", peer.intro.display_name())
+/// How a listener answers a call.
+enum Answering {
+    /// `--yes`: every call that completes the handshake.
+    Always,
+    /// Nobody to ask (no terminal, no window): every call is declined.
+    Never,
+    /// The person, on the terminal (lines read by a helper thread), in the
+    /// window, or both.
+    Ask { terminal: Option<Receiver<String>> },
 }
 
-/// Asks the person whether to take the call: `--yes` takes it, as does a
-/// listener with no terminal to ask on (a script); otherwise y/N.
-fn take_call(peer: &Peer, yes: bool) -> bool {
-    let question = format!("incoming call from {} - code: {}", describe(peer), peer.sas);
-    if yes || !std::io::stdin().is_terminal() {
-        eprintln!("{question} - accepted");
-        return true;
+impl Answering {
+    fn choose(yes: bool, window: bool) -> Answering {
+        let terminal = std::io::stdin().is_terminal();
+        match (yes, terminal, window) {
+            (true, ..) => Answering::Always,
+            (false, false, false) => Answering::Never,
+            (false, terminal, _) => Answering::Ask {
+                terminal: terminal.then(stdin_lines),
+            },
+        }
     }
-    eprint!("{question} - accept? [y/N] ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
-    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
-/// The caller's side of the answer: waits, and refuses to go on if declined.
-fn await_answer(peer: &mut Peer) -> Result<()> {
-    eprintln!(
-        "connected to {} - code: {} - waiting for an answer",
-        describe(peer),
-        peer.sas
-    );
-    if !peer.await_answer(ANSWER_TIMEOUT)? {
-        anyhow::bail!("call declined by {}", describe(peer));
+/// Lines typed on the terminal, read on their own thread (a read blocks).
+fn stdin_lines() -> Receiver<String> {
+    let (tx, rx) = bounded(4);
+    let _ = thread::Builder::new()
+        .name("terminal".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+    rx
+}
+
+/// Rings: asks the person (or applies `--yes`) whether to take the call,
+/// keeping the connection pumped meanwhile, and sends the answer. True when
+/// the call is on.
+fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) -> bool {
+    let who = peer.describe();
+    let decided = match answering {
+        Answering::Always => {
+            eprintln!("{who} - incoming call - accepted (--yes)");
+            Some(true)
+        }
+        Answering::Never => {
+            eprintln!(
+                "{who} - incoming call - declined: no terminal or window to ask on (--yes takes calls)"
+            );
+            Some(false)
+        }
+        Answering::Ask { terminal } => ask(peer, &who, terminal.as_ref(), screen),
+    };
+    if let Some(accepted) = decided {
+        peer.conn.answer(Instant::now(), accepted);
     }
-    Ok(())
+    peer.flush(Instant::now() + Duration::from_secs(2));
+    if let Screen::Window(window) = screen {
+        window.ask(None);
+    }
+    match peer.conn.end_reason() {
+        None => peer.conn.is_open(),
+        Some(EndReason::Declined) if decided.is_none() => {
+            eprintln!(
+                "{who} - not answered within {} s: declined",
+                RING_TIMEOUT.as_secs()
+            );
+            false
+        }
+        Some(EndReason::Declined) => {
+            eprintln!("{who} - declined");
+            false
+        }
+        Some(reason) => {
+            eprintln!("{who} - the call ended before it was answered: {reason}");
+            false
+        }
+    }
 }
 
-/// `vidchat listen`: waits for a call, refusing what is not vidchat.
+/// Asks on the terminal and in the window, whichever answers first. None
+/// when the call ended (or its ring timed out) before an answer.
+fn ask(
+    peer: &mut Peer,
+    who: &str,
+    terminal: Option<&Receiver<String>>,
+    screen: &mut Screen,
+) -> Option<bool> {
+    // Lines typed before the call rang answer nothing.
+    terminal.map(|t| t.try_iter().count());
+    let Some(info) = peer.info().cloned() else {
+        return Some(false);
+    };
+    match (terminal, &mut *screen) {
+        (Some(_), _) => eprint!("{who} - incoming call - accept? [y/N] "),
+        (None, _) => {
+            eprintln!("{who} - incoming call - answer in the window: y accepts, n declines")
+        }
+    }
+    if let Screen::Window(window) = screen {
+        let addr = peer.describe();
+        let addr = addr.rsplit(' ').next().unwrap_or_default();
+        window.ask(Some(format!(
+            "incoming call\ncode {}\n{}\n{addr}\n\ny / Enter: accept   n / Esc: decline",
+            info.code, info.name
+        )));
+        window.set_title(&format!(
+            "code {} - vidchat - incoming call from {}",
+            info.code, info.name
+        ));
+    }
+    loop {
+        peer.pump(Instant::now());
+        if peer.conn.end_reason().is_some() {
+            if terminal.is_some() {
+                eprintln!();
+            }
+            return None;
+        }
+        if let Some(line) = terminal.and_then(|t| t.try_recv().ok()) {
+            return Some(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"));
+        }
+        if let Screen::Window(window) = screen {
+            let open = window.redraw().is_ok() && window.pump();
+            if let Some(answer) = window.take_answer() {
+                if terminal.is_some() {
+                    eprintln!(
+                        "{}",
+                        if answer {
+                            "y (in the window)"
+                        } else {
+                            "n (in the window)"
+                        }
+                    );
+                }
+                return Some(answer);
+            }
+            if !open {
+                return Some(false);
+            }
+        }
+        thread::sleep(PUMP_INTERVAL);
+    }
+}
+
+/// `vidchat listen`: waits for a call, refusing what is not vidchat, and
+/// takes the first one the person accepts.
 pub fn listen(
     bind: Option<IpAddr>,
     port: u16,
@@ -251,35 +276,72 @@ pub fn listen(
     }
     let _ = out.flush();
     drop(out);
+    let answering = Answering::choose(yes, options.window);
+    if let Answering::Never = answering {
+        eprintln!(
+            "no terminal and no window to ask on: every call will be declined (add --yes to take calls without asking)"
+        );
+    }
     let waiting = format!("waiting for a call on port {port}");
     let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
-    let intro = our_intro(Some(&capture.info), options);
-    let mut keep_waiting = || match &mut screen {
-        Screen::Window(window) => window.redraw().is_ok() && window.pump(),
-        Screen::Headless => true,
-    };
+    let mut door = Door::new(listener, our_intro(Some(&capture.info), options))?;
     let peer = loop {
-        let Some(mut peer) = net::accept_call(&listener, &intro, &mut keep_waiting)? else {
+        if !screen.keep_waiting() {
             return Ok(EndReason::HungUp);
-        };
-        let accepted = take_call(&peer, yes);
-        match peer.send(&Message::Answer { accepted }) {
-            Ok(()) if accepted => break peer,
-            Ok(()) => eprintln!("declined the call from {}", describe(&peer)),
-            Err(e) => eprintln!("call from {} dropped: {e:#}", describe(&peer)),
+        }
+        match door.poll(Instant::now()) {
+            Some(mut peer) => {
+                if ring(&mut peer, &answering, &mut screen) {
+                    break peer;
+                }
+                if let Screen::Window(window) = &mut screen {
+                    window.set_card(Some(waiting.clone()));
+                    window.set_title(&format!("vidchat - {waiting}"));
+                }
+            }
+            None => thread::sleep(PUMP_INTERVAL),
         }
     };
-    drop(listener);
+    drop(door);
     run_call(peer, Some(capture), &mut screen, options, None)
+}
+
+/// Handshakes with `peer` as the caller and waits for the callee's answer,
+/// keeping the window responsive. Ok(None) when this side hung up first.
+fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
+    let addr = peer.describe();
+    let connected = peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || {
+        screen.keep_waiting()
+    });
+    match connected {
+        Ok(_) => {}
+        Err(EndReason::HungUp) => return Ok(None),
+        Err(reason) => bail!("call to {addr} failed: {reason}"),
+    }
+    let who = peer.describe();
+    eprintln!("{who} - connected, waiting for an answer");
+    if let Screen::Window(window) = screen {
+        window.set_title(&format!("{who} - vidchat - waiting for an answer"));
+        window.set_card(Some(format!("{who}\nwaiting for an answer")));
+    }
+    match peer.wait_for(|e| *e == Event::Accepted, &mut || screen.keep_waiting()) {
+        Ok(_) => Ok(Some(peer)),
+        Err(EndReason::HungUp) => Ok(None),
+        Err(EndReason::Declined) => bail!("call declined by {who}"),
+        Err(reason) => bail!("{who} - {reason}"),
+    }
 }
 
 /// `vidchat connect HOST:PORT`.
 pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
+    let addrs = net::resolve(target)?;
     let capture = Capture::open(options.capture.clone())?;
     let connecting = format!("connecting to {target}");
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
-    let mut peer = net::connect(target, &our_intro(Some(&capture.info), options))?;
-    await_answer(&mut peer)?;
+    let peer = net::connect(&addrs, &our_intro(Some(&capture.info), options))?;
+    let Some(peer) = call(peer, &mut screen)? else {
+        return Ok(EndReason::HungUp);
+    };
     run_call(peer, Some(capture), &mut screen, options, None)
 }
 
@@ -301,16 +363,26 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     eprintln!("loopback call with {}", capture.info.description);
     let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
     let addr = listener.local_addr()?;
-    let sender_intro = our_intro(Some(&capture.info), options);
+    let mut door = Door::new(listener, our_intro(Some(&capture.info), options))?;
     let fps = options.capture.fps;
-    let codecs = options.codec.offer(Some(&capture.info));
+    let codecs = offer(options, Some(&capture.info));
     let (self_in, self_out) = latest();
+    let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
+    let peer = net::connect(&[addr], &our_intro(None, options))?;
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
         .spawn(move || -> Result<EndReason> {
-            let mut peer = net::accept_call(&listener, &sender_intro, &mut || true)?
-                .ok_or_else(|| anyhow!("loopback listener stopped"))?;
-            peer.send(&Message::Answer { accepted: true })?;
+            let guard = Instant::now() + crate::net::connection::HANDSHAKE_TIMEOUT;
+            let mut peer = loop {
+                if let Some(peer) = door.poll(Instant::now()) {
+                    break peer;
+                }
+                if Instant::now() > guard {
+                    bail!("the loopback call did not connect");
+                }
+                thread::sleep(PUMP_INTERVAL);
+            };
+            peer.conn.answer(Instant::now(), true);
             let call = Call::start(peer, Some(capture), fps, &codecs, Some(self_in))?;
             while !call.shutdown.is_ended() {
                 // This side only sends; the viewer sends no video.
@@ -319,18 +391,22 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             Ok(call.finish())
         })
         .context("cannot start the loopback peer")?;
-    let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
-    let mut peer = net::connect(&addr.to_string(), &our_intro(None, options))?;
-    await_answer(&mut peer)?;
-    let ended = run_call(peer, None, &mut screen, options, Some(self_out));
+    let ended = match call(peer, &mut screen) {
+        Ok(Some(peer)) => run_call(peer, None, &mut screen, options, Some(self_out)),
+        Ok(None) => Ok(EndReason::HungUp),
+        Err(e) => Err(e),
+    };
     let peer_ended = sending_side
         .join()
-        .map_err(|_| anyhow!("loopback peer panicked"))?;
+        .map_err(|_| anyhow!("the loopback peer failed"))?;
     match (ended?, peer_ended?) {
         (EndReason::PeerHungUp, other) if !other.is_normal() => Ok(other),
         (ours, _) => Ok(ours),
     }
 }
+
+/// How long hanging up waits for the capture thread to finish its read.
+const CAPTURE_GRACE: Duration = Duration::from_millis(500);
 
 /// The threads of a running call.
 struct Call {
@@ -367,8 +443,9 @@ impl Call {
         });
         let (remote_in, remote) = latest();
         let (spare_pixels, spare) = bounded(2);
-        let format = wire::choose_format(codecs, &peer.intro.codecs);
-        let peer_name = format!("{} - code {}", describe(&peer), peer.sas);
+        let theirs = peer.info().map(|p| p.codecs.clone()).unwrap_or_default();
+        let format = wire::choose_format(codecs, &theirs);
+        let peer_name = peer.describe();
         let link = Link::start(
             peer,
             video,
@@ -392,12 +469,20 @@ impl Call {
         })
     }
 
-    /// Stops every thread, in reverse order of start, and says why.
+    /// Stops every thread, in reverse order of start, and says why. A
+    /// capture thread stuck in a camera read is left behind after
+    /// [`CAPTURE_GRACE`]: hanging up never waits on a stuck camera.
     fn finish(self) -> EndReason {
         self.shutdown.end(EndReason::HungUp);
         self.link.join();
         if let Some(capture) = self.capture {
-            let _ = capture.join();
+            let until = Instant::now() + CAPTURE_GRACE;
+            while !capture.is_finished() && Instant::now() < until {
+                thread::sleep(PUMP_INTERVAL);
+            }
+            if capture.is_finished() {
+                let _ = capture.join();
+            }
         }
         self.shutdown.reason().unwrap_or(EndReason::HungUp)
     }
@@ -425,11 +510,11 @@ fn run_call(
         }
         _ => (None, None),
     };
-    let codecs = options.codec.offer(capture.as_ref().map(|c| &c.info));
+    let codecs = offer(options, capture.as_ref().map(|c| &c.info));
     let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
-    eprintln!("in a call with {}", call.peer_name);
+    eprintln!("{} - in a call", call.peer_name);
     if let Screen::Window(window) = screen {
-        window.set_title(&format!("vidchat - {}", call.peer_name));
+        window.set_title(&format!("{} - vidchat", call.peer_name));
         window.set_card(None);
     }
     let started = Instant::now();

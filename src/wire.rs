@@ -8,10 +8,8 @@
 //! for it, and bincode decodes under the same cap, so no byte sequence can
 //! make us allocate more than [`MAX_MESSAGE_LEN`] plus one read.
 //!
-//! Also here, as plain data driven by `net`: the heartbeat deadlines
-//! ([`Heartbeat`]) and the peer-clock estimate from Ping/Pong ([`ClockSync`]).
-
-use std::time::{Duration, Instant};
+//! A peer's text is data: [`safe_name`] is the only form of a peer's name
+//! that reaches a terminal or a window title.
 
 use bincode::Options;
 use serde::{Deserialize, Serialize};
@@ -30,8 +28,8 @@ pub const MAX_HELLO_LEN: u64 = 4096;
 pub const MAX_DIMENSION: u32 = 4096;
 /// Bytes of the length prefix.
 pub const LEN_PREFIX: usize = 8;
-/// Longest host name shown from a peer's Hello, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
+/// Longest peer name shown, in characters (a DNS label is at most 63).
+pub const MAX_NAME_CHARS: usize = 32;
 
 /// The first message each way, in clear (it is the Noise prologue, so
 /// tampering with it breaks the handshake).
@@ -71,9 +69,8 @@ pub struct Intro {
 impl Intro {
     /// Our intro, announcing video of `width`x`height` (0x0 for none).
     pub fn new(name: &str, width: u32, height: u32) -> Self {
-        let name = name.chars().take(MAX_NAME_CHARS).collect();
         Intro {
-            name,
+            name: safe_name(name),
             width,
             height,
             codecs: vec![VideoFormat::Jpeg],
@@ -85,21 +82,29 @@ impl Intro {
         self.codecs = codecs.to_vec();
         self
     }
+}
 
-    /// The peer's name, safe to print: control characters (a terminal escape
-    /// sequence from a hostile peer) are dropped and the length is capped.
-    pub fn display_name(&self) -> String {
-        let name: String = self
-            .name
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_NAME_CHARS)
-            .collect();
-        if name.is_empty() {
-            "peer".to_string()
-        } else {
-            name
-        }
+/// A peer's name made safe to print anywhere: letters, digits, `-`, `.` and
+/// `_` of ASCII are kept (a host name needs no more); every other character
+/// (spaces, colons, control, bidi and invisible ones, all of Unicode beyond
+/// ASCII) becomes `_`, so a name can neither move the cursor nor pass itself
+/// off as another line's text; at most [`MAX_NAME_CHARS`] characters.
+pub fn safe_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() {
+        "peer".to_string()
+    } else {
+        safe
     }
 }
 
@@ -416,95 +421,6 @@ impl FrameDecoder {
     }
 }
 
-/// How often each side sends a Ping.
-pub const PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Silence after which the peer is declared gone; several pings long, so
-/// one lost or late Pong is no reason to hang up.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Ping and idle deadlines of one connection, as data.
-#[derive(Debug, Clone)]
-pub struct Heartbeat {
-    next_ping: Instant,
-    last_heard: Instant,
-}
-
-impl Heartbeat {
-    /// Starts both timers at `now`.
-    pub fn new(now: Instant) -> Self {
-        Heartbeat {
-            next_ping: now,
-            last_heard: now,
-        }
-    }
-
-    /// Any bytes from the peer prove it alive.
-    pub fn handle_received(&mut self, now: Instant) {
-        self.last_heard = now;
-    }
-
-    /// True when a Ping is due; schedules the next one.
-    pub fn poll_ping(&mut self, now: Instant) -> bool {
-        if now < self.next_ping {
-            return false;
-        }
-        self.next_ping = now + PING_INTERVAL;
-        true
-    }
-
-    /// When `poll_ping` next has something to do.
-    pub fn next_ping(&self) -> Instant {
-        self.next_ping
-    }
-
-    /// True when the peer has been silent for [`IDLE_TIMEOUT`].
-    pub fn is_idle(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_heard) >= IDLE_TIMEOUT
-    }
-}
-
-/// Estimates the peer's clock from Ping/Pong round trips: the sample with the
-/// smallest round trip among the recent ones is the least distorted by queues.
-#[derive(Debug, Clone, Default)]
-pub struct ClockSync {
-    /// Recent samples as (round trip, offset) in microseconds.
-    samples: Vec<(u64, i64)>,
-}
-
-/// Round-trip samples kept for the minimum filter.
-const CLOCK_SAMPLES: usize = 16;
-
-impl ClockSync {
-    /// Takes a Pong that answered our Ping sent at `ping_sent_us`, stamped
-    /// `peer_us` by the peer, received at `now_us` (all Unix microseconds).
-    pub fn handle_pong(&mut self, ping_sent_us: u64, peer_us: u64, now_us: u64) {
-        let Some(rtt) = now_us.checked_sub(ping_sent_us) else {
-            return;
-        };
-        let midpoint = ping_sent_us + rtt / 2;
-        let offset = peer_us as i64 - midpoint as i64;
-        if self.samples.len() == CLOCK_SAMPLES {
-            self.samples.remove(0);
-        }
-        self.samples.push((rtt, offset));
-    }
-
-    /// Peer clock minus ours, in microseconds (0 before any Pong).
-    pub fn offset_us(&self) -> i64 {
-        self.samples.iter().min_by_key(|s| s.0).map_or(0, |s| s.1)
-    }
-
-    /// Smallest recent round trip, in microseconds.
-    pub fn rtt_us(&self) -> Option<u64> {
-        self.samples.iter().map(|s| s.0).min()
-    }
-
-    /// A peer timestamp converted to our clock.
-    pub fn to_local_us(&self, peer_us: u64) -> u64 {
-        (peer_us as i64).saturating_sub(self.offset_us()).max(0) as u64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,14 +673,18 @@ mod tests {
 
     #[test]
     fn peer_name_is_made_safe_to_print() {
-        let intro = Intro {
-            name: "evil\x1b[2J\x07host".repeat(20),
-            ..Intro::new("", 0, 0)
-        };
-        let shown = intro.display_name();
-        assert!(!shown.chars().any(char::is_control));
-        assert!(shown.chars().count() <= MAX_NAME_CHARS);
-        assert_eq!(Intro::new("", 0, 0).display_name(), "peer");
+        let evil = "evil\x1b[2J\x07host".repeat(20);
+        let shown = safe_name(&evil);
+        assert!(shown.chars().all(|c| c.is_ascii_graphic()), "{shown:?}");
+        assert_eq!(shown.chars().count(), MAX_NAME_CHARS);
+        assert_eq!(safe_name(""), "peer");
+        assert_eq!(safe_name("laptop-a.local"), "laptop-a.local");
+        // A name that poses as a code, with a right-to-left override.
+        let posing = safe_name("x - code: 111 111 \u{202E}");
+        assert_eq!(posing, "x_-_code__111_111__");
+        assert!(!posing.contains("111 111"));
+        assert_eq!(safe_name("caf\u{e9}\u{200b}"), "caf__");
+        assert_eq!(Intro::new("a b", 0, 0).name, "a_b");
     }
 
     #[test]
@@ -778,35 +698,5 @@ mod tests {
             Jpeg,
             "JPEG when nothing is shared"
         );
-    }
-
-    #[test]
-    fn heartbeat_pings_each_interval_and_notices_silence() {
-        let t0 = Instant::now();
-        let mut hb = Heartbeat::new(t0);
-        assert!(hb.poll_ping(t0), "first ping at once");
-        assert!(!hb.poll_ping(t0 + PING_INTERVAL / 2));
-        assert!(hb.poll_ping(t0 + PING_INTERVAL));
-        assert_eq!(hb.next_ping(), t0 + 2 * PING_INTERVAL);
-        assert!(!hb.is_idle(t0 + IDLE_TIMEOUT - Duration::from_millis(1)));
-        hb.handle_received(t0 + Duration::from_secs(3));
-        assert!(!hb.is_idle(t0 + IDLE_TIMEOUT));
-        assert!(hb.is_idle(t0 + Duration::from_secs(3) + IDLE_TIMEOUT));
-    }
-
-    #[test]
-    fn clock_sync_uses_the_fastest_round_trip() {
-        let mut clock = ClockSync::default();
-        assert_eq!(clock.offset_us(), 0);
-        // Peer clock is 1 s ahead. A slow sample (queued 40 ms one way) ...
-        clock.handle_pong(1_000_000, 2_000_000 + 40_000, 1_000_000 + 42_000);
-        // ... and a fast one (1 ms each way).
-        clock.handle_pong(2_000_000, 3_001_000, 2_002_000);
-        assert_eq!(clock.rtt_us(), Some(2_000));
-        assert_eq!(clock.offset_us(), 1_000_000);
-        assert_eq!(clock.to_local_us(5_000_000), 4_000_000);
-        // A Pong from the future (clock jump) is ignored, not a panic.
-        clock.handle_pong(10, 0, 5);
-        assert_eq!(clock.offset_us(), 1_000_000);
     }
 }

@@ -1,7 +1,9 @@
 //! The call window under a real X server (Xvfb): a two-process call with the
 //! test pattern, the window captured with xwd and read back as pixels.
 //! Checks the remote video fills the window, the self-view sits in its
-//! corner and goes away on `p`, resizing letterboxes, and Esc hangs up.
+//! corner and goes away on `p`, resizing letterboxes, and Esc hangs up; and
+//! a listener with a window but no terminal asks in the window, sending no
+//! frame before `y` is pressed there.
 //! Skipped, with the reason printed, where Xvfb, xdotool, xwd or convert is
 //! missing (`.ci/run` installs them).
 
@@ -73,6 +75,17 @@ impl Xvfb {
         out.stdout
     }
 
+    /// The first window whose title matches `pattern`, once there is one.
+    fn find(&self, pattern: &str) -> String {
+        let found = self.run("xdotool", &["search", "--sync", "--name", pattern]);
+        String::from_utf8(found)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     /// The window's pixels as RGB, and its size.
     fn shot(&self, window: &str) -> (Vec<u8>, usize, usize) {
         let geometry =
@@ -127,17 +140,24 @@ fn until(x: &Xvfb, window: &str, what: &str, done: impl Fn(&(Vec<u8>, usize, usi
     panic!("window never showed: {what}");
 }
 
-#[test]
-fn call_window_shows_video_self_view_and_reacts_to_keys() {
+/// True when the X tools are here; otherwise says why the test is skipped.
+fn have_x_tools(test: &str) -> bool {
     let missing: Vec<&str> = ["Xvfb", "xdotool", "xwd", "convert"]
         .into_iter()
         .filter(|t| !have(t))
         .collect();
     if !missing.is_empty() {
         eprintln!(
-            "SKIPPED call_window test: {} not installed (`.ci/run` installs them)",
+            "SKIPPED {test}: {} not installed (`.ci/run` installs them)",
             missing.join(", ")
         );
+    }
+    missing.is_empty()
+}
+
+#[test]
+fn call_window_shows_video_self_view_and_reacts_to_keys() {
+    if !have_x_tools("call_window test") {
         return;
     }
     let x = Xvfb::start();
@@ -159,16 +179,7 @@ fn call_window_shows_video_self_view_and_reacts_to_keys() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let found = x.run(
-        "xdotool",
-        &["search", "--sync", "--name", "vidchat - .*\\("],
-    );
-    let window = String::from_utf8(found)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let window = x.find("^code [0-9]{3} [0-9]{3} - .* - vidchat$");
     wait_for_frames(&stats, 10);
 
     // The remote pattern fills the window; the self-view has its white frame.
@@ -208,6 +219,63 @@ fn call_window_shows_video_self_view_and_reacts_to_keys() {
         listener_err.contains("call ended: peer hung up"),
         "{listener_err}"
     );
+    let _ = std::fs::remove_file(stats);
+}
+
+#[test]
+fn a_listener_with_a_window_asks_there_before_any_frame_leaves() {
+    if !have_x_tools("answer-in-the-window test") {
+        return;
+    }
+    let x = Xvfb::start();
+    // A window, no terminal (stdin is /dev/null) and no --yes.
+    let mut listener = Command::new(BIN)
+        .args([
+            "listen",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--source",
+            "test",
+        ])
+        .args(["--duration", "60"])
+        .env("DISPLAY", &x.display)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(listener.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first
+        .split("port ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_string();
+    let stats = std::env::temp_dir().join(format!("vidchat-ask-{}.jsonl", std::process::id()));
+    let mut caller = util::vidchat(&["connect", &format!("127.0.0.1:{port}"), "--source", "test"])
+        .args(["--no-window", "--duration", "3", "--stats"])
+        .arg(&stats)
+        .spawn()
+        .unwrap();
+    // The listener's window shows the incoming call, with the code first.
+    let window = x.find("^code [0-9]{3} [0-9]{3} - vidchat - incoming call from ");
+    until(&x, &window, "the incoming-call card", |s| {
+        region(s, 0, 0, s.1, s.2).0 > 20.0
+    });
+    let ringing = std::fs::read_to_string(&stats).map_or(0, |s| s.lines().count());
+    assert_eq!(ringing, 0, "frames arrived before the call was accepted");
+    x.run("xdotool", &["windowfocus", "--sync", &window]);
+    x.run("xdotool", &["key", "--window", &window, "y"]);
+    wait_for_frames(&stats, 10);
+    let caller_err = finish(&mut caller);
+    assert!(caller_err.contains("waiting for an answer"), "{caller_err}");
+    let listener_err = finish(&mut listener);
+    assert!(listener_err.contains("incoming call"), "{listener_err}");
     let _ = std::fs::remove_file(stats);
 }
 

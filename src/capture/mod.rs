@@ -17,9 +17,9 @@ use crossbeam_channel::{Receiver, bounded};
 
 pub use camera::list_devices;
 
+use crate::call::{EndReason, Shutdown, unix_us};
 use crate::codec::RgbImage;
 use crate::handoff::Latest;
-use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
 
 /// Which source to read.
@@ -234,6 +234,7 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     else {
         return;
     };
+    let _guard = shutdown.crash_guard("capture");
     if let Err(e) = source.start() {
         shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
         return;

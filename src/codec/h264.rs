@@ -2,9 +2,14 @@
 //! encoder and decoder, built from its bundled source: no system library).
 //! Baseline profile, no B-frames, one frame in, one frame out: latency
 //! first. The encoder's bitrate follows the link; keyframes come when asked.
-//! The decoder gets only what the wire layer has size-checked, and its
-//! errors are values.
+//! The decoder gets only what the wire layer has size-checked; every
+//! sequence parameter set is read (with `h264-reader`) and its picture size
+//! compared with the frame's before openh264 sees it, so a peer cannot make
+//! the decoder allocate for a picture larger than announced. Its errors are
+//! values.
 
+use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::rbsp::{BitReader, decode_nal};
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{
@@ -134,16 +139,19 @@ impl H264Decoder {
         Ok(H264Decoder { decoder })
     }
 
-    /// Decodes one frame of untrusted H.264 that must be `width`x`height`
-    /// into `0RGB` pixels. Ok(false) when the decoder has no picture yet.
+    /// Decodes one frame of untrusted H.264 that must be `width`x`height`.
+    /// With `out`, the picture is converted into it as `0RGB` pixels;
+    /// without, the frame only updates the decoder's references. Ok(false)
+    /// when the decoder has no picture yet.
     pub fn decode_0rgb(
         &mut self,
         data: &[u8],
         width: u32,
         height: u32,
-        out: &mut Vec<u32>,
+        out: Option<&mut Vec<u32>>,
     ) -> Result<bool, CodecError> {
         check_size(width, height)?;
+        check_parameter_sets(data, width, height)?;
         let Some(picture) = self.decoder.decode(data).map_err(h264_err)? else {
             return Ok(false);
         };
@@ -156,6 +164,9 @@ impl H264Decoder {
                 want_h: height,
             });
         }
+        let Some(out) = out else {
+            return Ok(true);
+        };
         let (y_stride, u_stride, v_stride) = picture.strides();
         let planar = YuvPlanarImage {
             y_plane: picture.y(),
@@ -185,6 +196,55 @@ impl H264Decoder {
         .map_err(|e| CodecError::Convert(e.to_string()))?;
         Ok(true)
     }
+}
+
+/// NAL unit type of a sequence parameter set.
+const NAL_SPS: u8 = 7;
+
+/// The NAL units of an Annex B stream, without their start codes (nor the
+/// zero byte a four-byte start code leaves on the unit before it: a NAL
+/// unit never ends in a zero byte).
+fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+    let starts: Vec<usize> = data
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0, 0, 1])
+        .map(|(i, _)| i + 3)
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .filter_map(|(n, &start)| {
+            let end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+            let unit = data.get(start..end)?;
+            let len = unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            unit.get(..len)
+        })
+        .collect()
+}
+
+/// Every SPS in `data` must describe a `width`x`height` picture: checked
+/// before the decoder, which allocates what an SPS says.
+fn check_parameter_sets(data: &[u8], width: u32, height: u32) -> Result<(), CodecError> {
+    for nal in nal_units(data) {
+        if nal.first().map(|h| h & 0x1f) != Some(NAL_SPS) {
+            continue;
+        }
+        let bad = |why: String| CodecError::H264(format!("bad sequence parameter set: {why}"));
+        let rbsp = decode_nal(nal).map_err(|e| bad(e.to_string()))?;
+        let sps = SeqParameterSet::from_bits(BitReader::new(&rbsp[..]))
+            .map_err(|e| bad(format!("{e:?}")))?;
+        let (w, h) = sps.pixel_dimensions().map_err(|e| bad(format!("{e:?}")))?;
+        if (w, h) != (width, height) {
+            return Err(CodecError::SizeMismatch {
+                got_w: w,
+                got_h: h,
+                want_w: width,
+                want_h: height,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,7 +280,7 @@ mod tests {
             enc.encode(&frame(0), &mut bits).unwrap(),
             "the first frame is a keyframe"
         );
-        assert!(dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap());
+        assert!(dec.decode_0rgb(&bits, 160, 96, Some(&mut px)).unwrap());
         // Green runs top to bottom 0..255: check the middle row.
         let g = green(px[48 * 160 + 80]);
         assert!((118..=138).contains(&g), "green {g}");
@@ -241,7 +301,7 @@ mod tests {
         for n in (0..40).filter(|n| n % 3 != 1) {
             enc.encode(&frame(n), &mut bits).unwrap();
             assert!(
-                dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap(),
+                dec.decode_0rgb(&bits, 160, 96, Some(&mut px)).unwrap(),
                 "frame {n} did not decode"
             );
         }
@@ -253,18 +313,18 @@ mod tests {
         let mut dec = H264Decoder::new().unwrap();
         let (mut bits, mut px) = (Vec::new(), Vec::new());
         enc.encode(&frame(0), &mut bits).unwrap();
-        dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap();
+        dec.decode_0rgb(&bits, 160, 96, Some(&mut px)).unwrap();
         enc.encode(&frame(1), &mut bits).unwrap();
         let mut broken = bits.clone();
         let len = broken.len();
         broken.truncate(len / 2);
         broken.extend((0..200u32).map(|i| (i * 37) as u8));
         // Garbage may fail or decode into rubbish; it must not panic.
-        let _ = dec.decode_0rgb(&broken, 160, 96, &mut px);
+        let _ = dec.decode_0rgb(&broken, 160, 96, Some(&mut px));
         enc.force_keyframe();
         enc.encode(&frame(2), &mut bits).unwrap();
         assert!(
-            dec.decode_0rgb(&bits, 160, 96, &mut px).unwrap(),
+            dec.decode_0rgb(&bits, 160, 96, Some(&mut px)).unwrap(),
             "the keyframe decodes"
         );
         let g = green(px[48 * 160 + 80]);
@@ -280,15 +340,58 @@ mod tests {
             vec![0, 0, 0, 1, 0x65, 1, 2, 3],
             (0..5000u32).map(|i| ((i * 7919) >> 3) as u8).collect(),
         ] {
-            let _ = dec.decode_0rgb(&junk, 160, 96, &mut px);
+            let _ = dec.decode_0rgb(&junk, 160, 96, Some(&mut px));
         }
         let mut enc = H264Encoder::new(30).unwrap();
         let mut bits = Vec::new();
         enc.encode(&frame(0), &mut bits).unwrap();
         let mut fresh = H264Decoder::new().unwrap();
         assert!(matches!(
-            fresh.decode_0rgb(&bits, 320, 96, &mut px),
+            fresh.decode_0rgb(&bits, 320, 96, Some(&mut px)),
             Err(CodecError::SizeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn an_sps_larger_than_announced_is_refused_before_decoding() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut bits = Vec::new();
+        let big = RgbImage::new(640, 480);
+        enc.encode(&big, &mut bits).unwrap();
+        assert_eq!(
+            nal_units(&bits)
+                .iter()
+                .filter(|n| n[0] & 0x1f == NAL_SPS)
+                .count(),
+            1
+        );
+        check_parameter_sets(&bits, 640, 480).unwrap();
+        assert!(matches!(
+            check_parameter_sets(&bits, 160, 96),
+            Err(CodecError::SizeMismatch {
+                got_w: 640,
+                got_h: 480,
+                ..
+            })
+        ));
+        // A frame that announces 160x96 but carries this SPS never reaches openh264.
+        let mut dec = H264Decoder::new().unwrap();
+        assert!(dec.decode_0rgb(&bits, 160, 96, None).is_err());
+        // Garbage after an SPS start code is an error, not a panic.
+        let junk = [0, 0, 0, 1, 0x67, 0xff, 0xff, 0xff, 0, 0, 1, 0x67];
+        assert!(check_parameter_sets(&junk, 160, 96).is_err());
+    }
+
+    #[test]
+    fn only_the_frame_asked_for_is_converted() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let (mut bits, mut px) = (Vec::new(), Vec::new());
+        enc.encode(&frame(0), &mut bits).unwrap();
+        assert!(dec.decode_0rgb(&bits, 160, 96, None).unwrap());
+        assert!(px.is_empty());
+        enc.encode(&frame(1), &mut bits).unwrap();
+        assert!(dec.decode_0rgb(&bits, 160, 96, Some(&mut px)).unwrap());
+        assert_eq!(px.len(), 160 * 96);
     }
 }

@@ -1,13 +1,18 @@
-//! The two threads of a call's connection. The sender encodes the newest
-//! captured frame when the socket can take it and writes it, with Pings and
-//! Pongs in between; the receiver reassembles messages from the byte
-//! stream, answers Pings, tracks the peer's clock and liveness, and decodes
-//! the newest frame for the main thread (latest wins both ways).
+//! The two threads that drive a running call's connection over its
+//! socket; the protocol itself is the `Connection` they share. The sender
+//! encodes the newest captured frame when the socket can take it and writes
+//! it, along with whatever the connection queued (Pongs, Pings, requests);
+//! the receiver reads, hands the bytes to the connection, and decodes the
+//! newest frame for the main thread (latest wins both ways).
+//!
+//! Neither blocks without a deadline: reads and writes time out every
+//! [`POLL`] to look at the shutdown flag, and the connection's own timers
+//! (a silent or a deaf peer) end the call from whichever thread runs them.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -15,37 +20,21 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::Peer;
+use super::connection::{Connection, Event};
 use super::rate::{LinkSample, RateController};
+use crate::call::{EndReason, Shutdown, unix_us};
 use crate::capture::CapturedFrame;
 use crate::codec::h264::{H264Decoder, H264Encoder};
 use crate::codec::{RgbImage, decode_jpeg_0rgb, encode_jpeg};
 use crate::handoff::Latest;
-use crate::secure::{Opener, Sealer};
-use crate::session::{EndReason, Shutdown, unix_us};
 use crate::stats::Counters;
-use crate::wire::{
-    self, ByeReason, ClockSync, Frame, FrameDecoder, Heartbeat, MAX_MESSAGE_LEN, Message,
-    VideoFormat,
-};
-
-/// What the receiver asks of the sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Control {
-    /// Answer a Ping sent at this time (peer's clock).
-    Pong(u64),
-    /// Our H.264 decoder lost the picture: ask the peer for a keyframe.
-    RequestKeyframe,
-    /// The peer asked us for a keyframe.
-    SendKeyframe,
-}
-
-/// H.264 decode failures in a row after which the call ends.
-const MAX_DECODE_ERRORS: u32 = 10;
+use crate::wire::{Frame, VideoFormat};
 
 /// How often a blocked thread looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(100);
 /// How long a hanging-up side may still take to finish the message in
 /// flight and say Bye over a slow link, and then wait for the peer to close.
+/// A call that ended by failure does not linger.
 const LINGER: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -100,9 +89,32 @@ pub struct Link {
     stream: TcpStream,
 }
 
+/// The connection the two threads share. Whoever finds it ended ends the call.
+#[derive(Clone)]
+struct Shared {
+    conn: Arc<Mutex<Connection>>,
+    shutdown: Shutdown,
+}
+
+impl Shared {
+    /// Runs `f` on the connection; if the connection has ended (now or
+    /// before), the call ends with its reason.
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> Result<T, EndReason> {
+        let mut conn: MutexGuard<'_, Connection> = self
+            .conn
+            .lock()
+            .map_err(|_| EndReason::Crashed("network"))?;
+        let out = f(&mut conn);
+        if let Some(reason) = conn.end_reason() {
+            self.shutdown.end(reason.clone());
+        }
+        Ok(out)
+    }
+}
+
 impl Link {
-    /// Starts both threads on `stream`. `video` is None for a side that only
-    /// watches (the loopback viewer).
+    /// Starts both threads on the answered `peer`. `video` is None for a
+    /// side that only watches (the loopback viewer).
     pub fn start(
         peer: Peer,
         video: Option<VideoIn>,
@@ -112,51 +124,43 @@ impl Link {
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> Result<Link> {
-        let (control_tx, control_rx) = bounded(16);
         let h264 = match format {
             VideoFormat::H264 if video.is_some() => Some(H264Encoder::new(fps)?),
             _ => None,
         };
-        let Peer {
-            stream,
-            decoder,
-            sealer,
-            opener,
-            ..
-        } = peer;
+        let Peer { stream, conn, .. } = peer;
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(POLL))?;
+        stream.set_write_timeout(Some(POLL))?;
+        let shared = Shared {
+            conn: Arc::new(Mutex::new(conn)),
+            shutdown: shutdown.clone(),
+        };
+        let (wake, woken) = bounded(1);
         let sending = Sending {
             stream: stream.try_clone()?,
-            sealer,
-            plain: Vec::new(),
-            shutdown: shutdown.clone(),
+            shared: shared.clone(),
             counters: counters.clone(),
             out: Vec::new(),
+            jpeg: Vec::new(),
             rate: RateController::new(fps, START_QUALITY),
             fps,
             h264,
-            paused: false,
             recycle: video.as_ref().map(|v| v.recycle.clone()),
         };
         let video = video.map_or_else(crossbeam_channel::never, |v| v.frames);
         let sender = thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sending.run(video, control_rx))
+            .spawn(move || sending.run(video, woken))
             .context("cannot start the sender thread")?;
         let receiving = Receiving {
             stream: stream.try_clone()?,
-            decoder,
-            opener,
-            plain: Vec::new(),
-            shutdown,
+            shared,
             counters,
-            control: control_tx,
+            wake,
             h264: None,
-            awaiting_keyframe: false,
-            decode_errors: 0,
             remote: remote.frames,
             spare: remote.spare,
-            clock: ClockSync::default(),
-            last_seq: None,
         };
         let receiver = thread::Builder::new()
             .name("receiver".into())
@@ -169,7 +173,9 @@ impl Link {
         })
     }
 
-    /// Waits for both threads (after the call was ended) and closes the socket.
+    /// Waits for both threads (after the call was ended) and closes the
+    /// socket. A thread that panicked has already ended the call (its crash
+    /// guard), so its join error carries nothing more.
     pub fn join(self) {
         // The sender says Bye and shuts its side; the receiver reads until
         // the peer has closed too; then the socket goes.
@@ -181,96 +187,116 @@ impl Link {
 
 struct Sending {
     stream: TcpStream,
-    sealer: Sealer,
-    /// Reused buffer for a message before encryption.
-    plain: Vec<u8>,
-    shutdown: Shutdown,
+    shared: Shared,
     counters: Arc<Counters>,
-    /// Reused buffer for the encoded message.
+    /// Reused buffer for the bytes being written.
     out: Vec<u8>,
+    /// Reused buffer for an encoded picture.
+    jpeg: Vec<u8>,
     rate: RateController,
     fps: u32,
     /// The H.264 encoder, when that is what we send.
     h264: Option<H264Encoder>,
-    /// Whether the peer was last told our video is paused.
-    paused: bool,
     /// Back to the capture thread once encoded.
     recycle: Option<Sender<RgbImage>>,
 }
 
 impl Sending {
-    fn run(mut self, video: Receiver<CapturedFrame>, control: Receiver<Control>) {
-        if let Err(e) = self.stream.set_write_timeout(Some(POLL)) {
-            self.shutdown.end(EndReason::Network(e.to_string()));
-        }
-        let mut heartbeat = Heartbeat::new(Instant::now());
-        let mut jpeg = Vec::new();
-        let result = loop {
-            if self.shutdown.is_ended() {
-                break self.say_bye();
-            }
-            let wait = heartbeat
-                .next_ping()
-                .saturating_duration_since(Instant::now())
-                .min(POLL);
-            let sent = select! {
-                recv(control) -> request => match request {
-                    // Stamped as late as possible: the peer's clock estimate
-                    // assumes the Pong leaves when stamped.
-                    Ok(Control::Pong(ping_sent_us)) => self.send(&Message::Pong { ping_sent_us, peer_us: unix_us() }),
-                    Ok(Control::RequestKeyframe) => self.send(&Message::KeyframeRequest),
-                    Ok(Control::SendKeyframe) => {
-                        if let Some(encoder) = &mut self.h264 {
-                            encoder.force_keyframe();
-                        }
-                        Ok(())
-                    }
-                    Err(_) => Ok(()),
-                },
-                recv(video) -> frame => match frame {
-                    Ok(frame) => self.send_frame(frame, &mut jpeg),
-                    Err(_) => Ok(()),
-                },
-                default(wait) => Ok(()),
-            };
-            let pinged = if heartbeat.poll_ping(Instant::now()) {
-                self.send(&Message::Ping { sent_us: unix_us() })
-            } else {
-                Ok(())
-            };
-            if let Err(e) = sent.and(pinged) {
-                break Err(e);
-            }
-        };
-        if let Err(e) = result {
-            self.shutdown.end(match e.kind() {
-                // The peer went away (killed, unplugged): the call is lost.
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::ConnectionAborted => EndReason::ConnectionLost(e.to_string()),
-                _ => EndReason::Network(format!("cannot send: {e}")),
-            });
+    fn run(mut self, video: Receiver<CapturedFrame>, woken: Receiver<()>) {
+        let _guard = self.shared.shutdown.crash_guard("sender");
+        if let Err(reason) = self.send(&video, &woken) {
+            self.shared.shutdown.end(reason);
         }
         let _ = self.stream.shutdown(SocketShutdown::Write);
     }
 
-    fn send_frame(&mut self, frame: CapturedFrame, jpeg: &mut Vec<u8>) -> io::Result<()> {
-        let paused = self.counters.video_paused.load(Ordering::Relaxed);
-        if paused != self.paused {
-            self.paused = paused;
-            self.send(&Message::VideoPaused { paused })?;
-            // A resumed picture starts from a keyframe.
-            if let Some(encoder) = self.h264.as_mut().filter(|_| !paused) {
-                encoder.force_keyframe();
+    fn send(
+        &mut self,
+        video: &Receiver<CapturedFrame>,
+        woken: &Receiver<()>,
+    ) -> Result<(), EndReason> {
+        loop {
+            if let Some(reason) = self.shared.shutdown.reason() {
+                // A hang-up queues Bye; anything else just closes.
+                self.shared.with(|c| c.close(reason))?;
+                return self.write_pending();
             }
+            let now = Instant::now();
+            let wait = self
+                .shared
+                .with(|c| c.poll_timeout())?
+                .map_or(POLL, |t| t.saturating_duration_since(now))
+                .min(POLL);
+            select! {
+                recv(video) -> frame => if let Ok(frame) = frame {
+                    self.send_frame(frame)?;
+                },
+                recv(woken) -> _ => {},
+                default(wait) => {},
+            }
+            self.shared.with(|c| c.handle_timeout(Instant::now()))?;
+            self.write_pending()?;
+        }
+    }
+
+    fn send_frame(&mut self, frame: CapturedFrame) -> Result<(), EndReason> {
+        let paused = self.counters.video_paused.load(Ordering::Relaxed);
+        let keyframe_wanted = self.shared.with(|c| {
+            c.set_paused(paused);
+            c.take_keyframe_wanted()
+        })?;
+        if let Some(encoder) = self.h264.as_mut().filter(|_| keyframe_wanted) {
+            encoder.force_keyframe();
         }
         if paused {
+            // A resumed picture starts from a keyframe.
+            if let Some(encoder) = self.h264.as_mut() {
+                encoder.force_keyframe();
+            }
             return Ok(());
         }
         if !self.rate.ready(Instant::now()) {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         }
+        let Some((format, keyframe, quality, encode_us)) = self.encode(&frame)? else {
+            Counters::add(&self.counters.rate_skipped, 1);
+            return Ok(());
+        };
+        let (width, height) = (frame.image.width, frame.image.height);
+        // Unless the self-view still shows it, the capture thread reuses it.
+        if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
+            let _ = recycle.try_send(image);
+        }
+        let sent = Frame {
+            seq: frame.seq,
+            capture_us: frame.capture_us,
+            width,
+            height,
+            format,
+            keyframe,
+            quality,
+            encode_us,
+            data: std::mem::take(&mut self.jpeg),
+        };
+        self.jpeg = self.shared.with(|c| c.send_frame(sent))??;
+        self.write_pending()?;
+        self.rate
+            .on_frame_sent(self.jpeg.len(), link_sample(&self.stream), Instant::now());
+        Counters::add(&self.counters.frames_sent, 1);
+        Counters::set(&self.counters.quality, quality.into());
+        let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);
+        Counters::set(&self.counters.link_kbps, capacity_kbps as u64);
+        Ok(())
+    }
+
+    /// Encodes `frame` into `self.jpeg`: (format, keyframe, quality,
+    /// encode_us), or None when the encoder had nothing to send.
+    fn encode(
+        &mut self,
+        frame: &CapturedFrame,
+    ) -> Result<Option<(VideoFormat, bool, u8, u32)>, EndReason> {
+        let encoding = |e: crate::codec::CodecError| EndReason::Encoding(e.to_string());
         let start = Instant::now();
         let (format, keyframe, quality) = match &mut self.h264 {
             Some(encoder) => {
@@ -285,11 +311,10 @@ impl Sending {
                     .map_or(enough, |b| b * 8.0 * f64::from(self.fps));
                 encoder.set_bitrate(link.min(enough) as u32);
                 let keyframe = encoder
-                    .encode(&frame.image, jpeg)
-                    .map_err(io::Error::other)?;
-                if jpeg.is_empty() {
-                    Counters::add(&self.counters.rate_skipped, 1);
-                    return Ok(());
+                    .encode(&frame.image, &mut self.jpeg)
+                    .map_err(encoding)?;
+                if self.jpeg.is_empty() {
+                    return Ok(None);
                 }
                 (VideoFormat::H264, keyframe, H264_QUALITY)
             }
@@ -301,13 +326,13 @@ impl Sending {
                 .filter(|j| self.rate.frame_budget().is_none_or(|b| j.len() as f64 <= b))
             {
                 Some(camera_jpeg) => {
-                    jpeg.clear();
-                    jpeg.extend_from_slice(camera_jpeg);
+                    self.jpeg.clear();
+                    self.jpeg.extend_from_slice(camera_jpeg);
                     (VideoFormat::Jpeg, true, CAMERA_QUALITY)
                 }
                 None => {
                     let quality = self.rate.quality();
-                    encode_jpeg(&frame.image, quality, jpeg).map_err(io::Error::other)?;
+                    encode_jpeg(&frame.image, quality, &mut self.jpeg).map_err(encoding)?;
                     (VideoFormat::Jpeg, true, quality)
                 }
             },
@@ -317,72 +342,48 @@ impl Sending {
         } else {
             start.elapsed().as_micros().clamp(1, u32::MAX.into()) as u32
         };
-        let (width, height) = (frame.image.width, frame.image.height);
-        // Unless the self-view still shows it, the capture thread reuses it.
-        if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
-            let _ = recycle.try_send(image);
-        }
-        let msg = Message::Frame(Frame {
-            seq: frame.seq,
-            capture_us: frame.capture_us,
-            width,
-            height,
-            format,
-            keyframe,
-            quality,
-            encode_us,
-            data: std::mem::take(jpeg),
-        });
-        let sent = self.send(&msg);
-        if let Message::Frame(f) = msg {
-            *jpeg = f.data;
-        }
-        sent?;
-        self.rate
-            .on_frame_sent(jpeg.len(), link_sample(&self.stream), Instant::now());
-        Counters::add(&self.counters.frames_sent, 1);
-        Counters::set(&self.counters.quality, quality.into());
-        let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);
-        Counters::set(&self.counters.link_kbps, capacity_kbps as u64);
-        Ok(())
+        Ok(Some((format, keyframe, quality, encode_us)))
     }
 
-    fn say_bye(&mut self) -> io::Result<()> {
-        if self.shutdown.reason() == Some(EndReason::HungUp) {
-            self.send(&Message::Bye {
-                reason: ByeReason::HungUp,
-            })?;
-        }
-        Ok(())
+    /// Writes everything the connection has queued. The socket's write
+    /// timeout is [`POLL`], so the shutdown flag is seen: a hang-up gets
+    /// [`LINGER`] to finish the message in flight and say Bye; a call that
+    /// ended otherwise (a peer that stopped reading, say) stops at once.
+    fn write_pending(&mut self) -> Result<(), EndReason> {
+        let mut out = std::mem::take(&mut self.out);
+        self.shared.with(|c| c.take_outgoing(&mut out))?;
+        let result = self.write_all(&out);
+        self.out = out;
+        result
     }
 
-    /// Writes one message whole. The socket has a short write timeout so the
-    /// shutdown flag is seen; once the call is over, a message in flight gets
-    /// [`LINGER`] to finish.
-    fn send(&mut self, msg: &Message) -> io::Result<()> {
-        self.plain.clear();
-        wire::encode_payload(msg, MAX_MESSAGE_LEN, &mut self.plain).map_err(io::Error::other)?;
-        self.out.clear();
-        self.out.extend_from_slice(&[0; wire::LEN_PREFIX]);
-        self.sealer
-            .seal(&self.plain, &mut self.out)
-            .map_err(io::Error::other)?;
-        let sealed_len = (self.out.len() - wire::LEN_PREFIX) as u64;
-        self.out[..wire::LEN_PREFIX].copy_from_slice(&sealed_len.to_le_bytes());
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), EndReason> {
         let mut written = 0;
         let mut give_up = None;
-        while let Some(rest) = self.out.get(written..).filter(|r| !r.is_empty()) {
+        while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
             match self.stream.write(rest) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => return Err(EndReason::ConnectionLost("the socket took nothing".into())),
                 Ok(n) => written += n,
                 Err(e) if is_timeout(&e) => {
-                    if self.shutdown.is_ended()
-                        && *give_up.get_or_insert(Instant::now() + LINGER) <= Instant::now()
-                    {
-                        return Err(e);
+                    let Some(reason) = self.shared.shutdown.reason() else {
+                        continue;
+                    };
+                    let now = Instant::now();
+                    if reason != EndReason::HungUp || *give_up.get_or_insert(now + LINGER) <= now {
+                        break;
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return Err(match e.kind() {
+                        // The peer went away (killed, unplugged): the call is lost.
+                        io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionAborted => {
+                            EndReason::ConnectionLost(e.to_string())
+                        }
+                        _ => EndReason::Network(format!("cannot send: {e}")),
+                    });
+                }
             }
         }
         Counters::add(&self.counters.bytes_sent, written as u64);
@@ -429,225 +430,161 @@ fn is_timeout(e: &io::Error) -> bool {
 
 struct Receiving {
     stream: TcpStream,
-    decoder: FrameDecoder,
-    opener: Opener,
-    /// Reused buffer for a decrypted message.
-    plain: Vec<u8>,
-    shutdown: Shutdown,
+    shared: Shared,
     counters: Arc<Counters>,
-    /// Requests for the sender: Pongs and keyframes.
-    control: Sender<Control>,
+    /// Tells the sender the connection has bytes to send (a Pong).
+    wake: Sender<()>,
     /// The H.264 decoder, made at the first H.264 frame.
     h264: Option<H264Decoder>,
-    /// After a decode error: P-frames are useless until a keyframe comes.
-    awaiting_keyframe: bool,
-    /// Decode errors in a row.
-    decode_errors: u32,
     remote: Latest<RemoteFrame>,
     /// Pixel buffers the main thread is done with.
     spare: Receiver<Vec<u32>>,
-    clock: ClockSync,
-    last_seq: Option<u64>,
 }
 
 impl Receiving {
     fn run(mut self) {
-        if let Err(e) = self.receive() {
-            self.shutdown.end(e);
+        let _guard = self.shared.shutdown.crash_guard("receiver");
+        if let Err(reason) = self.receive() {
+            self.shared.shutdown.end(reason);
         }
     }
 
     fn receive(&mut self) -> Result<(), EndReason> {
-        self.stream
-            .set_read_timeout(Some(POLL))
-            .map_err(|e| EndReason::Network(e.to_string()))?;
-        let mut heartbeat = Heartbeat::new(Instant::now());
         let mut buf = vec![0u8; READ_CHUNK];
         let mut linger_until = None;
+        let mut frames = Vec::new();
         loop {
-            self.handle_buffered()?;
-            // Once the call is over, read on until the peer closes too (or
-            // LINGER passes): closing with unread bytes would reset the
-            // connection, and a reset makes the peer's kernel drop our Bye.
-            if self.shutdown.is_ended()
-                && Instant::now() >= *linger_until.get_or_insert(Instant::now() + LINGER)
-            {
+            // Once we hung up, read on until the peer closes too (or LINGER
+            // passes): closing with unread bytes would reset the connection,
+            // and a reset makes the peer's kernel drop our Bye.
+            if let Some(reason) = self.shared.shutdown.reason() {
+                let now = Instant::now();
+                if reason != EndReason::HungUp || now >= *linger_until.get_or_insert(now + LINGER) {
+                    return Ok(());
+                }
+            }
+            let read = self.stream.read(&mut buf);
+            let now = Instant::now();
+            if matches!(read, Ok(0)) && self.shared.shutdown.is_ended() {
                 return Ok(());
             }
-            match self.stream.read(&mut buf) {
-                Ok(0) if self.shutdown.is_ended() => return Ok(()),
-                Ok(0) => {
-                    // Cut mid-message (a killed peer): lost, not malformed.
-                    self.decoder
-                        .finish()
-                        .map_err(|e| EndReason::ConnectionLost(e.to_string()))?;
-                    return Err(EndReason::ConnectionLost(
-                        "the peer closed the connection".into(),
-                    ));
+            let wake = self.shared.with(|c| {
+                match &read {
+                    Ok(0) => c.handle_closed(),
+                    Ok(n) => c.handle_bytes(now, buf.get(..*n).unwrap_or_default()),
+                    Err(e) if is_timeout(e) => {}
+                    Err(e) => c.close(EndReason::ConnectionLost(e.to_string())),
                 }
-                Ok(n) => {
-                    heartbeat.handle_received(Instant::now());
-                    self.decoder.extend(buf.get(..n).unwrap_or_default());
-                }
-                Err(e) if is_timeout(&e) => {}
-                Err(e) => return Err(EndReason::ConnectionLost(e.to_string())),
-            }
-            if heartbeat.is_idle(Instant::now()) {
-                return Err(EndReason::PeerNotResponding);
-            }
-        }
-    }
-
-    /// Handles every complete message; of several frames, decodes the newest.
-    fn handle_buffered(&mut self) -> Result<(), EndReason> {
-        let mut newest: Option<Frame> = None;
-        let mut decoded: Option<RemoteFrame> = None;
-        while let Some(payload) = self
-            .decoder
-            .next_payload()
-            .map_err(|e| EndReason::Protocol(e.to_string()))?
-        {
-            self.opener
-                .open(payload, &mut self.plain)
-                .map_err(|e| EndReason::Protocol(e.to_string()))?;
-            match wire::decode_message(&self.plain)
-                .map_err(|e| EndReason::Protocol(e.to_string()))?
-            {
-                // Every H.264 frame is decoded, in order: each one is a
-                // reference for the next. Of JPEG frames only the newest is.
-                Message::Frame(frame) if frame.format == VideoFormat::H264 => {
-                    if let Some(picture) = self.decode_h264(frame)?
-                        && decoded.replace(picture).is_some()
-                    {
-                        Counters::add(&self.counters.receive_skipped, 1);
+                c.handle_timeout(now);
+                while let Some(event) = c.poll_event() {
+                    match event {
+                        Event::Frame(mut frame) => {
+                            frame.capture_us = c.to_local_us(frame.capture_us);
+                            frames.push(frame);
+                        }
+                        Event::PeerPaused(paused) => {
+                            self.counters
+                                .peer_video_paused
+                                .store(paused, Ordering::Relaxed);
+                        }
+                        Event::Rtt(rtt) => Counters::set(&self.counters.rtt_us, rtt),
+                        Event::Connected(_) | Event::Accepted | Event::Ended(_) => {}
                     }
                 }
-                Message::Frame(frame) => {
-                    if newest.replace(frame).is_some() {
-                        Counters::add(&self.counters.receive_skipped, 1);
+                c.has_outgoing()
+            })?;
+            if wake {
+                let _ = self.wake.try_send(());
+            }
+            self.show(&mut frames)?;
+        }
+    }
+
+    /// Decodes what arrived together and shows the newest. Every H.264
+    /// frame is decoded, in order (each is a reference for the next), but
+    /// only the newest is converted to pixels; of JPEG frames only the
+    /// newest is decoded.
+    fn show(&mut self, frames: &mut Vec<Frame>) -> Result<(), EndReason> {
+        let count = frames.len();
+        for (n, frame) in frames.drain(..).enumerate() {
+            let newest = n + 1 == count;
+            if !newest && frame.format == VideoFormat::Jpeg {
+                Counters::add(&self.counters.receive_skipped, 1);
+                continue;
+            }
+            let mut pixels = self.spare.try_recv().unwrap_or_default();
+            let decoded = match frame.format {
+                VideoFormat::Jpeg => {
+                    decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
+                        .map(|()| true)
+                        .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))
+                }
+                VideoFormat::H264 => {
+                    let decoder = match &mut self.h264 {
+                        Some(decoder) => decoder,
+                        slot => slot.insert(
+                            H264Decoder::new().map_err(|e| EndReason::Protocol(e.to_string()))?,
+                        ),
+                    };
+                    let out = newest.then_some(&mut pixels);
+                    match decoder.decode_0rgb(&frame.data, frame.width, frame.height, out) {
+                        Ok(shown) => {
+                            self.shared.with(|c| c.picture_ok())?;
+                            Ok(shown && newest)
+                        }
+                        Err(e) => {
+                            // Ask for a keyframe; too many errors end the call.
+                            self.shared.with(|c| c.picture_lost(&e.to_string()))?;
+                            Ok(false)
+                        }
                     }
                 }
-                Message::KeyframeRequest => {
-                    let _ = self.control.try_send(Control::SendKeyframe);
+            };
+            if !decoded? {
+                if !newest {
+                    Counters::add(&self.counters.receive_skipped, 1);
                 }
-                Message::Ping { sent_us } => {
-                    // A full queue of Pings means the sender is stuck; the peer
-                    // will see a missing Pong, nothing worse.
-                    let _ = self.control.try_send(Control::Pong(sent_us));
-                }
-                Message::Pong {
-                    ping_sent_us,
-                    peer_us,
-                } => {
-                    self.clock.handle_pong(ping_sent_us, peer_us, unix_us());
-                    if let Some(rtt) = self.clock.rtt_us() {
-                        self.counters
-                            .rtt_us
-                            .store(rtt, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                Message::Bye {
-                    reason: ByeReason::HungUp,
-                } => return Err(EndReason::PeerHungUp),
-                Message::Answer { .. } => {
-                    return Err(EndReason::Protocol(
-                        "peer answered a call already in progress".into(),
-                    ));
-                }
-                Message::VideoPaused { paused } => {
-                    self.counters
-                        .peer_video_paused
-                        .store(paused, Ordering::Relaxed);
-                }
+                continue;
             }
+            self.remote.put(RemoteFrame {
+                seq: frame.seq,
+                capture_us: frame.capture_us,
+                decoded_us: unix_us(),
+                bytes: frame.data.len() as u64,
+                format: frame.format,
+                quality: frame.quality,
+                encode_us: frame.encode_us,
+                width: frame.width,
+                height: frame.height,
+                pixels,
+            });
         }
-        if let Some(picture) = decoded {
-            self.remote.put(picture);
-        }
-        match newest {
-            Some(frame) => self.show(frame),
-            None => Ok(()),
-        }
-    }
-
-    /// Decodes one H.264 frame. A decode error asks the peer for a keyframe
-    /// and skips P-frames until it comes; repeated errors end the call.
-    fn decode_h264(&mut self, frame: Frame) -> Result<Option<RemoteFrame>, EndReason> {
-        if self.awaiting_keyframe && !frame.keyframe {
-            return Ok(None);
-        }
-        let decoder = match &mut self.h264 {
-            Some(decoder) => decoder,
-            slot => {
-                slot.insert(H264Decoder::new().map_err(|e| EndReason::Protocol(e.to_string()))?)
-            }
-        };
-        let mut pixels = self.spare.try_recv().unwrap_or_default();
-        match decoder.decode_0rgb(&frame.data, frame.width, frame.height, &mut pixels) {
-            Ok(true) => {
-                self.decode_errors = 0;
-                self.awaiting_keyframe = false;
-                Ok(Some(self.remote_frame(&frame, pixels)))
-            }
-            Ok(false) => Ok(None),
-            Err(e) => {
-                self.decode_errors += 1;
-                if self.decode_errors >= MAX_DECODE_ERRORS {
-                    return Err(EndReason::Protocol(format!("bad video from peer: {e}")));
-                }
-                self.awaiting_keyframe = true;
-                let _ = self.control.try_send(Control::RequestKeyframe);
-                Ok(None)
-            }
-        }
-    }
-
-    fn remote_frame(&self, frame: &Frame, pixels: Vec<u32>) -> RemoteFrame {
-        RemoteFrame {
-            seq: frame.seq,
-            capture_us: self.clock.to_local_us(frame.capture_us),
-            decoded_us: unix_us(),
-            bytes: frame.data.len() as u64,
-            format: frame.format,
-            quality: frame.quality,
-            encode_us: frame.encode_us,
-            width: frame.width,
-            height: frame.height,
-            pixels,
-        }
-    }
-
-    fn show(&mut self, frame: Frame) -> Result<(), EndReason> {
-        if self.last_seq.is_some_and(|last| frame.seq <= last) {
-            return Ok(());
-        }
-        self.last_seq = Some(frame.seq);
-        let mut pixels = self.spare.try_recv().unwrap_or_default();
-        decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
-            .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))?;
-        let picture = self.remote_frame(&frame, pixels);
-        self.remote.put(picture);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    //! A real callee (handshake and Link on a socket) facing a caller that
-    //! completes the encrypted handshake and then misbehaves.
+    //! A real callee (door, answer and Link on a socket) facing a caller
+    //! that completes the handshake and then sends video that does not
+    //! decode as announced: the receiver thread ends the call, with why.
     use super::*;
-    use crate::net::handshake;
+    use crate::net::connection::Role;
     use crate::wire::Intro;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
-    /// Runs a callee; `misbehave` gets the handshaken caller. Returns why
-    /// the callee's call ended.
-    fn callee_ends_with(misbehave: impl FnOnce(&mut Peer)) -> EndReason {
+    /// Runs a callee; the caller sends `frame` once the call is on. Returns
+    /// why the callee's call ended.
+    fn callee_ends_with(frame: Frame) -> EndReason {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let callee = thread::spawn(move || {
             let (stream, from) = listener.accept().unwrap();
-            let peer = handshake(stream, from, &Intro::new("callee", 0, 0), false).unwrap();
+            let mut peer =
+                Peer::new(stream, from, Role::Callee, &Intro::new("callee", 0, 0)).unwrap();
+            peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || true)
+                .unwrap();
+            peer.conn.answer(Instant::now(), true);
             let shutdown = Shutdown::default();
             let (frames, remote) = crate::handoff::latest();
             let (_spare_tx, spare) = bounded(1);
@@ -670,22 +607,20 @@ mod tests {
             shutdown.reason()
         });
         let stream = TcpStream::connect(addr).unwrap();
-        let mut caller = handshake(stream, addr, &Intro::new("hostile", 0, 0), true).unwrap();
-        misbehave(&mut caller);
-        callee.join().unwrap().expect("the call did not end")
+        let mut caller =
+            Peer::new(stream, addr, Role::Caller, &Intro::new("hostile", 640, 480)).unwrap();
+        caller
+            .wait_for(|e| *e == Event::Accepted, &mut || true)
+            .unwrap();
+        caller.conn.send_frame(frame).unwrap();
+        caller.flush(Instant::now() + Duration::from_secs(5));
+        let reason = callee.join().unwrap().expect("the call did not end");
+        drop(caller);
+        reason
     }
 
-    fn send_sealed(peer: &mut Peer, plain: &[u8], tamper: impl FnOnce(&mut Vec<u8>)) {
-        let mut sealed = Vec::new();
-        peer.sealer.seal(plain, &mut sealed).unwrap();
-        tamper(&mut sealed);
-        let mut out = Vec::new();
-        wire::frame(&sealed, &mut out);
-        peer.stream.write_all(&out).unwrap();
-    }
-
-    fn frame_message(width: u32, height: u32, data: Vec<u8>) -> Vec<u8> {
-        let frame = Frame {
+    fn jpeg_frame(width: u32, height: u32, data: Vec<u8>) -> Frame {
+        Frame {
             seq: 1,
             capture_us: 1,
             width,
@@ -695,10 +630,7 @@ mod tests {
             quality: 75,
             encode_us: 0,
             data,
-        };
-        let mut plain = Vec::new();
-        wire::encode_payload(&Message::Frame(frame), MAX_MESSAGE_LEN, &mut plain).unwrap();
-        plain
+        }
     }
 
     fn assert_protocol(reason: EndReason, words: &str) {
@@ -711,14 +643,16 @@ mod tests {
     #[test]
     fn a_frame_whose_size_disagrees_with_its_jpeg_ends_the_call() {
         let mut jpeg = Vec::new();
-        let image = crate::codec::RgbImage {
+        let image = RgbImage {
             width: 32,
             height: 32,
             data: vec![90; 32 * 32 * 3],
         };
         encode_jpeg(&image, 80, &mut jpeg).unwrap();
-        let reason = callee_ends_with(|p| send_sealed(p, &frame_message(640, 480, jpeg), |_| {}));
-        assert_protocol(reason, "expected 640x480");
+        assert_protocol(
+            callee_ends_with(jpeg_frame(640, 480, jpeg)),
+            "expected 640x480",
+        );
     }
 
     #[test]
@@ -726,29 +660,9 @@ mod tests {
         let junk = (0..5000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
             .collect();
-        let reason = callee_ends_with(|p| send_sealed(p, &frame_message(64, 64, junk), |_| {}));
-        assert_protocol(reason, "bad video from peer");
-    }
-
-    #[test]
-    fn an_unknown_message_ends_the_call() {
-        let plain = [99u32.to_le_bytes().as_slice(), &[0; 12]].concat();
-        let reason = callee_ends_with(|p| send_sealed(p, &plain, |_| {}));
-        assert_protocol(reason, "malformed");
-    }
-
-    #[test]
-    fn a_flipped_ciphertext_bit_ends_the_call() {
-        let mut ping = Vec::new();
-        wire::encode_payload(&Message::Ping { sent_us: 1 }, MAX_MESSAGE_LEN, &mut ping).unwrap();
-        let reason = callee_ends_with(|p| send_sealed(p, &ping, |sealed| sealed[3] ^= 0x10));
-        assert_protocol(reason, "does not decrypt");
-    }
-
-    #[test]
-    fn a_length_over_the_cap_ends_the_call() {
-        let over = crate::net::MAX_SEALED_LEN + 1;
-        let reason = callee_ends_with(|p| p.stream.write_all(&over.to_le_bytes()).unwrap());
-        assert_protocol(reason, "over the");
+        assert_protocol(
+            callee_ends_with(jpeg_frame(64, 64, junk)),
+            "bad video from peer",
+        );
     }
 }

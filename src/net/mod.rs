@@ -1,7 +1,11 @@
-//! Connections: listening (and telling the person what the other side must
-//! type), connecting, socket tuning, and the Hello exchange that turns a
-//! TCP connection into a call. The threads that run a call live in `link`.
+//! Sockets: listening (and telling the person what the other side must
+//! type), connecting, socket tuning, and [`Peer`], a connection's state
+//! machine on its socket, pumped without blocking until a call is answered.
+//! The listener's side of that is in `door`; the threads that run a call
+//! in `link`; the protocol itself, with no I/O, in `connection`.
 
+pub mod connection;
+pub mod door;
 pub mod link;
 pub mod rate;
 
@@ -12,33 +16,159 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use socket2::{Domain, Socket, Type};
 
-use crate::secure::{self, Handshake, Opener, Sealer, SecureError};
-use crate::wire::{self, Finale, FrameDecoder, Hello, Intro, MAX_HELLO_LEN, Message, WireError};
+use crate::call::{EndReason, unix_us};
+use crate::wire::Intro;
+use connection::{Connection, Event, PeerInfo, Role};
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a peer has to send its Hello: a slow or silent client cannot
-/// hold the listener longer than this.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes the kernel may hold unsent before the socket stops being writable
 /// (TCP_NOTSENT_LOWAT): enough to keep the link busy, small enough that the
 /// sender chooses the next frame when the link has room, not seconds ahead.
 const NOTSENT_LOWAT: u32 = 16 * 1024;
+/// Connections queued by the kernel before `accept` (handshakes run
+/// concurrently at the door, so this only absorbs bursts).
+const BACKLOG: i32 = 128;
+/// How often a waiting side looks at its socket and the window.
+pub const PUMP_INTERVAL: Duration = Duration::from_millis(5);
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
 
-/// Largest encrypted message: the message cap plus Noise's tags.
-pub const MAX_SEALED_LEN: u64 = secure::sealed_len(wire::MAX_MESSAGE_LEN as usize) as u64;
-
-/// A peer with whom the encrypted handshake is done.
+/// A connection's state machine on its socket (non-blocking until the call
+/// runs), with the bytes it has produced but the socket not yet taken.
 pub struct Peer {
     pub stream: TcpStream,
     pub addr: SocketAddr,
-    pub intro: Intro,
-    /// The code both people compare.
-    pub sas: String,
-    pub sealer: Sealer,
-    pub opener: Opener,
-    /// Bytes that arrived after the handshake, for the receiver to continue from.
-    pub decoder: FrameDecoder,
+    pub conn: Connection,
+    unsent: Vec<u8>,
+    written: usize,
+}
+
+impl Peer {
+    /// Starts the protocol as `role` on a connected `stream`.
+    pub fn new(stream: TcpStream, addr: SocketAddr, role: Role, ours: &Intro) -> Result<Peer> {
+        stream.set_nonblocking(true)?;
+        tune(&stream)?;
+        let conn = Connection::new(role, ours.clone(), Instant::now(), unix_us())
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Peer {
+            stream,
+            addr,
+            conn,
+            unsent: Vec::new(),
+            written: 0,
+        })
+    }
+
+    /// The peer, once the handshake is done.
+    pub fn info(&self) -> Option<&PeerInfo> {
+        self.conn.peer()
+    }
+
+    /// "code 123 456 - laptop (192.168.1.23:9999)": the code first, then the
+    /// (safe) name; "(192.168.1.23:9999)" alone before the handshake.
+    pub fn describe(&self) -> String {
+        let addr = SocketAddr::new(self.addr.ip().to_canonical(), self.addr.port());
+        match self.info() {
+            Some(info) => format!("code {} - {} ({addr})", info.code, info.name),
+            None => format!("({addr})"),
+        }
+    }
+
+    /// Moves what is there both ways without blocking, and runs the timers.
+    pub fn pump(&mut self, now: Instant) {
+        let mut buf = [0u8; READ_CHUNK];
+        loop {
+            self.write_some();
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.conn.handle_closed();
+                    break;
+                }
+                Ok(n) => self
+                    .conn
+                    .handle_bytes(now, buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.conn.close(EndReason::ConnectionLost(e.to_string()));
+                    break;
+                }
+            }
+        }
+        self.conn.handle_timeout(now);
+        self.write_some();
+    }
+
+    /// Writes what the socket takes now.
+    fn write_some(&mut self) {
+        loop {
+            if self.written == self.unsent.len() {
+                if !self.conn.has_outgoing() {
+                    return;
+                }
+                self.conn.take_outgoing(&mut self.unsent);
+                self.written = 0;
+            }
+            match self
+                .stream
+                .write(self.unsent.get(self.written..).unwrap_or_default())
+            {
+                Ok(0) => return,
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Nothing more can go out; the read side reports the end.
+                    self.written = self.unsent.len();
+                    if self.conn.end_reason().is_none() {
+                        self.conn.close(EndReason::ConnectionLost(e.to_string()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// True while bytes wait to be written.
+    pub fn is_flushing(&self) -> bool {
+        self.written < self.unsent.len() || self.conn.has_outgoing()
+    }
+
+    /// Pumps until an event that `wanted` picks, or the end of the call.
+    /// `keep_waiting` runs between pumps (the window); false hangs up.
+    pub fn wait_for(
+        &mut self,
+        wanted: impl Fn(&Event) -> bool,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Result<Event, EndReason> {
+        loop {
+            self.pump(Instant::now());
+            while let Some(event) = self.conn.poll_event() {
+                match event {
+                    Event::Ended(reason) => return Err(reason),
+                    event if wanted(&event) => return Ok(event),
+                    _ => {}
+                }
+            }
+            if !keep_waiting() {
+                self.conn.close(EndReason::HungUp);
+                self.flush(Instant::now() + PUMP_INTERVAL * 20);
+                return Err(EndReason::HungUp);
+            }
+            std::thread::sleep(PUMP_INTERVAL);
+        }
+    }
+
+    /// Writes what is pending (an answer, a Bye), until `deadline` at most.
+    pub fn flush(&mut self, deadline: Instant) {
+        while self.is_flushing() && Instant::now() < deadline {
+            self.write_some();
+            if self.is_flushing() {
+                std::thread::sleep(PUMP_INTERVAL);
+            }
+        }
+    }
 }
 
 /// Listens on `bind` (all interfaces, IPv6 and IPv4, when None).
@@ -66,7 +196,7 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(4)?;
+    socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
 
@@ -98,55 +228,32 @@ fn is_link_local_v6(ip: &IpAddr) -> bool {
     matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
 
-/// Waits for a connection that completes the handshake. Connections that do
-/// not (port scanners, browsers, other programs) get one line on stderr and
-/// listening goes on. `keep_waiting` is called about every 50 ms while no
-/// one connects; returning false stops waiting.
-pub fn accept_call(
-    listener: &TcpListener,
-    ours: &Intro,
-    keep_waiting: &mut dyn FnMut() -> bool,
-) -> Result<Option<Peer>> {
-    listener.set_nonblocking(true)?;
-    loop {
-        let (stream, addr) = match listener.accept() {
-            Ok(conn) => conn,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                if !keep_waiting() {
-                    return Ok(None);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            Err(e) => return Err(e).context("cannot accept connections"),
-        };
-        match handshake(stream, addr, ours, false) {
-            Ok(peer) => return Ok(Some(peer)),
-            Err(e) => eprintln!("refused connection from {addr}: {e:#}"),
-        }
-    }
-}
-
-/// Connects to `target` ("host:port", "1.2.3.4:port", "[::1]:port").
-pub fn connect(target: &str, ours: &Intro) -> Result<Peer> {
+/// The addresses of `target` ("host:port", "1.2.3.4:port", "[::1]:port").
+pub fn resolve(target: &str) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = target
         .to_socket_addrs()
         .with_context(|| {
             format!("cannot resolve {target:?}; expected HOST:PORT, e.g. 192.168.1.23:9999")
         })?
         .collect();
+    if addrs.is_empty() {
+        bail!("{target} resolves to no address");
+    }
+    Ok(addrs)
+}
+
+/// Connects to the first of `addrs` that answers and starts the handshake
+/// as the caller.
+pub fn connect(addrs: &[SocketAddr], ours: &Intro) -> Result<Peer> {
     let mut last_err = None;
-    for addr in &addrs {
+    for addr in addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return handshake(stream, *addr, ours, true),
+            Ok(stream) => return Peer::new(stream, *addr, Role::Caller, ours),
             Err(e) => last_err = Some((addr, e)),
         }
     }
     let Some((addr, e)) = last_err else {
-        bail!("{target} resolves to no address")
+        bail!("no address to call")
     };
     Err(match e.kind() {
         io::ErrorKind::ConnectionRefused => anyhow!(
@@ -170,192 +277,4 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
     Ok(())
-}
-
-/// Bytes of one handshake step on the socket: length-prefixed payloads in
-/// and out, all before one deadline.
-struct HandshakeIo<'a> {
-    stream: &'a mut TcpStream,
-    decoder: FrameDecoder,
-    deadline: Instant,
-}
-
-impl HandshakeIo<'_> {
-    fn send(&mut self, payload: &[u8]) -> Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + wire::LEN_PREFIX);
-        wire::frame(payload, &mut out);
-        self.stream
-            .write_all(&out)
-            .context("connection dropped during the handshake")
-    }
-
-    /// The next payload from the peer, before the deadline.
-    fn recv(&mut self) -> Result<Vec<u8>> {
-        read_payload(self.stream, &mut self.decoder, self.deadline, &HANDSHAKE)
-    }
-}
-
-/// What a side waits for before a call runs, for the error lines.
-struct Waiting {
-    /// "no {what} within N s".
-    what: &'static str,
-    timeout: Duration,
-    /// When the peer closes before sending anything.
-    closed: &'static str,
-}
-
-const HANDSHAKE: Waiting = Waiting {
-    what: "vidchat handshake",
-    timeout: HANDSHAKE_TIMEOUT,
-    closed: "closed the connection without a word",
-};
-
-/// Reads until one whole payload is in, or `deadline` passes. A length over
-/// the cap names the protocol the peer seems to speak, when it is one.
-fn read_payload(
-    stream: &mut TcpStream,
-    decoder: &mut FrameDecoder,
-    deadline: Instant,
-    waiting: &Waiting,
-) -> Result<Vec<u8>> {
-    let mut buf = [0u8; 4096];
-    let timed_out = || anyhow!("no {} within {} s", waiting.what, waiting.timeout.as_secs());
-    loop {
-        match decoder.next_payload() {
-            Ok(Some(payload)) => return Ok(payload.to_vec()),
-            Ok(None) => {}
-            Err(e @ WireError::TooLong { .. }) => match wire::known_protocol(decoder.buffered()) {
-                Some(what) => bail!(WireError::NotVidchat(what.into())),
-                None => bail!(e),
-            },
-            Err(e) => return Err(e.into()),
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut buf) {
-            Ok(0) if decoder.buffered().is_empty() => bail!(waiting.closed),
-            Ok(0) => {
-                decoder.finish()?;
-                bail!("closed the connection during the {}", waiting.what)
-            }
-            Ok(n) => decoder.extend(buf.get(..n).unwrap_or_default()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(timed_out());
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(e).context(format!("connection dropped during the {}", waiting.what));
-            }
-        }
-    }
-}
-
-/// Exchanges Hellos, runs the Noise handshake (we are the `caller` or the
-/// callee) and the intros inside it, all within [`HANDSHAKE_TIMEOUT`].
-fn handshake(mut stream: TcpStream, addr: SocketAddr, ours: &Intro, caller: bool) -> Result<Peer> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    stream.set_nonblocking(false)?;
-    tune(&stream)?;
-    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let nonce = secure::random_nonce()?;
-    let hello = Hello::new(if caller {
-        secure::commitment(&nonce)
-    } else {
-        [0; 32]
-    });
-    let mut our_hello = Vec::new();
-    wire::encode_payload(&hello, MAX_HELLO_LEN, &mut our_hello)?;
-    let mut io = HandshakeIo {
-        stream: &mut stream,
-        decoder: FrameDecoder::new(MAX_HELLO_LEN),
-        deadline,
-    };
-    io.send(&our_hello)?;
-    let their_hello = io.recv()?;
-    let theirs = wire::decode_hello(&their_hello)?;
-    let (first, second) = if caller {
-        (&our_hello, &their_hello)
-    } else {
-        (&their_hello, &our_hello)
-    };
-    let prologue = [b"vidchat prologue v1".as_slice(), first, second].concat();
-    let mut noise = Handshake::new(caller, &prologue)?;
-    io.decoder.set_max_len(secure::NOISE_MAX as u64);
-    let mut payload = Vec::new();
-    let (intro, nonce) = if caller {
-        io.send(&noise.write(&[])?)?;
-        let intro: Intro = wire::decode(&noise.read(&io.recv()?)?, MAX_HELLO_LEN)?;
-        wire::encode_payload(
-            &Finale {
-                nonce,
-                intro: ours.clone(),
-            },
-            MAX_HELLO_LEN,
-            &mut payload,
-        )?;
-        io.send(&noise.write(&payload)?)?;
-        (intro, nonce)
-    } else {
-        noise.read(&io.recv()?)?;
-        wire::encode_payload(ours, MAX_HELLO_LEN, &mut payload)?;
-        io.send(&noise.write(&payload)?)?;
-        let finale: Finale = wire::decode(&noise.read(&io.recv()?)?, MAX_HELLO_LEN)?;
-        if secure::commitment(&finale.nonce) != theirs.commitment {
-            bail!(SecureError::Commitment);
-        }
-        (finale.intro, finale.nonce)
-    };
-    let (hash, sealer, opener) = noise.finish()?;
-    let mut decoder = io.decoder;
-    decoder.set_max_len(MAX_SEALED_LEN);
-    stream.set_read_timeout(None)?;
-    stream.set_write_timeout(None)?;
-    let sas = secure::sas(&hash, &nonce);
-    Ok(Peer {
-        stream,
-        addr,
-        intro,
-        sas,
-        sealer,
-        opener,
-        decoder,
-    })
-}
-
-impl Peer {
-    /// Sends one encrypted message (the callee's answer).
-    pub fn send(&mut self, msg: &Message) -> Result<()> {
-        let mut plain = Vec::new();
-        wire::encode_payload(msg, wire::MAX_MESSAGE_LEN, &mut plain)?;
-        let mut sealed = Vec::new();
-        self.sealer.seal(&plain, &mut sealed)?;
-        let mut out = Vec::new();
-        wire::frame(&sealed, &mut out);
-        self.stream.write_all(&out).context("connection dropped")
-    }
-
-    /// Waits up to `timeout` for the callee's answer: true when accepted.
-    pub fn await_answer(&mut self, timeout: Duration) -> Result<bool> {
-        let waiting = Waiting {
-            what: "answer",
-            timeout,
-            closed: "the peer closed the connection before answering",
-        };
-        let deadline = Instant::now() + timeout;
-        let sealed = read_payload(&mut self.stream, &mut self.decoder, deadline, &waiting)?;
-        let mut plain = Vec::new();
-        self.opener.open(&sealed, &mut plain)?;
-        match wire::decode_message(&plain)? {
-            Message::Answer { accepted } => Ok(accepted),
-            _ => bail!("peer did not answer the call"),
-        }
-    }
 }

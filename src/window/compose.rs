@@ -168,13 +168,18 @@ impl Canvas<'_> {
         }
     }
 
-    /// A dark card with one centred message (call states, paused video).
+    /// A dark card with a centred message, one or more lines (call
+    /// states, paused video, an incoming call).
     pub fn card(&mut self, area: Rect, message: &str, scale: usize) {
         self.fill_rect(area, 0x00_20_24_2c);
-        let (tw, th) = (text_width(message, scale), CELL * scale);
-        let x = area.x + area.w.saturating_sub(tw) / 2;
-        let y = area.y + area.h.saturating_sub(th) / 2;
-        self.text(x, y, scale, message, 0x00_f0_f0_f0);
+        let line_height = CELL * scale * 3 / 2;
+        let lines = message.lines().count().max(1);
+        let mut y = area.y + area.h.saturating_sub(line_height * lines) / 2;
+        for line in message.lines() {
+            let x = area.x + area.w.saturating_sub(text_width(line, scale)) / 2;
+            self.text(x, y, scale, line, 0x00_f0_f0_f0);
+            y += line_height;
+        }
     }
 }
 

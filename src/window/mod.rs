@@ -66,6 +66,9 @@ pub struct CallWindow {
     my_video_paused: bool,
     peer_paused: bool,
     hung_up: bool,
+    /// An incoming call is shown: y/Enter or n/Esc answer it.
+    asking: bool,
+    answer: Option<bool>,
 }
 
 impl CallWindow {
@@ -98,6 +101,8 @@ impl CallWindow {
             my_video_paused: false,
             peer_paused: false,
             hung_up: false,
+            asking: false,
+            answer: None,
         };
         call_window.redraw()?;
         Ok(call_window)
@@ -126,6 +131,19 @@ impl CallWindow {
             height,
         };
         self.remote.replace(picture).map(|old| old.pixels)
+    }
+
+    /// Shows an incoming call (`question`) and takes y/Enter or n/Esc/q as
+    /// the answer; None stops asking.
+    pub fn ask(&mut self, question: Option<String>) {
+        self.asking = question.is_some();
+        self.answer = None;
+        self.card = question;
+    }
+
+    /// The person's answer to [`ask`](Self::ask), once given.
+    pub fn take_answer(&mut self) -> Option<bool> {
+        self.answer.take()
     }
 
     pub fn set_self_view(&mut self, image: Arc<RgbImage>) {
@@ -159,6 +177,9 @@ impl CallWindow {
         let pressed = std::mem::take(&mut *self.keys.0.borrow_mut());
         for key in pressed {
             match key {
+                Key::Y | Key::Enter | Key::NumPadEnter if self.asking => self.answer = Some(true),
+                Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
+                _ if self.asking => {}
                 Key::Escape | Key::Q => self.hung_up = true,
                 Key::P => self.show_pip = !self.show_pip,
                 Key::M => self.mirror = !self.mirror,

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use fakecam::{Config, Mode};
+use vidchat::call::Shutdown;
 use vidchat::capture::{CARD_RGB, Capture, CaptureConfig, CapturedFrame, SourceKind};
 use vidchat::handoff::latest;
-use vidchat::session::Shutdown;
 use vidchat::stats::Counters;
 
 /// The fake camera is one per process: one test at a time uses it.
@@ -26,7 +26,7 @@ pub struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.shutdown.end(vidchat::session::EndReason::HungUp);
+        self.shutdown.end(vidchat::call::EndReason::HungUp);
         if let Some(handle) = self.handle.take() {
             handle.join().unwrap();
         }

@@ -20,7 +20,7 @@ pub fn vidchat(args: &[&str]) -> Command {
     cmd
 }
 
-/// Starts `vidchat listen --port 0 ...` and reads the port it prints.
+/// Starts `vidchat listen --port 0 ... --yes` and reads the port it prints.
 pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
     let mut args = vec![
         "listen",
@@ -31,6 +31,7 @@ pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
         "--source",
         "test",
         "--no-window",
+        "--yes",
     ];
     args.extend_from_slice(extra);
     let mut child = vidchat(&args).spawn().expect("start listener");

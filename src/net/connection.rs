@@ -1,0 +1,1111 @@
+//! One call's protocol as a state machine with no I/O and no clock of its
+//! own, in the manner of quinn-proto: whoever drives it feeds the peer's
+//! bytes and the time in (`handle_bytes`, `handle_closed`,
+//! `handle_timeout`), takes events out (`poll_event`) and bytes to send
+//! (`take_outgoing`), and wakes it again at `poll_timeout`.
+//!
+//! It owns everything the two peers agree on: the framing, the Hellos, the
+//! Noise handshake and the code, the encrypted transport, the answer
+//! (accept or decline, and how long either may take), the heartbeat and the
+//! peer's clock, frame order and keyframe recovery, and Bye. The socket
+//! threads in `link` and the listener in `door` only move bytes, so every
+//! case here (a relay, a hostile or frozen or deaf peer) runs in tests as
+//! two connections joined in memory on a fake clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::call::{EndReason, IDLE_TIMEOUT};
+use crate::secure::{self, Handshake, Opener, Sealer};
+use crate::wire::{
+    self, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_HELLO_LEN, MAX_MESSAGE_LEN,
+    Message, VideoFormat, WireError,
+};
+
+/// How long a peer has from the first byte to a finished handshake: a slow
+/// or silent client cannot hold a place at the door longer.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call rings before the callee declines it by itself.
+pub const RING_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a caller waits for the answer: the ring, plus a margin for the
+/// callee's "declined" to arrive.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(35);
+/// How often each side sends a Ping; well below [`IDLE_TIMEOUT`], so one
+/// lost or late Pong is no reason to hang up.
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// H.264 decode failures in a row after which the call ends.
+pub const MAX_DECODE_ERRORS: u32 = 10;
+/// Largest encrypted message: the message cap plus Noise's tags.
+pub const MAX_SEALED_LEN: u64 = secure::sealed_len(MAX_MESSAGE_LEN as usize) as u64;
+/// Bytes of small messages (Pongs, requests) that may wait unsent: a peer
+/// that floods Pings while not reading cannot make the queue grow.
+const MAX_QUEUED: usize = 64 * 1024;
+/// Pings remembered for matching their Pongs (a Pong that answers none is
+/// ignored, so a peer cannot steer our clock estimate).
+const PINGS_KEPT: usize = 8;
+/// Round-trip samples kept for the clock estimate's minimum filter.
+const CLOCK_SAMPLES: usize = 16;
+
+/// Which end of the call this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Connected out, commits to the code's nonce, writes messages 1 and 3.
+    Caller,
+    /// Was connected to, writes message 2, answers the call.
+    Callee,
+}
+
+/// The peer, once the handshake is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Safe to print (see `wire::safe_name`).
+    pub name: String,
+    /// The six-digit code both people compare, "123 456".
+    pub code: String,
+    /// Largest picture the peer will send (0x0: none).
+    pub width: u32,
+    pub height: u32,
+    /// Formats the peer sends and receives, preferred first.
+    pub codecs: Vec<VideoFormat>,
+}
+
+/// What the connection tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake is done: who the peer is, and the code. The call now
+    /// rings until the callee answers.
+    Connected(PeerInfo),
+    /// The callee took the call: video may flow (the caller's side).
+    Accepted,
+    /// A video frame, in order, size-checked, worth decoding.
+    Frame(Frame),
+    /// The peer paused (true) or resumed its video.
+    PeerPaused(bool),
+    /// A new smallest round trip to the peer, microseconds.
+    Rtt(u64),
+    /// The call is over (or never started), and why. Always the last event.
+    Ended(EndReason),
+}
+
+enum Phase {
+    /// Our Hello is out; waiting for the peer's.
+    Hello {
+        ours: Vec<u8>,
+    },
+    /// The Noise messages (the caller waits for 2, the callee for 1 then 3).
+    Noise {
+        noise: Box<Handshake>,
+        their_commitment: [u8; 32],
+    },
+    /// Handshake done, answer pending; the callee declines by itself at `until`.
+    Ringing {
+        until: Instant,
+    },
+    /// The call is on.
+    Open,
+    Closed,
+}
+
+/// Ping and idle deadlines, as data.
+struct Heartbeat {
+    next_ping: Instant,
+    /// Any byte from the peer: it is alive.
+    last_heard: Instant,
+    /// The last Pong, or the start: the peer reads what we send.
+    last_answered: Instant,
+}
+
+/// The peer's clock from Ping/Pong round trips: the sample with the
+/// smallest round trip is the least distorted by queues.
+#[derive(Default)]
+struct ClockSync {
+    /// Recent (round trip, offset) samples, microseconds.
+    samples: VecDeque<(u64, i64)>,
+}
+
+impl ClockSync {
+    /// A Pong for our Ping sent at `sent_us`, stamped `peer_us` by the peer,
+    /// received at `now_us`. Returns the round trip when it is a new best.
+    fn handle_pong(&mut self, sent_us: u64, peer_us: u64, now_us: u64) -> Option<u64> {
+        let rtt = now_us.checked_sub(sent_us)?;
+        let midpoint = sent_us + rtt / 2;
+        // i128: any two u64s differ by less than its range; clamp to i64.
+        let offset = (i128::from(peer_us) - i128::from(midpoint))
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        let best = self.rtt_us();
+        if self.samples.len() == CLOCK_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((rtt, offset));
+        (best != self.rtt_us()).then_some(rtt)
+    }
+
+    fn offset_us(&self) -> i64 {
+        self.samples.iter().min_by_key(|s| s.0).map_or(0, |s| s.1)
+    }
+
+    fn rtt_us(&self) -> Option<u64> {
+        self.samples.iter().map(|s| s.0).min()
+    }
+
+    /// A peer timestamp in our clock (saturating at the ends of u64).
+    fn to_local_us(&self, peer_us: u64) -> u64 {
+        (i128::from(peer_us) - i128::from(self.offset_us())).clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+/// One call's protocol. See the module documentation.
+pub struct Connection {
+    role: Role,
+    phase: Phase,
+    our_intro: Intro,
+    /// The caller's nonce for the code (ours if we call, the caller's once revealed).
+    nonce: [u8; 32],
+    /// Both Hellos, caller's first, for the Noise prologue.
+    hellos: Vec<Vec<u8>>,
+    decoder: FrameDecoder,
+    ciphers: Option<(Sealer, Opener)>,
+    peer: Option<PeerInfo>,
+    /// Bytes for the socket, in order.
+    outgoing: Vec<u8>,
+    /// Reused buffers for one message before encryption and after decryption.
+    plain: Vec<u8>,
+    events: VecDeque<Event>,
+    /// When the handshake must be done by.
+    handshake_deadline: Instant,
+    heartbeat: Option<Heartbeat>,
+    clock: ClockSync,
+    /// Our recent Pings' timestamps, oldest first.
+    pings: VecDeque<u64>,
+    /// Our clock: Unix microseconds at `epoch`.
+    epoch: (Instant, u64),
+    last_seq: Option<u64>,
+    /// Our decoder lost the picture: P-frames are useless until a keyframe.
+    awaiting_keyframe: bool,
+    decode_errors: u32,
+    /// The peer asked for a keyframe and the sender has not taken it yet.
+    keyframe_wanted: bool,
+    /// Whether the peer was last told our video is paused.
+    paused: bool,
+    end: Option<EndReason>,
+}
+
+impl Connection {
+    /// A new connection at `now` (whose wall-clock time is `now_unix_us`),
+    /// introducing ourselves with `intro`; our Hello is ready to send.
+    pub fn new(
+        role: Role,
+        intro: Intro,
+        now: Instant,
+        now_unix_us: u64,
+    ) -> Result<Connection, EndReason> {
+        let nonce = secure::random_nonce().map_err(|e| EndReason::Network(e.to_string()))?;
+        let commitment = match role {
+            Role::Caller => secure::commitment(&nonce),
+            Role::Callee => [0; 32],
+        };
+        let mut ours = Vec::new();
+        wire::encode_payload(&Hello::new(commitment), MAX_HELLO_LEN, &mut ours)
+            .map_err(|e| EndReason::Protocol(e.to_string()))?;
+        let mut outgoing = Vec::new();
+        wire::frame(&ours, &mut outgoing);
+        Ok(Connection {
+            role,
+            phase: Phase::Hello { ours },
+            our_intro: intro,
+            nonce,
+            hellos: Vec::new(),
+            decoder: FrameDecoder::new(MAX_HELLO_LEN),
+            ciphers: None,
+            peer: None,
+            outgoing,
+            plain: Vec::new(),
+            events: VecDeque::new(),
+            handshake_deadline: now + HANDSHAKE_TIMEOUT,
+            heartbeat: None,
+            clock: ClockSync::default(),
+            pings: VecDeque::new(),
+            epoch: (now, now_unix_us),
+            last_seq: None,
+            awaiting_keyframe: false,
+            decode_errors: 0,
+            keyframe_wanted: false,
+            paused: false,
+            end: None,
+        })
+    }
+
+    /// Who the peer is, once the handshake is done.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// Why the call ended, once it has.
+    pub fn end_reason(&self) -> Option<&EndReason> {
+        self.end.as_ref()
+    }
+
+    /// True while video may flow.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Moves the bytes to send into `out` (cleared first; the two buffers
+    /// swap, so neither is reallocated).
+    pub fn take_outgoing(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        std::mem::swap(out, &mut self.outgoing);
+    }
+
+    /// True when there are bytes to send.
+    pub fn has_outgoing(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// When `handle_timeout` next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Hello { .. } | Phase::Noise { .. } => Some(self.handshake_deadline),
+            Phase::Ringing { until } => Some(*until),
+            Phase::Open => self.heartbeat.as_ref().map(|hb| {
+                hb.next_ping
+                    .min(hb.last_heard + IDLE_TIMEOUT)
+                    .min(hb.last_answered + IDLE_TIMEOUT)
+            }),
+            Phase::Closed => None,
+        }
+    }
+
+    /// Our clock at `now`, Unix microseconds.
+    fn unix_us(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch.0).as_micros();
+        self.epoch
+            .1
+            .saturating_add(since.min(u128::from(u64::MAX)) as u64)
+    }
+
+    /// A peer timestamp (its capture time) in our clock's Unix microseconds.
+    pub fn to_local_us(&self, peer_us: u64) -> u64 {
+        self.clock.to_local_us(peer_us)
+    }
+
+    /// Deadlines: the handshake's, the ring's, the heartbeat's.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &self.phase {
+            Phase::Hello { .. } | Phase::Noise { .. } if now >= self.handshake_deadline => {
+                let secs = HANDSHAKE_TIMEOUT.as_secs();
+                self.close(EndReason::Protocol(format!(
+                    "no vidchat handshake within {secs} s"
+                )));
+            }
+            Phase::Ringing { until } if now >= *until => match self.role {
+                Role::Callee => self.answer(now, false),
+                Role::Caller => {
+                    let secs = ANSWER_TIMEOUT.as_secs();
+                    self.close(EndReason::Protocol(format!("no answer within {secs} s")));
+                }
+            },
+            Phase::Open => self.heartbeat_timeout(now),
+            _ => {}
+        }
+    }
+
+    fn heartbeat_timeout(&mut self, now: Instant) {
+        let Some(hb) = self.heartbeat.as_mut() else {
+            return;
+        };
+        if now >= hb.last_heard + IDLE_TIMEOUT {
+            return self.close(EndReason::PeerNotResponding);
+        }
+        if now >= hb.last_answered + IDLE_TIMEOUT {
+            return self.close(EndReason::PeerNotReading);
+        }
+        if now >= hb.next_ping {
+            hb.next_ping = now + PING_INTERVAL;
+            let sent_us = self.unix_us(now);
+            if self.pings.len() == PINGS_KEPT {
+                self.pings.pop_front();
+            }
+            self.pings.push_back(sent_us);
+            self.queue(&Message::Ping { sent_us });
+        }
+    }
+
+    /// The peer closed its side of the connection.
+    pub fn handle_closed(&mut self) {
+        let reason = match (&self.phase, self.decoder.finish()) {
+            (Phase::Closed, _) => return,
+            (Phase::Hello { .. } | Phase::Noise { .. }, Ok(())) if self.hellos.is_empty() => {
+                EndReason::Protocol("closed the connection without a word".into())
+            }
+            (Phase::Hello { .. } | Phase::Noise { .. }, Ok(())) => {
+                EndReason::Protocol("closed the connection during the vidchat handshake".into())
+            }
+            (Phase::Hello { .. } | Phase::Noise { .. }, Err(e)) => {
+                EndReason::Protocol(e.to_string())
+            }
+            (Phase::Ringing { .. }, _) if self.role == Role::Caller => {
+                EndReason::ConnectionLost("the peer closed the connection before answering".into())
+            }
+            // Cut mid-message (a killed peer): lost, not malformed.
+            (_, Err(e)) => EndReason::ConnectionLost(e.to_string()),
+            (_, Ok(())) => EndReason::ConnectionLost("the peer closed the connection".into()),
+        };
+        self.close(reason);
+    }
+
+    /// Bytes from the peer, received at `now`.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        if let Some(hb) = self.heartbeat.as_mut() {
+            hb.last_heard = now;
+        }
+        self.decoder.extend(bytes);
+        while !matches!(self.phase, Phase::Closed) {
+            let payload = match self.decoder.next_payload() {
+                Ok(Some(payload)) => payload.to_vec(),
+                Ok(None) => break,
+                Err(e) => return self.close(self.refusal(e)),
+            };
+            if let Err(reason) = self.handle_payload(now, &payload) {
+                self.close(reason);
+            }
+        }
+    }
+
+    /// Why bytes that do not frame are refused; before the handshake, in
+    /// the words of the protocol they seem to be.
+    fn refusal(&self, e: WireError) -> EndReason {
+        let foreign = matches!(self.phase, Phase::Hello { .. })
+            .then(|| wire::known_protocol(self.decoder.buffered()))
+            .flatten();
+        match (foreign, &e) {
+            (Some(what), WireError::TooLong { .. }) => {
+                EndReason::Protocol(WireError::NotVidchat(what.into()).to_string())
+            }
+            _ => EndReason::Protocol(e.to_string()),
+        }
+    }
+
+    fn handle_payload(&mut self, now: Instant, payload: &[u8]) -> Result<(), EndReason> {
+        let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Hello { ours } => {
+                let theirs = wire::decode_hello(payload).map_err(|e| protocol(&e))?;
+                self.hellos = match self.role {
+                    Role::Caller => vec![ours, payload.to_vec()],
+                    Role::Callee => vec![payload.to_vec(), ours],
+                };
+                let prologue = [
+                    b"vidchat prologue v1".as_slice(),
+                    &self.hellos[0],
+                    &self.hellos[1],
+                ]
+                .concat();
+                let mut noise = Handshake::new(self.role == Role::Caller, &prologue)
+                    .map_err(|e| protocol(&e))?;
+                self.decoder.set_max_len(secure::NOISE_MAX as u64);
+                if self.role == Role::Caller {
+                    let msg1 = noise.write(&[]).map_err(|e| protocol(&e))?;
+                    wire::frame(&msg1, &mut self.outgoing);
+                }
+                self.phase = Phase::Noise {
+                    noise: Box::new(noise),
+                    their_commitment: theirs.commitment,
+                };
+                Ok(())
+            }
+            Phase::Noise {
+                mut noise,
+                their_commitment,
+            } => {
+                let read = noise.read(payload).map_err(|e| protocol(&e))?;
+                match self.role {
+                    Role::Caller => {
+                        let intro: Intro =
+                            wire::decode(&read, MAX_HELLO_LEN).map_err(|e| protocol(&e))?;
+                        let mut finale = Vec::new();
+                        let ours = Finale {
+                            nonce: self.nonce,
+                            intro: self.our_intro.clone(),
+                        };
+                        wire::encode_payload(&ours, MAX_HELLO_LEN, &mut finale)
+                            .map_err(|e| protocol(&e))?;
+                        let msg3 = noise.write(&finale).map_err(|e| protocol(&e))?;
+                        wire::frame(&msg3, &mut self.outgoing);
+                        self.connected(now, *noise, intro)
+                    }
+                    Role::Callee if noise.messages() == 1 => {
+                        let mut intro = Vec::new();
+                        wire::encode_payload(&self.our_intro, MAX_HELLO_LEN, &mut intro)
+                            .map_err(|e| protocol(&e))?;
+                        let msg2 = noise.write(&intro).map_err(|e| protocol(&e))?;
+                        wire::frame(&msg2, &mut self.outgoing);
+                        self.phase = Phase::Noise {
+                            noise,
+                            their_commitment,
+                        };
+                        Ok(())
+                    }
+                    Role::Callee => {
+                        let finale: Finale =
+                            wire::decode(&read, MAX_HELLO_LEN).map_err(|e| protocol(&e))?;
+                        if secure::commitment(&finale.nonce) != their_commitment {
+                            return Err(protocol(&secure::SecureError::Commitment));
+                        }
+                        self.nonce = finale.nonce;
+                        self.connected(now, *noise, finale.intro)
+                    }
+                }
+            }
+            phase @ (Phase::Ringing { .. } | Phase::Open) => {
+                self.phase = phase;
+                self.handle_message(now, payload)
+            }
+            Phase::Closed => Ok(()),
+        }
+    }
+
+    fn connected(&mut self, now: Instant, noise: Handshake, intro: Intro) -> Result<(), EndReason> {
+        let (hash, sealer, opener) = noise
+            .finish()
+            .map_err(|e| EndReason::Protocol(e.to_string()))?;
+        let info = PeerInfo {
+            name: wire::safe_name(&intro.name),
+            code: secure::sas(&hash, &self.nonce),
+            width: intro.width,
+            height: intro.height,
+            codecs: intro.codecs,
+        };
+        self.ciphers = Some((sealer, opener));
+        self.decoder.set_max_len(MAX_SEALED_LEN);
+        self.peer = Some(info.clone());
+        self.events.push_back(Event::Connected(info));
+        let ring = match self.role {
+            Role::Caller => ANSWER_TIMEOUT,
+            Role::Callee => RING_TIMEOUT,
+        };
+        self.phase = Phase::Ringing { until: now + ring };
+        Ok(())
+    }
+
+    fn handle_message(&mut self, now: Instant, sealed: &[u8]) -> Result<(), EndReason> {
+        let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
+        let Some((_, opener)) = self.ciphers.as_mut() else {
+            return Err(EndReason::Protocol("no keys".into()));
+        };
+        opener
+            .open(sealed, &mut self.plain)
+            .map_err(|e| protocol(&e))?;
+        let msg = wire::decode_message(&self.plain).map_err(|e| protocol(&e))?;
+        let ringing = matches!(self.phase, Phase::Ringing { .. });
+        match msg {
+            Message::Answer { accepted } if ringing && self.role == Role::Caller => {
+                if !accepted {
+                    return Err(EndReason::Declined);
+                }
+                self.open(now);
+                self.events.push_back(Event::Accepted);
+            }
+            Message::Bye {
+                reason: ByeReason::HungUp,
+            } => return Err(EndReason::PeerHungUp),
+            _ if ringing => {
+                return Err(EndReason::Protocol(
+                    "peer sent call messages before the call was answered".into(),
+                ));
+            }
+            Message::Answer { .. } => {
+                return Err(EndReason::Protocol(
+                    "peer answered a call already in progress".into(),
+                ));
+            }
+            Message::Frame(frame) => self.handle_frame(frame)?,
+            Message::Ping { sent_us } => {
+                // Stamped on arrival; a flood while we cannot send is dropped.
+                if self.outgoing.len() < MAX_QUEUED {
+                    let peer_us = self.unix_us(now);
+                    self.queue(&Message::Pong {
+                        ping_sent_us: sent_us,
+                        peer_us,
+                    });
+                }
+            }
+            Message::Pong {
+                ping_sent_us,
+                peer_us,
+            } => {
+                // Only a Pong for one of our recent Pings counts.
+                if let Some(at) = self.pings.iter().position(|&p| p == ping_sent_us) {
+                    self.pings.drain(..=at);
+                    if let Some(hb) = self.heartbeat.as_mut() {
+                        hb.last_answered = now;
+                    }
+                    let now_us = self.unix_us(now);
+                    if let Some(rtt) = self.clock.handle_pong(ping_sent_us, peer_us, now_us) {
+                        self.events.push_back(Event::Rtt(rtt));
+                    }
+                }
+            }
+            Message::VideoPaused { paused } => self.events.push_back(Event::PeerPaused(paused)),
+            Message::KeyframeRequest => self.keyframe_wanted = true,
+        }
+        Ok(())
+    }
+
+    /// Passes on a frame that is new, no larger than the peer announced, and
+    /// decodable (not a P-frame while a keyframe is awaited).
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), EndReason> {
+        let (max_w, max_h) = self.peer.as_ref().map_or((0, 0), |p| (p.width, p.height));
+        if frame.width > max_w || frame.height > max_h {
+            return Err(EndReason::Protocol(format!(
+                "peer sent a {}x{} frame after announcing at most {max_w}x{max_h}",
+                frame.width, frame.height
+            )));
+        }
+        if self.last_seq.is_some_and(|last| frame.seq <= last) {
+            return Ok(());
+        }
+        if self.awaiting_keyframe && !frame.keyframe {
+            return Ok(());
+        }
+        self.awaiting_keyframe = false;
+        self.last_seq = Some(frame.seq);
+        self.events.push_back(Event::Frame(frame));
+        Ok(())
+    }
+
+    fn open(&mut self, now: Instant) {
+        self.phase = Phase::Open;
+        self.heartbeat = Some(Heartbeat {
+            next_ping: now,
+            last_heard: now,
+            last_answered: now,
+        });
+        self.heartbeat_timeout(now);
+    }
+
+    /// The callee's answer at `now`. Nothing happens unless the call rings.
+    pub fn answer(&mut self, now: Instant, accepted: bool) {
+        if self.role != Role::Callee || !matches!(self.phase, Phase::Ringing { .. }) {
+            return;
+        }
+        self.queue(&Message::Answer { accepted });
+        if accepted {
+            self.open(now);
+        } else {
+            self.close(EndReason::Declined);
+        }
+    }
+
+    /// Seals one frame into the outgoing bytes (only while the call is
+    /// open) and gives its data buffer back for reuse.
+    pub fn send_frame(&mut self, frame: Frame) -> Result<Vec<u8>, EndReason> {
+        let msg = Message::Frame(frame);
+        if self.is_open() {
+            self.send(&msg)?;
+        }
+        let Message::Frame(frame) = msg else {
+            return Ok(Vec::new());
+        };
+        Ok(frame.data)
+    }
+
+    /// Tells the peer our video paused or resumed (only when that changed).
+    pub fn set_paused(&mut self, paused: bool) {
+        if self.is_open() && paused != self.paused {
+            self.paused = paused;
+            self.queue(&Message::VideoPaused { paused });
+        }
+    }
+
+    /// True once after the peer asked for a keyframe.
+    pub fn take_keyframe_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.keyframe_wanted)
+    }
+
+    /// Our decoder could not decode a frame (`why`): skip P-frames and ask
+    /// for a keyframe; too many in a row end the call.
+    pub fn picture_lost(&mut self, why: &str) {
+        self.decode_errors += 1;
+        if self.decode_errors >= MAX_DECODE_ERRORS {
+            return self.close(EndReason::Protocol(format!("bad video from peer: {why}")));
+        }
+        self.awaiting_keyframe = true;
+        if self.is_open() {
+            self.queue(&Message::KeyframeRequest);
+        }
+    }
+
+    /// Our decoder decoded a frame.
+    pub fn picture_ok(&mut self) {
+        self.decode_errors = 0;
+    }
+
+    /// Ends the call from this side: a hang-up says Bye; any other reason
+    /// (a local failure) just closes.
+    pub fn close(&mut self, reason: EndReason) {
+        if matches!(self.phase, Phase::Closed) && self.end.is_some() {
+            return;
+        }
+        if reason == EndReason::HungUp && matches!(self.phase, Phase::Open | Phase::Ringing { .. })
+        {
+            self.queue(&Message::Bye {
+                reason: ByeReason::HungUp,
+            });
+        }
+        self.phase = Phase::Closed;
+        self.events.push_back(Event::Ended(reason.clone()));
+        self.end = Some(reason);
+    }
+
+    /// Seals `msg` onto the outgoing bytes; a failure ends the call.
+    fn queue(&mut self, msg: &Message) {
+        if let Err(reason) = self.send(msg) {
+            self.close(reason);
+        }
+    }
+
+    fn send(&mut self, msg: &Message) -> Result<(), EndReason> {
+        let Some((sealer, _)) = self.ciphers.as_mut() else {
+            return Ok(());
+        };
+        self.plain.clear();
+        wire::encode_payload(msg, MAX_MESSAGE_LEN, &mut self.plain)
+            .map_err(|e| EndReason::Encoding(e.to_string()))?;
+        let start = self.outgoing.len();
+        self.outgoing.extend_from_slice(&[0; wire::LEN_PREFIX]);
+        sealer
+            .seal(&self.plain, &mut self.outgoing)
+            .map_err(|e| EndReason::Encoding(e.to_string()))?;
+        let sealed_len = (self.outgoing.len() - start - wire::LEN_PREFIX) as u64;
+        if let Some(prefix) = self.outgoing.get_mut(start..start + wire::LEN_PREFIX) {
+            prefix.copy_from_slice(&sealed_len.to_le_bytes());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Connection {
+    /// Seals any plaintext, as a hostile peer that finished the handshake could.
+    fn send_raw(&mut self, plain: &[u8]) {
+        let Some((sealer, _)) = self.ciphers.as_mut() else {
+            return;
+        };
+        let mut sealed = Vec::new();
+        sealer.seal(plain, &mut sealed).unwrap();
+        wire::frame(&sealed, &mut self.outgoing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two connections joined in memory on a fake clock: no sockets, no sleeps.
+    use super::*;
+
+    const T0_US: u64 = 1_800_000_000_000_000;
+
+    fn intro(name: &str) -> Intro {
+        Intro::new(name, 640, 480)
+    }
+
+    /// A caller and a callee; `deliver_to_*` cut a direction when false.
+    struct Pair {
+        caller: Connection,
+        callee: Connection,
+        now: Instant,
+        deliver_to_caller: bool,
+        deliver_to_callee: bool,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let now = Instant::now();
+            Pair {
+                caller: Connection::new(Role::Caller, intro("caller"), now, T0_US).unwrap(),
+                // The callee's clock runs 3 s ahead of the caller's.
+                callee: Connection::new(Role::Callee, intro("callee"), now, T0_US + 3_000_000)
+                    .unwrap(),
+                now,
+                deliver_to_caller: true,
+                deliver_to_callee: true,
+            }
+        }
+
+        /// Moves bytes both ways until neither side has more to say.
+        fn drive(&mut self) {
+            let mut bytes = Vec::new();
+            loop {
+                let mut moved = false;
+                self.caller.take_outgoing(&mut bytes);
+                if !bytes.is_empty() && self.deliver_to_callee {
+                    self.callee.handle_bytes(self.now, &bytes);
+                    moved = true;
+                }
+                self.callee.take_outgoing(&mut bytes);
+                if !bytes.is_empty() && self.deliver_to_caller {
+                    self.caller.handle_bytes(self.now, &bytes);
+                    moved = true;
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        /// Lets `by` pass in 10 ms steps, firing timers and moving bytes.
+        fn advance(&mut self, by: Duration) {
+            let until = self.now + by;
+            while self.now < until {
+                self.now += Duration::from_millis(10);
+                self.caller.handle_timeout(self.now);
+                self.callee.handle_timeout(self.now);
+                self.drive();
+            }
+        }
+
+        /// Handshake, then the callee takes the call.
+        fn answered() -> Pair {
+            let mut pair = Pair::new();
+            pair.drive();
+            pair.callee.answer(pair.now, true);
+            pair.drive();
+            events(&mut pair.caller);
+            events(&mut pair.callee);
+            pair
+        }
+    }
+
+    fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+
+    fn ended(conn: &mut Connection) -> Option<EndReason> {
+        events(conn).into_iter().find_map(|e| match e {
+            Event::Ended(reason) => Some(reason),
+            _ => None,
+        })
+    }
+
+    fn frame(seq: u64, keyframe: bool) -> Frame {
+        Frame {
+            seq,
+            capture_us: T0_US + seq,
+            width: 640,
+            height: 480,
+            format: VideoFormat::H264,
+            keyframe,
+            quality: 100,
+            encode_us: 1,
+            data: vec![seq as u8; 100],
+        }
+    }
+
+    fn frames(conn: &mut Connection) -> Vec<u64> {
+        events(conn)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f.seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_call() {
+        let mut pair = Pair::new();
+        pair.drive();
+        let (Some(Event::Connected(at_caller)), Some(Event::Connected(at_callee))) =
+            (pair.caller.poll_event(), pair.callee.poll_event())
+        else {
+            panic!("no handshake");
+        };
+        assert_eq!(at_caller.code, at_callee.code, "both sides show one code");
+        assert_eq!(
+            (at_caller.name.as_str(), at_callee.name.as_str()),
+            ("callee", "caller")
+        );
+        assert!(!pair.caller.is_open(), "no video before the answer");
+        assert_eq!(pair.caller.send_frame(frame(1, true)).unwrap().len(), 100);
+        assert!(
+            !pair.caller.has_outgoing(),
+            "a frame left before the call was answered"
+        );
+
+        pair.callee.answer(pair.now, true);
+        pair.drive();
+        // The first Ping goes out at once; its Pong gives the round trip.
+        let at_answer = events(&mut pair.caller);
+        assert!(at_answer.contains(&Event::Accepted));
+        assert!(at_answer.iter().any(|e| matches!(e, Event::Rtt(_))));
+        pair.caller.send_frame(frame(1, true)).unwrap();
+        pair.caller.send_frame(frame(2, false)).unwrap();
+        pair.drive();
+        assert_eq!(frames(&mut pair.callee), [1, 2]);
+
+        // Pings each second keep the call up; Pongs give the peer's clock.
+        pair.advance(Duration::from_secs(7));
+        assert_eq!(pair.callee.to_local_us(T0_US), T0_US + 3_000_000);
+        assert_eq!(pair.caller.end_reason(), None);
+
+        pair.caller.close(EndReason::HungUp);
+        pair.drive();
+        assert_eq!(ended(&mut pair.callee), Some(EndReason::PeerHungUp));
+        assert_eq!(ended(&mut pair.caller), Some(EndReason::HungUp));
+    }
+
+    #[test]
+    fn a_declined_or_unanswered_call_tells_the_caller() {
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.callee.answer(pair.now, false);
+        pair.drive();
+        assert_eq!(ended(&mut pair.caller), Some(EndReason::Declined));
+
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.advance(RING_TIMEOUT - Duration::from_millis(20));
+        assert_eq!(pair.callee.end_reason(), None, "declined too early");
+        pair.advance(Duration::from_millis(30));
+        assert_eq!(pair.callee.end_reason(), Some(&EndReason::Declined));
+        assert_eq!(ended(&mut pair.caller), Some(EndReason::Declined));
+    }
+
+    #[test]
+    fn a_relay_in_the_middle_shows_two_codes() {
+        // caller <-> relay (as callee), relay (as caller) <-> callee; the
+        // relay passes every intro on, as a careful eavesdropper would.
+        let now = Instant::now();
+        let mut caller = Connection::new(Role::Caller, intro("a"), now, T0_US).unwrap();
+        let mut relay_in = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut relay_out = Connection::new(Role::Caller, intro("a"), now, T0_US).unwrap();
+        let mut callee = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut bytes = Vec::new();
+        let mut pass = |from: &mut Connection, to: &mut Connection| {
+            from.take_outgoing(&mut bytes);
+            to.handle_bytes(now, &bytes);
+        };
+        for _ in 0..4 {
+            pass(&mut caller, &mut relay_in);
+            pass(&mut relay_in, &mut caller);
+            pass(&mut relay_out, &mut callee);
+            pass(&mut callee, &mut relay_out);
+        }
+        let code = |c: &Connection| c.peer().unwrap().code.clone();
+        assert_eq!(code(&caller), code(&relay_in));
+        assert_eq!(code(&relay_out), code(&callee));
+        assert_ne!(code(&caller), code(&callee), "the relay went unnoticed");
+    }
+
+    #[test]
+    fn a_frozen_peer_is_let_go_after_the_idle_timeout() {
+        let mut pair = Pair::answered();
+        pair.deliver_to_caller = false;
+        pair.deliver_to_callee = false;
+        pair.advance(IDLE_TIMEOUT - Duration::from_millis(20));
+        assert_eq!(pair.caller.end_reason(), None);
+        pair.advance(Duration::from_millis(30));
+        assert_eq!(ended(&mut pair.caller), Some(EndReason::PeerNotResponding));
+    }
+
+    #[test]
+    fn a_peer_that_sends_but_never_reads_is_let_go() {
+        let mut pair = Pair::answered();
+        // The callee's bytes reach us; ours never reach it.
+        pair.deliver_to_callee = false;
+        let mut seq = 10;
+        let until = pair.now + IDLE_TIMEOUT - Duration::from_millis(20);
+        while pair.now < until {
+            seq += 1;
+            pair.callee.send_frame(frame(seq, true)).unwrap();
+            pair.advance(Duration::from_millis(30));
+        }
+        assert_eq!(pair.caller.end_reason(), None);
+        pair.advance(Duration::from_millis(40));
+        assert_eq!(ended(&mut pair.caller), Some(EndReason::PeerNotReading));
+    }
+
+    #[test]
+    fn frames_come_in_order_and_p_frames_wait_for_a_keyframe() {
+        let mut pair = Pair::answered();
+        for (seq, key) in [(5, true), (3, true), (5, false), (6, false)] {
+            pair.caller.send_frame(frame(seq, key)).unwrap();
+        }
+        pair.drive();
+        assert_eq!(
+            frames(&mut pair.callee),
+            [5, 6],
+            "old or repeated frames passed"
+        );
+        pair.callee.picture_lost("test");
+        pair.drive();
+        assert!(
+            pair.caller.take_keyframe_wanted(),
+            "the request did not arrive"
+        );
+        assert!(!pair.caller.take_keyframe_wanted(), "taken once");
+        for (seq, key) in [(7, false), (8, true), (9, false)] {
+            pair.caller.send_frame(frame(seq, key)).unwrap();
+        }
+        pair.drive();
+        assert_eq!(frames(&mut pair.callee), [8, 9]);
+        for _ in 0..MAX_DECODE_ERRORS {
+            pair.callee.picture_lost("broken");
+        }
+        assert!(matches!(
+            pair.callee.end_reason(),
+            Some(EndReason::Protocol(why)) if why.contains("bad video from peer: broken")
+        ));
+    }
+
+    /// The callee's end after the (answered) caller sends `plain`.
+    fn hostile(plain: &[u8]) -> EndReason {
+        let mut pair = Pair::answered();
+        pair.caller.send_raw(plain);
+        pair.drive();
+        ended(&mut pair.callee).expect("the call went on")
+    }
+
+    fn encoded(msg: &Message) -> Vec<u8> {
+        let mut plain = Vec::new();
+        wire::encode_payload(msg, MAX_MESSAGE_LEN, &mut plain).unwrap();
+        plain
+    }
+
+    fn assert_protocol(reason: EndReason, words: &str) {
+        match reason {
+            EndReason::Protocol(why) => assert!(why.contains(words), "{why}"),
+            other => panic!("ended with {other:?}, expected a protocol error with {words:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hostile_peer_ends_the_call_with_a_reason() {
+        let unknown = [99u32.to_le_bytes().as_slice(), &[0; 12]].concat();
+        assert_protocol(hostile(&unknown), "malformed");
+        let mut big = frame(1, true);
+        (big.width, big.height) = (4096, 4096);
+        assert_protocol(
+            hostile(&encoded(&Message::Frame(big))),
+            "announcing at most 640x480",
+        );
+        assert_protocol(
+            hostile(&encoded(&Message::Answer { accepted: true })),
+            "already in progress",
+        );
+
+        // A flipped bit, and a length over the cap, on an open call.
+        let mut pair = Pair::answered();
+        pair.caller
+            .send_raw(&encoded(&Message::Ping { sent_us: 1 }));
+        let mut bytes = Vec::new();
+        pair.caller.take_outgoing(&mut bytes);
+        bytes[wire::LEN_PREFIX + 3] ^= 0x10;
+        pair.callee.handle_bytes(pair.now, &bytes);
+        assert_protocol(ended(&mut pair.callee).unwrap(), "does not decrypt");
+        let mut pair = Pair::answered();
+        pair.callee
+            .handle_bytes(pair.now, &(MAX_SEALED_LEN + 1).to_le_bytes());
+        assert_protocol(ended(&mut pair.callee).unwrap(), "over the");
+    }
+
+    #[test]
+    fn nothing_but_an_answer_or_bye_before_the_call_is_answered() {
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.caller
+            .send_raw(&encoded(&Message::Frame(frame(1, true))));
+        pair.drive();
+        assert_protocol(
+            ended(&mut pair.callee).unwrap(),
+            "before the call was answered",
+        );
+    }
+
+    #[test]
+    fn forged_pongs_and_ping_floods_do_no_harm() {
+        let mut pair = Pair::answered();
+        let clock = pair.caller.to_local_us(T0_US);
+        // A Pong for no Ping of ours, with extreme values: ignored.
+        for (sent, peer) in [(0, u64::MAX), (u64::MAX, 0), (T0_US, u64::MAX)] {
+            pair.callee.send_raw(&encoded(&Message::Pong {
+                ping_sent_us: sent,
+                peer_us: peer,
+            }));
+        }
+        pair.drive();
+        assert_eq!(pair.caller.end_reason(), None);
+        assert_eq!(
+            pair.caller.to_local_us(T0_US),
+            clock,
+            "a forged Pong moved the clock"
+        );
+        // Pings from a peer we cannot send to: the Pongs queued stay bounded.
+        pair.deliver_to_callee = false;
+        let ping = encoded(&Message::Ping { sent_us: 1 });
+        for _ in 0..10_000 {
+            pair.callee.send_raw(&ping);
+        }
+        pair.drive();
+        assert!(pair.caller.outgoing.len() < MAX_QUEUED + 1024);
+    }
+
+    #[test]
+    fn strangers_get_a_reason_and_silence_a_deadline() {
+        let refused = |bytes: &[u8]| {
+            let mut conn =
+                Connection::new(Role::Callee, intro("b"), Instant::now(), T0_US).unwrap();
+            conn.handle_bytes(Instant::now(), bytes);
+            conn.handle_closed();
+            ended(&mut conn).unwrap().to_string()
+        };
+        assert!(refused(b"GET / HTTP/1.1\r\n\r\n").contains("HTTP request"));
+        assert!(refused(&[0x16, 0x03, 1, 0, 0xa5, 1, 0, 0, 0xa1]).contains("TLS"));
+        assert!(refused(&(1u64 << 63).to_le_bytes()).contains("over the 4096-byte limit"));
+        assert!(refused(b"").contains("without a word"));
+        let now = Instant::now();
+        let mut silent = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        silent.handle_timeout(now + HANDSHAKE_TIMEOUT - Duration::from_millis(1));
+        assert_eq!(silent.end_reason(), None);
+        silent.handle_timeout(now + HANDSHAKE_TIMEOUT);
+        assert!(
+            ended(&mut silent)
+                .unwrap()
+                .to_string()
+                .contains("within 5 s")
+        );
+    }
+
+    #[test]
+    fn a_peer_name_that_poses_as_a_code_is_made_harmless() {
+        let now = Instant::now();
+        let mut caller = Connection::new(
+            Role::Caller,
+            Intro {
+                name: "x - code: 111 111 \u{202E}".into(),
+                ..intro("")
+            },
+            now,
+            T0_US,
+        )
+        .unwrap();
+        let mut callee = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            caller.take_outgoing(&mut bytes);
+            callee.handle_bytes(now, &bytes);
+            callee.take_outgoing(&mut bytes);
+            caller.handle_bytes(now, &bytes);
+        }
+        let name = &callee.peer().unwrap().name;
+        assert_eq!(name, "x_-_code__111_111__");
+    }
+}

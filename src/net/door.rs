@@ -1,0 +1,87 @@
+//! The listener's door: takes connections as they come and runs their
+//! handshakes side by side, each with its own deadline, so strangers that
+//! connect and say nothing (or one byte a second) cannot keep a real caller
+//! out. At most [`MAX_PENDING`] wait at once; a newcomer beyond that pushes
+//! the oldest out. Whoever is not vidchat gets one log line.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::TcpListener;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::Peer;
+use super::connection::Role;
+use crate::wire::Intro;
+
+/// Handshakes in progress at once. Each costs a socket and a few kilobytes.
+pub const MAX_PENDING: usize = 16;
+
+/// A listening socket and the handshakes in progress on it.
+pub struct Door {
+    listener: TcpListener,
+    intro: Intro,
+    pending: VecDeque<Peer>,
+}
+
+impl Door {
+    pub fn new(listener: TcpListener, intro: Intro) -> Result<Door> {
+        listener.set_nonblocking(true)?;
+        Ok(Door {
+            listener,
+            intro,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Lets newcomers in and moves every handshake on, without blocking.
+    /// Returns a caller whose handshake is done, if one is.
+    pub fn poll(&mut self, now: Instant) -> Option<Peer> {
+        self.admit();
+        let mut done = None;
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        while let Some(mut peer) = self.pending.pop_front() {
+            peer.pump(now);
+            // What matters is the state the events led to.
+            while peer.conn.poll_event().is_some() {}
+            if let Some(reason) = peer.conn.end_reason() {
+                eprintln!("refused connection from {}: {reason}", peer.describe());
+            } else if peer.info().is_some() && done.is_none() {
+                done = Some(peer);
+            } else {
+                kept.push_back(peer);
+            }
+        }
+        self.pending = kept;
+        done
+    }
+
+    /// Accepts every connection waiting in the kernel. Errors that concern
+    /// one connection (it was reset before we took it, or we are out of
+    /// file descriptors for a moment) are logged; the door stays open.
+    fn admit(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => match Peer::new(stream, addr, Role::Callee, &self.intro) {
+                    Ok(peer) => self.pending.push_back(peer),
+                    Err(e) => eprintln!("refused connection from {addr}: {e:#}"),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("could not take a connection: {e}");
+                    return;
+                }
+            }
+            if self.pending.len() > MAX_PENDING
+                && let Some(oldest) = self.pending.pop_front()
+            {
+                eprintln!(
+                    "refused connection from {}: {MAX_PENDING} handshakes were already waiting; the oldest goes",
+                    oldest.describe()
+                );
+            }
+        }
+    }
+}

@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |&b| usize::from(b) * 16).min(data.len());
     let mut pixels = Vec::new();
     for frame in [&data[..split], &data[split..]] {
-        let _ = decoder.decode_0rgb(frame, 160, 96, &mut pixels);
+        let _ = decoder.decode_0rgb(frame, 160, 96, Some(&mut pixels));
     }
 });

@@ -51,11 +51,21 @@ impl H264Encoder {
             // Fast enough for 720p at 30 fps on two cores.
             .complexity(Complexity::Low)
             // Frames are dropped before the encoder (latest wins), not by its
-            // rate control, which skips far too eagerly. (openh264 then says
-            // once on stderr that a bitrate is hard to hold without skipping.)
+            // rate control, which skips far too eagerly.
             .skip_frames(false);
-        let encoder =
+        let mut encoder =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(h264_err)?;
+        // Quiet before the first frame initialises it: otherwise openh264
+        // warns on stderr that a bitrate is hard to hold without skipping.
+        let mut quiet = openh264_sys2::WELS_LOG_QUIET as i32;
+        // SAFETY: TRACE_LEVEL takes an int, which lives across the call; the
+        // encoder object exists from construction on.
+        unsafe {
+            encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+                (&raw mut quiet).cast(),
+            );
+        }
         Ok(H264Encoder {
             encoder,
             yuv: None,

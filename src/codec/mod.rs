@@ -153,8 +153,11 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8, out: &mut Vec<u8>) -> Result<(),
     Ok(())
 }
 
+/// Strict (a JPEG cut short, or one that is headers only, is an error, not
+/// a picture padded out with grey) and limited in size.
 fn jpeg_decoder(data: &[u8], colorspace: ColorSpace) -> JpegDecoder<ZCursor<&[u8]>> {
     let options = DecoderOptions::new_fast()
+        .set_strict_mode(true)
         .set_max_width(MAX_DIMENSION as usize)
         .set_max_height(MAX_DIMENSION as usize)
         .jpeg_set_out_colorspace(colorspace);
@@ -165,6 +168,7 @@ fn jpeg_decoder(data: &[u8], colorspace: ColorSpace) -> JpegDecoder<ZCursor<&[u8
 /// the limit when `want` is None). Returns the size.
 fn decode_headers(
     decoder: &mut JpegDecoder<ZCursor<&[u8]>>,
+    len: usize,
     want: Option<(u32, u32)>,
 ) -> Result<(u32, u32), CodecError> {
     decoder
@@ -175,6 +179,15 @@ fn decode_headers(
         .ok_or_else(|| CodecError::Jpeg("no size".into()))?;
     let (w, h) = (w as u32, h as u32);
     check_size(w, h)?;
+    // Every 8x8 block of a whole JPEG costs at least one bit of coded data
+    // (a Huffman code is never empty): refused before any pixel is decoded
+    // or allocated, a few hundred bytes cannot claim to be 4096x4096.
+    let blocks = u64::from(w.div_ceil(8)) * u64::from(h.div_ceil(8));
+    if (len as u64) * 8 < blocks {
+        return Err(CodecError::Jpeg(format!(
+            "{len} bytes are too few for a {w}x{h} picture"
+        )));
+    }
     if let Some((want_w, want_h)) = want
         && (w, h) != (want_w, want_h)
     {
@@ -203,7 +216,7 @@ pub fn decode_jpeg_0rgb(
         ColorSpace::ARGB
     };
     let mut decoder = jpeg_decoder(data, colorspace);
-    decode_headers(&mut decoder, Some((width, height)))?;
+    decode_headers(&mut decoder, data.len(), Some((width, height)))?;
     out.resize(width as usize * height as usize, 0);
     decoder
         .decode_into(bytemuck::cast_slice_mut(out.as_mut_slice()))
@@ -213,7 +226,7 @@ pub fn decode_jpeg_0rgb(
 /// Decodes an untrusted JPEG (a camera's MJPEG frame) into RGB.
 pub fn decode_jpeg_rgb(data: &[u8], out: &mut RgbImage) -> Result<(), CodecError> {
     let mut decoder = jpeg_decoder(data, ColorSpace::RGB);
-    let (w, h) = decode_headers(&mut decoder, None)?;
+    let (w, h) = decode_headers(&mut decoder, data.len(), None)?;
     out.width = w;
     out.height = h;
     out.data.resize(rgb_len(w, h), 0);
@@ -412,12 +425,28 @@ mod tests {
             Err(CodecError::SizeMismatch { .. })
         ));
         assert!(decode_jpeg_0rgb(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 0], 32, 32, &mut px).is_err());
-        // A truncated JPEG may decode (zune-jpeg pads) or fail; it must not panic.
-        let _ = decode_jpeg_0rgb(&jpeg[..jpeg.len() / 2], 32, 32, &mut px);
+        // Strict: a JPEG cut short is an error, not a padded picture.
+        assert!(decode_jpeg_0rgb(&jpeg[..jpeg.len() / 2], 32, 32, &mut px).is_err());
         let noise: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         assert!(decode_jpeg_0rgb(&noise, 32, 32, &mut px).is_err());
+    }
+
+    #[test]
+    fn a_header_that_claims_4k_is_refused_before_decoding() {
+        let mut jpeg = Vec::new();
+        encode_jpeg(&gradient(32, 32), 80, &mut jpeg).unwrap();
+        // Rewrite the frame header (FF C0, length, precision, height, width)
+        // to 4096x4096 and cut the file after the scan header.
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x10, 0, 0x10, 0]);
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let header_only = &jpeg[..sos + 2 + 12];
+        let mut px = Vec::new();
+        let err = decode_jpeg_0rgb(header_only, 4096, 4096, &mut px).unwrap_err();
+        assert!(err.to_string().contains("too few"), "{err}");
+        assert!(px.capacity() < 4096 * 4096, "pixels were allocated");
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl H264Encoder {
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(h264_err)?;
         // Quiet before the first frame initialises it: otherwise openh264
         // warns on stderr that a bitrate is hard to hold without skipping.
-        let mut quiet = openh264_sys2::WELS_LOG_QUIET as i32;
+        let mut quiet = openh264_sys2::WELS_LOG_QUIET;
         // SAFETY: TRACE_LEVEL takes an int, which lives across the call; the
         // encoder object exists from construction on.
         unsafe {

@@ -334,8 +334,9 @@ fn codecs_received(path: &Path) -> Vec<String> {
 
 fn call_with_codecs(listen_codec: &str, call_codec: &str) -> (Vec<String>, Vec<String>) {
     let (a_stats, b_stats) = (
-        temp(&format!("{listen_codec}-a.jsonl")),
-        temp(&format!("{call_codec}-b.jsonl")),
+        // Both codecs in both names: tests run at once and share one codec.
+        temp(&format!("{listen_codec}-{call_codec}-a.jsonl")),
+        temp(&format!("{listen_codec}-{call_codec}-b.jsonl")),
     );
     let (listener, port, _out) = listen(&[
         "--duration",
@@ -378,4 +379,201 @@ fn h264_both_ways_when_both_sides_have_it() {
 fn h264_and_mjpeg_sides_agree_on_mjpeg() {
     let (a, b) = call_with_codecs("h264", "mjpeg");
     assert_eq!((a, b), (vec!["jpeg".to_string()], vec!["jpeg".to_string()]));
+}
+
+/// Starts `vidchat listen` headless on a free port with `stdin` null and
+/// the given extra flags (no `--yes` unless given); returns it and its port.
+fn bare_listener(extra: &[&str]) -> (Child, u16) {
+    let mut args = vec![
+        "listen",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--source",
+        "test",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = vidchat(&args).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split("port ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port)
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    stderr(&child.wait_with_output().unwrap())
+}
+
+#[test]
+fn with_nobody_to_ask_a_listener_declines_and_sends_nothing() {
+    let (listener, port) = bare_listener(&["--no-window"]);
+    let stats = temp("declined.jsonl");
+    let out = finish(
+        caller(port, &["--stats", stats.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
+    let log = stop(listener);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("call declined by code "),
+        "{}",
+        stderr(&out)
+    );
+    let frames = std::fs::read_to_string(&stats).map_or(0, |s| s.lines().count());
+    assert_eq!(frames, 0, "frames reached a declined caller");
+    assert!(log.contains("every call will be declined"), "{log}");
+    assert!(log.contains("incoming call - declined"), "{log}");
+    let _ = std::fs::remove_file(stats);
+}
+
+#[test]
+fn a_host_name_posing_as_a_code_is_printed_harmlessly() {
+    use std::os::unix::process::CommandExt;
+    let fake = "x - code: 111 111 \u{202E}";
+    let (listener, port, _out) = listen(&["--duration", "1"]);
+    let mut cmd = caller(port, &["--duration", "1"]);
+    // SAFETY: between fork and exec the child only makes two system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own UTS namespace, so the host name changes for it alone.
+            if libc::unshare(libc::CLONE_NEWUTS) != 0
+                || libc::sethostname(fake.as_ptr().cast(), fake.len()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let caller = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("SKIPPED host name test: no UTS namespace here ({e}; needs root)");
+            stop(listener);
+            return;
+        }
+    };
+    let (a, b) = (finish(listener), finish(caller));
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let log = stderr(&a);
+    assert!(!log.contains("111 111"), "the fake code was printed: {log}");
+    assert!(
+        !log.contains('\u{202E}'),
+        "a bidi override reached the terminal: {log}"
+    );
+    let incoming = log.lines().find(|l| l.contains("incoming call")).unwrap();
+    assert!(incoming.starts_with("code "), "{incoming}");
+    assert!(incoming.contains("x_-_code__111_111__"), "{incoming}");
+}
+
+#[test]
+fn forty_strangers_holding_connections_do_not_keep_a_caller_out() {
+    let (listener, port, _out) = listen(&["--duration", "2"]);
+    // Thirty say nothing; ten send the first bytes of a Hello and stall.
+    let strangers: Vec<TcpStream> = (0..40)
+        .map(|n| {
+            let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            if n % 4 == 0 {
+                conn.write_all(&hello(b"VIDCHAT\0", 1)[..5]).unwrap();
+            }
+            conn
+        })
+        .collect();
+    let stats = temp("crowd.jsonl");
+    let started_us = unix_us();
+    let out = finish(
+        caller(
+            port,
+            &["--duration", "2", "--stats", stats.to_str().unwrap()],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let a = finish(listener);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(a.status.success(), "{}", stderr(&a));
+    let records = read_stats(&stats);
+    assert!(!records.is_empty(), "no frame reached the caller");
+    let first = records.iter().map(|r| r.shown_us).min().unwrap();
+    eprintln!(
+        "first frame {:.2} s after the caller started, with 40 strangers connected",
+        first.saturating_sub(started_us) as f64 / 1e6
+    );
+    drop(strangers);
+    let _ = std::fs::remove_file(stats);
+}
+
+#[test]
+fn a_peer_that_sends_but_never_reads_is_let_go() {
+    use vidchat::codec::{RgbImage, encode_jpeg};
+    use vidchat::net::Peer;
+    use vidchat::net::connection::{Event, Role};
+    use vidchat::wire::{Frame, Intro, VideoFormat};
+
+    let (listener, port, _out) = listen(&[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut peer = Peer::new(stream, addr, Role::Caller, &Intro::new("deaf", 64, 64)).unwrap();
+    peer.wait_for(|e| *e == Event::Accepted, &mut || true)
+        .unwrap();
+    // From here on nothing is read: no Pong ever answers the listener.
+    let deaf_since = std::time::Instant::now();
+    let mut jpeg = Vec::new();
+    encode_jpeg(&RgbImage::new(64, 64), 70, &mut jpeg).unwrap();
+    let mut stream = peer.stream.try_clone().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut bytes = Vec::new();
+    for seq in 1.. {
+        let frame = Frame {
+            seq,
+            capture_us: seq,
+            width: 64,
+            height: 64,
+            format: VideoFormat::Jpeg,
+            keyframe: true,
+            quality: 70,
+            encode_us: 1,
+            data: jpeg.clone(),
+        };
+        peer.conn.send_frame(frame).unwrap();
+        peer.conn.take_outgoing(&mut bytes);
+        if stream.write_all(&bytes).is_err() || deaf_since.elapsed() > GUARD {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(33)); // a 30 fps sender's pace
+    }
+    let out = finish(listener);
+    eprintln!(
+        "listener ended {:.1} s after its peer stopped reading",
+        deaf_since.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("peer not reading"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -117,6 +117,8 @@ struct Heartbeat {
     last_heard: Instant,
     /// The last Pong, or the start: the peer reads what we send.
     last_answered: Instant,
+    /// When the timers were last looked at.
+    checked: Instant,
 }
 
 /// The peer's clock from Ping/Pong round trips: the sample with the
@@ -277,9 +279,14 @@ impl Connection {
             Phase::Hello { .. } | Phase::Noise { .. } => Some(self.handshake_deadline),
             Phase::Ringing { until } => Some(*until),
             Phase::Open => self.heartbeat.as_ref().map(|hb| {
-                hb.next_ping
-                    .min(hb.last_heard + IDLE_TIMEOUT)
-                    .min(hb.last_answered + IDLE_TIMEOUT)
+                let idle = hb.next_ping.min(hb.last_heard + IDLE_TIMEOUT);
+                // The deaf deadline counts until it has been looked at.
+                let deaf = hb.last_answered + IDLE_TIMEOUT;
+                if deaf > hb.checked {
+                    idle.min(deaf)
+                } else {
+                    idle
+                }
             }),
             Phase::Closed => None,
         }
@@ -323,10 +330,14 @@ impl Connection {
         let Some(hb) = self.heartbeat.as_mut() else {
             return;
         };
+        hb.checked = hb.checked.max(now);
         if now >= hb.last_heard + IDLE_TIMEOUT {
             return self.close(EndReason::PeerNotResponding);
         }
-        if now >= hb.last_answered + IDLE_TIMEOUT {
+        // Deaf, not frozen: it still sends (its own Pings at least), yet has
+        // answered none of ours. A frozen peer's last Pong is older than its
+        // last byte too, but it has gone quiet: that is "not responding".
+        if now >= hb.last_answered + IDLE_TIMEOUT && now < hb.last_heard + 2 * PING_INTERVAL {
             return self.close(EndReason::PeerNotReading);
         }
         if now >= hb.next_ping {
@@ -592,6 +603,7 @@ impl Connection {
             next_ping: now + FIRST_PING_DELAY,
             last_heard: now,
             last_answered: now,
+            checked: now,
         });
     }
 
@@ -917,6 +929,10 @@ mod tests {
     #[test]
     fn a_frozen_peer_is_let_go_after_the_idle_timeout() {
         let mut pair = Pair::answered();
+        // Its last Pong came a while before its last bytes, as in life.
+        pair.advance(Duration::from_millis(1500));
+        pair.callee.send_frame(frame(1, true)).unwrap();
+        pair.drive();
         pair.deliver_to_caller = false;
         pair.deliver_to_callee = false;
         pair.advance(IDLE_TIMEOUT - Duration::from_millis(20));

@@ -36,6 +36,25 @@ echo "real call afterwards: $(grep 'call ended' "$OUT/connect.err")"
 [ "$REFUSED" = "$EXPECTED" ] && [ "$PEAK" -lt 102400 ] && grep -q 'call ended: you hung up' "$OUT/connect.err"
 
 echo
+echo "a real caller while 40 strangers hold connections open (30 silent, 10 stalled mid-Hello):"
+start_listener "$OUT/crowd.err"
+python3 - "$PORT" <<'PYEOF' &
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(40)]
+for c in conns[::4]:
+    c.send(b"\x16\x00\x00\x00\x00")
+time.sleep(8)
+PYEOF
+CROWD=$!
+sleep 0.5
+T0=$(date +%s%6N)
+"$BIN" connect "127.0.0.1:$PORT" --source test --no-window --duration 2 --stats "$OUT/crowd.jsonl" 2>"$OUT/crowd-connect.err"
+wait $LP
+kill $CROWD 2>/dev/null || true
+FIRST=$(python3 -c "import json,sys; print(min(json.loads(l)['shown_us'] for l in open(sys.argv[1])))" "$OUT/crowd.jsonl")
+echo "  first frame $(( (FIRST - T0) / 1000 )) ms after the caller started; $(grep 'call ended' "$OUT/crowd-connect.err")"
+
+echo
 echo "capturing a 3 s call on loopback:"
 start_listener "$OUT/capture.err"
 tcpdump -i lo -U -w "$OUT/call.pcap" "tcp port $PORT" 2>/dev/null &

@@ -55,7 +55,7 @@ call() {
     src=$(content "$w" "$h")
     local port=$((20000 + RANDOM % 20000))
     rm -f "$WORK/$tag".*
-    $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --source "$src" --size "${w}x$h" --codec "$codec" \
+    $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --yes --source "$src" --size "${w}x$h" --codec "$codec" \
         --no-window --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
     local lp=$!
     for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done

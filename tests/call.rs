@@ -381,32 +381,6 @@ fn h264_and_mjpeg_sides_agree_on_mjpeg() {
     assert_eq!((a, b), (vec!["jpeg".to_string()], vec!["jpeg".to_string()]));
 }
 
-/// Starts `vidchat listen` headless on a free port with `stdin` null and
-/// the given extra flags (no `--yes` unless given); returns it and its port.
-fn bare_listener(extra: &[&str]) -> (Child, u16) {
-    let mut args = vec![
-        "listen",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--source",
-        "test",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = vidchat(&args).spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split("port ")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port)
-}
-
 fn unix_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -421,7 +395,17 @@ fn stop(mut child: Child) -> String {
 
 #[test]
 fn with_nobody_to_ask_a_listener_declines_and_sends_nothing() {
-    let (listener, port) = bare_listener(&["--no-window"]);
+    // Headless, stdin not a terminal, and no --yes.
+    let (listener, port, _out) = util::spawn_listener(vidchat(&[
+        "listen",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--source",
+        "test",
+        "--no-window",
+    ]));
     let stats = temp("declined.jsonl");
     let out = finish(
         caller(port, &["--stats", stats.to_str().unwrap()])

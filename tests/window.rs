@@ -229,33 +229,10 @@ fn a_listener_with_a_window_asks_there_before_any_frame_leaves() {
     }
     let x = Xvfb::start();
     // A window, no terminal (stdin is /dev/null) and no --yes.
-    let mut listener = Command::new(BIN)
-        .args([
-            "listen",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--source",
-            "test",
-        ])
-        .args(["--duration", "60"])
-        .env("DISPLAY", &x.display)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(listener.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .split("port ")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .unwrap()
-        .to_string();
+    let mut cmd = util::vidchat(&["listen", "--port", "0", "--bind", "127.0.0.1"]);
+    cmd.args(["--source", "test", "--duration", "60"])
+        .env("DISPLAY", &x.display);
+    let (mut listener, port, _out) = util::spawn_listener(cmd);
     let stats = std::env::temp_dir().join(format!("vidchat-ask-{}.jsonl", std::process::id()));
     let mut caller = util::vidchat(&["connect", &format!("127.0.0.1:{port}"), "--source", "test"])
         .args(["--no-window", "--duration", "3", "--stats"])

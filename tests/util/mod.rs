@@ -34,7 +34,13 @@ pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
         "--yes",
     ];
     args.extend_from_slice(extra);
-    let mut child = vidchat(&args).spawn().expect("start listener");
+    spawn_listener(vidchat(&args))
+}
+
+/// Spawns a `vidchat listen` command (stdout piped) and reads the port
+/// from its first line.
+pub fn spawn_listener(mut cmd: Command) -> (Child, u16, BufReader<ChildStdout>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start listener");
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

@@ -383,13 +383,28 @@ impl Connection {
             hb.last_heard = now;
         }
         self.decoder.extend(bytes);
+        let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
         while !matches!(self.phase, Phase::Closed) {
-            let payload = match self.decoder.next_payload() {
-                Ok(Some(payload)) => payload.to_vec(),
+            let step = match self.decoder.next_payload() {
                 Ok(None) => break,
                 Err(e) => return self.close(self.refusal(e)),
+                // Handshake messages are small: copied, so the handshake
+                // can work on the whole connection.
+                Ok(Some(payload)) if self.ciphers.is_none() => {
+                    let payload = payload.to_vec();
+                    self.handle_handshake(now, &payload)
+                }
+                // After it, messages are opened straight from the decoder.
+                Ok(Some(sealed)) => match self.ciphers.as_mut() {
+                    Some((_, opener)) => opener
+                        .open(sealed, &mut self.plain)
+                        .map_err(|e| protocol(&e))
+                        .and_then(|()| wire::decode_message(&self.plain).map_err(|e| protocol(&e)))
+                        .and_then(|msg| self.handle_message(now, msg)),
+                    None => Ok(()),
+                },
             };
-            if let Err(reason) = self.handle_payload(now, &payload) {
+            if let Err(reason) = step {
                 self.close(reason);
             }
         }
@@ -409,7 +424,8 @@ impl Connection {
         }
     }
 
-    fn handle_payload(&mut self, now: Instant, payload: &[u8]) -> Result<(), EndReason> {
+    /// One payload of the Hellos or the Noise handshake.
+    fn handle_handshake(&mut self, now: Instant, payload: &[u8]) -> Result<(), EndReason> {
         let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
         match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Hello { ours } => {
@@ -480,11 +496,11 @@ impl Connection {
                     }
                 }
             }
-            phase @ (Phase::Ringing { .. } | Phase::Open) => {
+            // The ciphers exist from Ringing on: those phases never get here.
+            phase @ (Phase::Ringing { .. } | Phase::Open | Phase::Closed) => {
                 self.phase = phase;
-                self.handle_message(now, payload)
+                Ok(())
             }
-            Phase::Closed => Ok(()),
         }
     }
 
@@ -511,15 +527,8 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_message(&mut self, now: Instant, sealed: &[u8]) -> Result<(), EndReason> {
-        let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
-        let Some((_, opener)) = self.ciphers.as_mut() else {
-            return Err(EndReason::Protocol("no keys".into()));
-        };
-        opener
-            .open(sealed, &mut self.plain)
-            .map_err(|e| protocol(&e))?;
-        let msg = wire::decode_message(&self.plain).map_err(|e| protocol(&e))?;
+    /// One decrypted message of a ringing or running call.
+    fn handle_message(&mut self, now: Instant, msg: Message) -> Result<(), EndReason> {
         let ringing = matches!(self.phase, Phase::Ringing { .. });
         match msg {
             Message::Answer { accepted } if ringing && self.role == Role::Caller => {
@@ -724,7 +733,7 @@ impl Connection {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Two connections joined in memory on a fake clock: no sockets, no sleeps.
     use super::*;
 
@@ -1005,7 +1014,8 @@ mod tests {
         plain
     }
 
-    fn assert_protocol(reason: EndReason, words: &str) {
+    /// The call ended with a protocol error whose reason has `words`.
+    pub(crate) fn assert_protocol(reason: EndReason, words: &str) {
         match reason {
             EndReason::Protocol(why) => assert!(why.contains(words), "{why}"),
             other => panic!("ended with {other:?}, expected a protocol error with {words:?}"),

@@ -570,6 +570,7 @@ mod tests {
     //! decode as announced: the receiver thread ends the call, with why.
     use super::*;
     use crate::net::connection::Role;
+    use crate::net::connection::tests::assert_protocol;
     use crate::wire::Intro;
     use std::net::{TcpListener, TcpStream};
 
@@ -630,13 +631,6 @@ mod tests {
             quality: 75,
             encode_us: 0,
             data,
-        }
-    }
-
-    fn assert_protocol(reason: EndReason, words: &str) {
-        match reason {
-            EndReason::Protocol(why) => assert!(why.contains(words), "{why}"),
-            other => panic!("ended with {other:?}, expected a protocol error with {words:?}"),
         }
     }
 

@@ -198,22 +198,23 @@ fn ask(
     screen: &mut Screen,
 ) -> Option<bool> {
     // Lines typed before the call rang answer nothing.
-    terminal.map(|t| t.try_iter().count());
+    if let Some(lines) = terminal {
+        lines.try_iter().for_each(drop);
+    }
     let Some(info) = peer.info().cloned() else {
         return Some(false);
     };
-    match (terminal, &mut *screen) {
-        (Some(_), _) => eprint!("{who} - incoming call - accept? [y/N] "),
-        (None, _) => {
-            eprintln!("{who} - incoming call - answer in the window: y accepts, n declines")
-        }
+    if terminal.is_some() {
+        eprint!("{who} - incoming call - accept? [y/N] ");
+    } else {
+        eprintln!("{who} - incoming call - answer in the window: y accepts, n declines");
     }
     if let Screen::Window(window) = screen {
-        let addr = peer.describe();
-        let addr = addr.rsplit(' ').next().unwrap_or_default();
         window.ask(Some(format!(
-            "incoming call\ncode {}\n{}\n{addr}\n\ny / Enter: accept   n / Esc: decline",
-            info.code, info.name
+            "incoming call\ncode {}\n{}\n({})\n\ny / Enter: accept   n / Esc: decline",
+            info.code,
+            info.name,
+            peer.address()
         )));
         window.set_title(&format!(
             "code {} - vidchat - incoming call from {}",

@@ -39,22 +39,20 @@ impl Door {
     /// Returns a caller whose handshake is done, if one is.
     pub fn poll(&mut self, now: Instant) -> Option<Peer> {
         self.admit();
-        let mut done = None;
-        let mut kept = VecDeque::with_capacity(self.pending.len());
-        while let Some(mut peer) = self.pending.pop_front() {
+        for peer in &mut self.pending {
             peer.pump(now);
             // What matters is the state the events led to.
             while peer.conn.poll_event().is_some() {}
-            if let Some(reason) = peer.conn.end_reason() {
-                eprintln!("refused connection from {}: {reason}", peer.describe());
-            } else if peer.info().is_some() && done.is_none() {
-                done = Some(peer);
-            } else {
-                kept.push_back(peer);
-            }
         }
-        self.pending = kept;
-        done
+        self.pending.retain(|peer| match peer.conn.end_reason() {
+            Some(reason) => {
+                eprintln!("refused connection from {}: {reason}", peer.describe());
+                false
+            }
+            None => true,
+        });
+        let done = self.pending.iter().position(|peer| peer.info().is_some())?;
+        self.pending.remove(done)
     }
 
     /// Accepts every connection waiting in the kernel. Errors that concern

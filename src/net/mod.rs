@@ -31,8 +31,9 @@ const NOTSENT_LOWAT: u32 = 16 * 1024;
 const BACKLOG: i32 = 128;
 /// How often a waiting side looks at its socket and the window.
 pub const PUMP_INTERVAL: Duration = Duration::from_millis(5);
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read at a time before a call runs: its messages are small (a
+/// handshake message is at most 64 KiB and arrives over several reads).
+const PUMP_CHUNK: usize = 4096;
 
 /// A connection's state machine on its socket (non-blocking until the call
 /// runs), with the bytes it has produced but the socket not yet taken.
@@ -65,10 +66,15 @@ impl Peer {
         self.conn.peer()
     }
 
+    /// The peer's address as people write it (IPv4 without its IPv6 mapping).
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.addr.ip().to_canonical(), self.addr.port())
+    }
+
     /// "code 123 456 - laptop (192.168.1.23:9999)": the code first, then the
     /// (safe) name; "(192.168.1.23:9999)" alone before the handshake.
     pub fn describe(&self) -> String {
-        let addr = SocketAddr::new(self.addr.ip().to_canonical(), self.addr.port());
+        let addr = self.address();
         match self.info() {
             Some(info) => format!("code {} - {} ({addr})", info.code, info.name),
             None => format!("({addr})"),
@@ -77,7 +83,7 @@ impl Peer {
 
     /// Moves what is there both ways without blocking, and runs the timers.
     pub fn pump(&mut self, now: Instant) {
-        let mut buf = [0u8; READ_CHUNK];
+        let mut buf = [0u8; PUMP_CHUNK];
         loop {
             self.write_some();
             match self.stream.read(&mut buf) {

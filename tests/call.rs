@@ -396,16 +396,7 @@ fn stop(mut child: Child) -> String {
 #[test]
 fn with_nobody_to_ask_a_listener_declines_and_sends_nothing() {
     // Headless, stdin not a terminal, and no --yes.
-    let (listener, port, _out) = util::spawn_listener(vidchat(&[
-        "listen",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--source",
-        "test",
-        "--no-window",
-    ]));
+    let (listener, port, _out) = util::spawn_listener(vidchat(&util::HEADLESS_LISTEN));
     let stats = temp("declined.jsonl");
     let out = finish(
         caller(port, &["--stats", stats.to_str().unwrap()])

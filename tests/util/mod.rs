@@ -20,19 +20,23 @@ pub fn vidchat(args: &[&str]) -> Command {
     cmd
 }
 
+/// A headless test-pattern listener on a free loopback port (asks nobody:
+/// add `--yes` to take calls).
+pub const HEADLESS_LISTEN: [&str; 8] = [
+    "listen",
+    "--port",
+    "0",
+    "--bind",
+    "127.0.0.1",
+    "--source",
+    "test",
+    "--no-window",
+];
+
 /// Starts `vidchat listen --port 0 ... --yes` and reads the port it prints.
 pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
-    let mut args = vec![
-        "listen",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--source",
-        "test",
-        "--no-window",
-        "--yes",
-    ];
+    let mut args = HEADLESS_LISTEN.to_vec();
+    args.push("--yes");
     args.extend_from_slice(extra);
     spawn_listener(vidchat(&args))
 }

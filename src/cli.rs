@@ -11,14 +11,17 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::capture::{CaptureConfig, SourceKind};
 use crate::codec::CodecChoice;
+use crate::net::DEFAULT_PORT;
 use crate::session::CallOptions;
-use crate::wire::MAX_DIMENSION;
+use crate::wire::{MAX_DIMENSION, safe_name};
 
 const EXAMPLES: &str = "\
 Examples, two laptops on the same Wi-Fi:
-  laptop A$ vidchat listen --port 9999          (prints the line to type on B)
-  laptop B$ vidchat connect 192.168.1.23:9999
+  laptop A$ vidchat listen
+  laptop B$ vidchat connect                     (finds A on the network)
+  laptop B$ vidchat connect 192.168.1.23:9999   (where multicast does not pass)
 
+  vidchat peers                     who is listening nearby
   vidchat loopback                  a call to yourself: check camera and window
   vidchat loopback --source test    the same with a test pattern
   vidchat devices                   list cameras and their formats
@@ -38,7 +41,7 @@ pub enum Command {
     /// Wait for a call, and print what the other side must type.
     Listen {
         /// TCP port to listen on (0 picks a free one).
-        #[arg(long, default_value_t = 9999)]
+        #[arg(long, default_value_t = DEFAULT_PORT)]
         port: u16,
         /// Address to listen on [default: all addresses of this machine].
         #[arg(long)]
@@ -46,13 +49,18 @@ pub enum Command {
         /// Take calls without asking (asked on a terminal otherwise).
         #[arg(long)]
         yes: bool,
+        /// Do not announce this listener on the local network (multicast DNS).
+        #[arg(long)]
+        no_announce: bool,
         #[command(flatten)]
         call: CallArgs,
     },
-    /// Call a listening vidchat at HOST:PORT.
+    /// Call a listening vidchat: found on the local network, by name, or at HOST:PORT.
     Connect {
-        /// Where the other side listens, e.g. 192.168.1.23:9999, laptop.local:9999, [fe80::1]:9999.
-        target: String,
+        /// Nothing: the listener found nearby. NAME: the listener of that name
+        /// (see `vidchat peers`). Or where it listens: 192.168.1.23:9999,
+        /// laptop.local:9999, [fe80::1%2]:9999, or an IP for port 9999.
+        target: Option<String>,
         #[command(flatten)]
         call: CallArgs,
     },
@@ -61,6 +69,8 @@ pub enum Command {
         #[command(flatten)]
         call: CallArgs,
     },
+    /// List the vidchat listeners on the local network, and exit.
+    Peers,
     /// List cameras and the formats each offers.
     Devices,
 }
@@ -68,6 +78,9 @@ pub enum Command {
 /// Options of every call.
 #[derive(Debug, Args)]
 pub struct CallArgs {
+    /// The name the other side sees [default: this machine's name].
+    #[arg(long)]
+    name: Option<String>,
     /// Camera to use, as numbered by `vidchat devices`.
     #[arg(long, default_value_t = 0)]
     camera: u32,
@@ -140,7 +153,12 @@ impl CallArgs {
             }
             Some(secs) => bail!("--duration {secs}: must be a positive number of seconds"),
         };
+        let name = match self.name {
+            Some(name) => name,
+            None => gethostname::gethostname().to_string_lossy().into_owned(),
+        };
         Ok(CallOptions {
+            name: safe_name(&name),
             capture: CaptureConfig {
                 kind,
                 width,

@@ -22,10 +22,17 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
             port,
             bind,
             yes,
+            no_announce,
             call,
-        } => session::listen(bind, port, yes, &call.into_options()?)?,
-        Command::Connect { target, call } => session::connect(&target, &call.into_options()?)?,
+        } => session::listen(bind, port, yes, !no_announce, &call.into_options()?)?,
+        Command::Connect { target, call } => {
+            session::connect(target.as_deref(), &call.into_options()?)?
+        }
         Command::Loopback { call } => session::loopback(&call.into_options()?)?,
+        Command::Peers => {
+            session::peers()?;
+            return Ok(None);
+        }
         Command::Devices => {
             capture::list_devices()?;
             return Ok(None);

@@ -6,7 +6,7 @@
 //! the call ended is returned.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,7 +24,8 @@ use crate::handoff::{Latest, latest};
 use crate::net::connection::{Event, RING_TIMEOUT};
 use crate::net::door::Door;
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
-use crate::net::{self, PUMP_INTERVAL, Peer};
+use crate::net::nearby::{self, Found, LOOK_TIME, Listener};
+use crate::net::{self, DEFAULT_PORT, PUMP_INTERVAL, Peer};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::window::CallWindow;
 use crate::wire::{self, Intro, VideoFormat};
@@ -32,6 +33,8 @@ use crate::wire::{self, Intro, VideoFormat};
 /// What every call command shares, validated.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
+    /// Our name as the other side sees it (already safe).
+    pub name: String,
     pub capture: CaptureConfig,
     pub codec: CodecChoice,
     pub window: bool,
@@ -89,10 +92,6 @@ impl Screen {
     }
 }
 
-fn host_name() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
-}
-
 /// The formats we send from `info` (None: we send no video).
 fn offer(options: &CallOptions, info: Option<&SourceInfo>) -> Vec<VideoFormat> {
     let (w, h, jpeg) = info.map_or((0, 0, false), |i| (i.width, i.height, i.gives_jpeg));
@@ -101,7 +100,7 @@ fn offer(options: &CallOptions, info: Option<&SourceInfo>) -> Vec<VideoFormat> {
 
 fn our_intro(info: Option<&SourceInfo>, options: &CallOptions) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
-    Intro::new(&host_name(), w, h).with_codecs(&offer(options, info))
+    Intro::new(&options.name, w, h).with_codecs(&offer(options, info))
 }
 
 /// How a listener answers a call.
@@ -261,17 +260,34 @@ pub fn listen(
     bind: Option<IpAddr>,
     port: u16,
     yes: bool,
+    announce: bool,
     options: &CallOptions,
 ) -> Result<EndReason> {
     let capture = Capture::open(options.capture.clone())?;
     let listener = net::bind(bind, port)?;
     let port = listener.local_addr()?.port();
+    let name = &options.name;
+    // Loopback is not on the LAN: nobody nearby could call it.
+    let announcement = if announce && !bind.is_some_and(|ip| ip.is_loopback()) {
+        nearby::announce(name, port, bind)
+            .map_err(|e| {
+                eprintln!(
+                    "not announced on the local network ({e:#}); the addresses below still work"
+                )
+            })
+            .ok()
+    } else {
+        None
+    };
     // Written, not println!: a closed stdout (`| head -1`) must not end the call.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "waiting for a call on port {port}; on the other machine, type one of:"
+        "waiting for a call on port {port} as {name}; on the other machine, type one of:"
     );
+    if announcement.is_some() {
+        let _ = writeln!(out, "    vidchat connect {name}");
+    }
     for hint in net::connect_hints(&listener) {
         let _ = writeln!(out, "    {hint}");
     }
@@ -303,6 +319,8 @@ pub fn listen(
             None => thread::sleep(PUMP_INTERVAL),
         }
     };
+    // Busy now: no longer findable.
+    drop(announcement);
     drop(door);
     run_call(peer, Some(capture), &mut screen, options, None)
 }
@@ -333,17 +351,151 @@ fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
     }
 }
 
-/// `vidchat connect HOST:PORT`.
-pub fn connect(target: &str, options: &CallOptions) -> Result<EndReason> {
-    let addrs = net::resolve(target)?;
+/// `vidchat connect [NAME | HOST:PORT]`.
+pub fn connect(target: Option<&str>, options: &CallOptions) -> Result<EndReason> {
+    let addrs = where_to_call(target)?;
     let capture = Capture::open(options.capture.clone())?;
-    let connecting = format!("connecting to {target}");
+    let connecting = format!("connecting to {}", target.unwrap_or("the listener nearby"));
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
     let peer = net::connect(&addrs, &our_intro(Some(&capture.info), options))?;
     let Some(peer) = call(peer, &mut screen)? else {
         return Ok(EndReason::HungUp);
     };
     run_call(peer, Some(capture), &mut screen, options, None)
+}
+
+/// Where `vidchat connect [TARGET]` calls: an address as given, or a
+/// listener found on the local network, by name or as the only one there.
+fn where_to_call(target: Option<&str>) -> Result<Vec<SocketAddr>> {
+    let Some(target) = target else {
+        return call_nearby();
+    };
+    if let Ok(ip) = target.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, DEFAULT_PORT)]);
+    }
+    if target.contains(':') {
+        return net::resolve(target);
+    }
+    let name = target.strip_suffix('.').unwrap_or(target);
+    let name = name.strip_suffix(".local").unwrap_or(name);
+    let found = nearby::look(LOOK_TIME, Some(name))?;
+    match found.named(name).as_slice() {
+        [one] => Ok(calling(one)),
+        [] if found.listeners.is_empty() => bail!(
+            "no listener called {name} answered on the local network within {} s; {NOT_FOUND_HELP}",
+            LOOK_TIME.as_secs()
+        ),
+        [] => bail!(
+            "no listener called {name} nearby; found:\n{}",
+            listing(&found)
+        ),
+        several => bail!(
+            "{} listeners nearby are called {name}; call one by its address:{}",
+            several.len(),
+            several
+                .iter()
+                .filter_map(|l| l.address())
+                .map(|a| format!("\n    vidchat connect {a}"))
+                .collect::<String>()
+        ),
+    }
+}
+
+/// Why nothing may have answered, and what works anyway.
+const NOT_FOUND_HELP: &str = "is `vidchat listen` running on the other machine? A firewall blocking UDP port 5353, a guest network that keeps clients apart, or a network that drops multicast can hide it: then type the address it prints, vidchat connect IP:PORT";
+
+/// The listener nearby: the only one, or the one the person picks.
+fn call_nearby() -> Result<Vec<SocketAddr>> {
+    let found = nearby::look(LOOK_TIME, None)?;
+    match found.listeners.as_slice() {
+        [] => bail!(
+            "no vidchat listener answered on the local network within {} s (multicast DNS, {}); {NOT_FOUND_HELP}",
+            LOOK_TIME.as_secs(),
+            nearby::SERVICE_TYPE
+        ),
+        [one] => Ok(calling(one)),
+        _ if std::io::stdin().is_terminal() => {
+            eprintln!("{} listeners nearby:", found.listeners.len());
+            for (i, l) in found.listeners.iter().enumerate() {
+                eprintln!("  {}. {}", i + 1, describe_listener(l));
+            }
+            eprint!("call which? [1-{}] ", found.listeners.len());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let line = line.trim();
+            let chosen = match line.parse::<usize>() {
+                Ok(n) => n.checked_sub(1).and_then(|i| found.listeners.get(i)),
+                Err(_) => found.named(line).first().copied(),
+            };
+            match chosen {
+                Some(listener) => Ok(calling(listener)),
+                None => bail!("no listener chosen"),
+            }
+        }
+        _ => bail!(
+            "{} listeners nearby; pick one:\n{}",
+            found.listeners.len(),
+            listing(&found)
+        ),
+    }
+}
+
+/// Says whom `connect` calls, and returns where.
+fn calling(listener: &Listener) -> Vec<SocketAddr> {
+    eprintln!(
+        "calling {}, found on the local network",
+        describe_listener(listener)
+    );
+    listener.addrs.clone()
+}
+
+/// "laptop (192.168.1.23:9999)".
+fn describe_listener(listener: &Listener) -> String {
+    match listener.address() {
+        Some(addr) => format!("{} ({addr})", listener.name),
+        None => listener.name.clone(),
+    }
+}
+
+/// One line per listener, as the command that calls it.
+fn listing(found: &Found) -> String {
+    let width = found
+        .listeners
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut lines: Vec<String> = found
+        .listeners
+        .iter()
+        .map(|l| {
+            let addr = l.address().map(|a| a.to_string()).unwrap_or_default();
+            format!("    vidchat connect {:width$}    ({addr})", l.name)
+        })
+        .collect();
+    if found.ignored > 0 {
+        lines.push(format!(
+            "    ({} more announcements ignored: at most {} listeners are kept)",
+            found.ignored,
+            nearby::MAX_LISTENERS
+        ));
+    }
+    lines.join("\n")
+}
+
+/// `vidchat peers`: who is listening nearby, once.
+pub fn peers() -> Result<()> {
+    let found = nearby::look(LOOK_TIME, None)?;
+    if found.listeners.is_empty() {
+        bail!(
+            "no vidchat listener answered on the local network within {} s; {NOT_FOUND_HELP}",
+            LOOK_TIME.as_secs()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{} listening nearby:", found.listeners.len());
+    let _ = writeln!(out, "{}", listing(&found));
+    Ok(())
 }
 
 /// `vidchat loopback`: a call to yourself over 127.0.0.1, through the whole

@@ -2,11 +2,13 @@
 //! type), connecting, socket tuning, and [`Peer`], a connection's state
 //! machine on its socket, pumped without blocking until a call is answered.
 //! The listener's side of that is in `door`; the threads that run a call
-//! in `link`; the protocol itself, with no I/O, in `connection`.
+//! in `link`; the protocol itself, with no I/O, in `connection`; finding a
+//! listener without its address in `nearby`.
 
 pub mod connection;
 pub mod door;
 pub mod link;
+pub mod nearby;
 pub mod rate;
 
 use std::io::{self, Read, Write};
@@ -20,6 +22,8 @@ use crate::call::{EndReason, unix_us};
 use crate::wire::Intro;
 use connection::{Connection, Event, PeerInfo, Role};
 
+/// The port `listen` takes, and `connect` assumes for a bare IP address.
+pub const DEFAULT_PORT: u16 = 9999;
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes the kernel may hold unsent before the socket stops being writable
@@ -68,7 +72,11 @@ impl Peer {
 
     /// The peer's address as people write it (IPv4 without its IPv6 mapping).
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::new(self.addr.ip().to_canonical(), self.addr.port())
+        match self.addr.ip().to_canonical() {
+            ip @ IpAddr::V4(_) => SocketAddr::new(ip, self.addr.port()),
+            // Keeps a link-local address's interface ("%2").
+            IpAddr::V6(_) => self.addr,
+        }
     }
 
     /// "code 123 456 - laptop (192.168.1.23:9999)": the code first, then the

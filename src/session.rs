@@ -353,9 +353,9 @@ fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
 
 /// `vidchat connect [NAME | HOST:PORT]`.
 pub fn connect(target: Option<&str>, options: &CallOptions) -> Result<EndReason> {
-    let addrs = where_to_call(target)?;
+    let (whom, addrs) = where_to_call(target)?;
     let capture = Capture::open(options.capture.clone())?;
-    let connecting = format!("connecting to {}", target.unwrap_or("the listener nearby"));
+    let connecting = format!("connecting to {whom}");
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
     let peer = net::connect(&addrs, &our_intro(Some(&capture.info), options))?;
     let Some(peer) = call(peer, &mut screen)? else {
@@ -365,16 +365,18 @@ pub fn connect(target: Option<&str>, options: &CallOptions) -> Result<EndReason>
 }
 
 /// Where `vidchat connect [TARGET]` calls: an address as given, or a
-/// listener found on the local network, by name or as the only one there.
-fn where_to_call(target: Option<&str>) -> Result<Vec<SocketAddr>> {
+/// listener found on the local network, by name or as the only one there;
+/// with how to name it to the person.
+fn where_to_call(target: Option<&str>) -> Result<(String, Vec<SocketAddr>)> {
     let Some(target) = target else {
         return call_nearby();
     };
     if let Ok(ip) = target.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, DEFAULT_PORT)]);
+        let addr = SocketAddr::new(ip, DEFAULT_PORT);
+        return Ok((addr.to_string(), vec![addr]));
     }
     if target.contains(':') {
-        return net::resolve(target);
+        return Ok((target.to_string(), net::resolve(target)?));
     }
     let name = target.strip_suffix('.').unwrap_or(target);
     let name = name.strip_suffix(".local").unwrap_or(name);
@@ -405,7 +407,7 @@ fn where_to_call(target: Option<&str>) -> Result<Vec<SocketAddr>> {
 const NOT_FOUND_HELP: &str = "is `vidchat listen` running on the other machine? A firewall blocking UDP port 5353, a guest network that keeps clients apart, or a network that drops multicast can hide it: then type the address it prints, vidchat connect IP:PORT";
 
 /// The listener nearby: the only one, or the one the person picks.
-fn call_nearby() -> Result<Vec<SocketAddr>> {
+fn call_nearby() -> Result<(String, Vec<SocketAddr>)> {
     let found = nearby::look(LOOK_TIME, None)?;
     match found.listeners.as_slice() {
         [] => bail!(
@@ -440,13 +442,13 @@ fn call_nearby() -> Result<Vec<SocketAddr>> {
     }
 }
 
-/// Says whom `connect` calls, and returns where.
-fn calling(listener: &Listener) -> Vec<SocketAddr> {
+/// Says whom `connect` calls, and returns it and where.
+fn calling(listener: &Listener) -> (String, Vec<SocketAddr>) {
     eprintln!(
         "calling {}, found on the local network",
         describe_listener(listener)
     );
-    listener.addrs.clone()
+    (listener.name.clone(), listener.addrs.clone())
 }
 
 /// "laptop (192.168.1.23:9999)".

@@ -39,6 +39,9 @@ pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
 /// shaper's burst allowance can make small frames look faster than the
 /// link is, and a growing queue is the first sign.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
+/// Longest wait between two frames, however slow the link looks: a fresh
+/// frame a second also measures the link again.
+pub const MAX_SPACING: Duration = Duration::from_secs(1);
 /// Largest quality step down after one oversized frame.
 const MAX_STEP_DOWN: f64 = 15.0;
 /// Quality step up after a frame well under budget.
@@ -119,9 +122,11 @@ impl RateController {
         } else if over < 0.8 {
             self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
         }
-        // At the lowest quality, fewer frames: space them so the link keeps up.
-        self.next_send =
-            (over > 1.0 && self.quality() == MIN_QUALITY).then(|| now + self.period.mul_f64(over));
+        // At the lowest quality, fewer frames: space them so the link keeps
+        // up, but never further apart than MAX_SPACING (a tiny delivery-rate
+        // sample after a stall would put the next frame minutes away).
+        self.next_send = (over > 1.0 && self.quality() == MIN_QUALITY)
+            .then(|| now + self.period.mul_f64(over.min(1e6)).min(MAX_SPACING));
     }
 }
 
@@ -203,6 +208,25 @@ mod tests {
             c.ready(t + Duration::from_millis(200)),
             "a frame within ~5 periods"
         );
+    }
+
+    #[test]
+    fn spacing_is_bounded_after_a_stall() {
+        let mut c = RateController::new(30, 20);
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 5, MBIT, 80, 700);
+        // A stall: the kernel's delivery rate collapses to a few bytes a
+        // second, and a 50 KB frame goes out on it (it was 50,000x over).
+        t += Duration::from_millis(33);
+        c.on_frame_sent(50_000, link(10, 500), t);
+        assert!(!c.ready(t + Duration::from_millis(500)));
+        assert!(
+            c.ready(t + MAX_SPACING),
+            "no frame a second after the stall"
+        );
+        // Nor can a zero-byte budget or an absurd frame make it longer.
+        c.on_frame_sent(usize::MAX, link(1, 500), t);
+        assert!(c.ready(t + MAX_SPACING));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
     /// JPEG quality of the last frame sent.
     pub quality: AtomicU64,
+    /// Size of the last frame sent (smaller than captured on a thin link).
+    pub sent_width: AtomicU64,
+    pub sent_height: AtomicU64,
     /// Received frames not decoded because a newer one was already in.
     pub receive_skipped: AtomicU64,
     /// Smallest recent round trip to the peer, microseconds.
@@ -148,8 +151,10 @@ impl StatusLine {
         );
         if sent > 0 {
             text += &format!(
-                " | out {:.1} fps, {:.0} kbit/s, q{}, link {}",
+                " | out {:.1} fps, {}x{}, {:.0} kbit/s, q{}, link {}",
                 (sent - self.last_sent) as f64 / secs,
+                Counters::get(&counters.sent_width),
+                Counters::get(&counters.sent_height),
                 (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
                 Counters::get(&counters.quality),
                 match Counters::get(&counters.link_kbps) {

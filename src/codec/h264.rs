@@ -35,17 +35,32 @@ fn h264_err(e: openh264::Error) -> CodecError {
 pub struct H264Encoder {
     encoder: Encoder,
     yuv: Option<YUVBuffer>,
+    fps: u32,
     bitrate: u32,
+    /// True once a frame was encoded (options can be changed from then on).
     started: bool,
+    /// The picture size of the stream, once started.
+    size: Option<(usize, usize)>,
 }
 
 impl H264Encoder {
     pub fn new(fps: u32) -> Result<Self, CodecError> {
+        Ok(H264Encoder {
+            encoder: Self::make(fps, START_BITRATE)?,
+            yuv: None,
+            fps,
+            bitrate: START_BITRATE,
+            started: false,
+            size: None,
+        })
+    }
+
+    fn make(fps: u32, bitrate: u32) -> Result<Encoder, CodecError> {
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(START_BITRATE))
+            .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(fps.max(1) as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(KEYFRAME_INTERVAL))
             // Fast enough for 720p at 30 fps on two cores.
@@ -66,12 +81,7 @@ impl H264Encoder {
                 (&raw mut quiet).cast(),
             );
         }
-        Ok(H264Encoder {
-            encoder,
-            yuv: None,
-            bitrate: START_BITRATE,
-            started: false,
-        })
+        Ok(encoder)
     }
 
     /// Follows the link: a new target in bits per second (applied when it
@@ -121,6 +131,13 @@ impl H264Encoder {
             width: img.width,
             height: img.height,
         })?;
+        // A picture of another size (the link got thinner or wider) starts
+        // a new stream, at the current bitrate, with a keyframe.
+        if self.size.is_some_and(|size| size != (w, h)) {
+            self.encoder = Self::make(self.fps, self.bitrate)?;
+            self.started = false;
+        }
+        self.size = Some((w, h));
         let source = RgbSliceU8::new(rgb, (w, h));
         let yuv = match &mut self.yuv {
             Some(yuv) if yuv.dimensions() == (w, h) => {

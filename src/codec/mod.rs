@@ -18,6 +18,7 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 use crate::wire::{MAX_DIMENSION, VideoFormat};
 
 pub mod h264;
+pub mod scale;
 
 /// `--codec`: which video format to prefer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

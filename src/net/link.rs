@@ -21,11 +21,13 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::Peer;
 use super::connection::{Connection, Event};
+use super::ladder::{H264_BITS_PER_PIXEL, JPEG_BITS_PER_PIXEL, SizeLadder};
 use super::rate::{LinkSample, RateController};
 use crate::call::{EndReason, Shutdown, unix_us};
 use crate::capture::CapturedFrame;
 use crate::codec::h264::{H264Decoder, H264Encoder};
-use crate::codec::{RgbImage, decode_jpeg_0rgb, encode_jpeg};
+use crate::codec::scale::Scaler;
+use crate::codec::{CodecError, RgbImage, decode_jpeg_0rgb, encode_jpeg};
 use crate::handoff::Latest;
 use crate::stats::Counters;
 use crate::wire::{Frame, VideoFormat};
@@ -46,7 +48,7 @@ pub const CAMERA_QUALITY: u8 = 0;
 pub const H264_QUALITY: u8 = 100;
 /// H.264 bits per pixel when the link allows: 1.4 Mbit/s at 640x480@30,
 /// 4.1 Mbit/s at 720p, about what x264's zerolatency calls use.
-const H264_BITS_PER_PIXEL: f64 = 0.15;
+const H264_BITS_PER_PIXEL_ENOUGH: f64 = 0.15;
 
 /// A decoded frame from the peer, ready to show.
 #[derive(Debug, Clone)]
@@ -144,6 +146,9 @@ impl Link {
             out: Vec::new(),
             jpeg: Vec::new(),
             rate: RateController::new(fps, START_QUALITY),
+            ladder: None,
+            scaler: Scaler::default(),
+            scaled: RgbImage::new(2, 2),
             fps,
             h264,
             recycle: video.as_ref().map(|v| v.recycle.clone()),
@@ -194,6 +199,11 @@ struct Sending {
     /// Reused buffer for an encoded picture.
     jpeg: Vec<u8>,
     rate: RateController,
+    /// The size the link can carry (made at the first frame, from its size).
+    ladder: Option<SizeLadder>,
+    scaler: Scaler,
+    /// Reused buffer for a picture scaled down for the link.
+    scaled: RgbImage,
     fps: u32,
     /// The H.264 encoder, when that is what we send.
     h264: Option<H264Encoder>,
@@ -255,15 +265,37 @@ impl Sending {
             }
             return Ok(());
         }
-        if !self.rate.ready(Instant::now()) {
+        // JPEG frames stand alone, so a too-thin link spaces them out; H.264's
+        // own rate control spreads bits over frames, and a full socket
+        // holds the sender back until the link has room.
+        if self.h264.is_none() && !self.rate.ready(Instant::now()) {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         }
-        let Some((format, keyframe, quality, encode_us)) = self.encode(&frame)? else {
+        let (width, height) = self.size_for_link(&frame.image);
+        let scaled = (width, height) != (frame.image.width, frame.image.height);
+        if scaled {
+            self.scaler
+                .scale(&frame.image, width, height, &mut self.scaled)
+                .map_err(encoding)?;
+        }
+        let (image, camera_jpeg) = if scaled {
+            (&self.scaled, None)
+        } else {
+            (&*frame.image, frame.jpeg.as_deref().map(Vec::as_slice))
+        };
+        let Some((format, keyframe, quality, encode_us)) = encode(
+            image,
+            camera_jpeg,
+            &mut self.h264,
+            &self.rate,
+            self.fps,
+            &mut self.jpeg,
+        )?
+        else {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         };
-        let (width, height) = (frame.image.width, frame.image.height);
         // Unless the self-view still shows it, the capture thread reuses it.
         if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
             let _ = recycle.try_send(image);
@@ -285,64 +317,27 @@ impl Sending {
             .on_frame_sent(self.jpeg.len(), link_sample(&self.stream), Instant::now());
         Counters::add(&self.counters.frames_sent, 1);
         Counters::set(&self.counters.quality, quality.into());
+        Counters::set(&self.counters.sent_width, width.into());
+        Counters::set(&self.counters.sent_height, height.into());
         let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);
         Counters::set(&self.counters.link_kbps, capacity_kbps as u64);
         Ok(())
     }
 
-    /// Encodes `frame` into `self.jpeg`: (format, keyframe, quality,
-    /// encode_us), or None when the encoder had nothing to send.
-    fn encode(
-        &mut self,
-        frame: &CapturedFrame,
-    ) -> Result<Option<(VideoFormat, bool, u8, u32)>, EndReason> {
-        let encoding = |e: crate::codec::CodecError| EndReason::Encoding(e.to_string());
-        let start = Instant::now();
-        let (format, keyframe, quality) = match &mut self.h264 {
-            Some(encoder) => {
-                // The encoder's target follows the measured link, up to
-                // what the picture needs.
-                let pixels_per_s =
-                    f64::from(frame.image.width * frame.image.height) * f64::from(self.fps);
-                let enough = pixels_per_s * H264_BITS_PER_PIXEL;
-                let link = self
-                    .rate
-                    .frame_budget()
-                    .map_or(enough, |b| b * 8.0 * f64::from(self.fps));
-                encoder.set_bitrate(link.min(enough) as u32);
-                let keyframe = encoder
-                    .encode(&frame.image, &mut self.jpeg)
-                    .map_err(encoding)?;
-                if self.jpeg.is_empty() {
-                    return Ok(None);
-                }
-                (VideoFormat::H264, keyframe, H264_QUALITY)
-            }
-            // The camera's own JPEG goes as is while it fits the link; only
-            // a frame that must shrink is encoded again.
-            None => match frame
-                .jpeg
-                .as_deref()
-                .filter(|j| self.rate.frame_budget().is_none_or(|b| j.len() as f64 <= b))
-            {
-                Some(camera_jpeg) => {
-                    self.jpeg.clear();
-                    self.jpeg.extend_from_slice(camera_jpeg);
-                    (VideoFormat::Jpeg, true, CAMERA_QUALITY)
-                }
-                None => {
-                    let quality = self.rate.quality();
-                    encode_jpeg(&frame.image, quality, &mut self.jpeg).map_err(encoding)?;
-                    (VideoFormat::Jpeg, true, quality)
-                }
-            },
+    /// The size to send `image` at: its own, or smaller when the link
+    /// cannot carry it at a decent quality.
+    fn size_for_link(&mut self, image: &RgbImage) -> (u32, u32) {
+        let bits_per_pixel = match self.h264 {
+            Some(_) => H264_BITS_PER_PIXEL,
+            None => JPEG_BITS_PER_PIXEL,
         };
-        let encode_us = if quality == CAMERA_QUALITY {
-            0
-        } else {
-            start.elapsed().as_micros().clamp(1, u32::MAX.into()) as u32
-        };
-        Ok(Some((format, keyframe, quality, encode_us)))
+        let fps = self.fps;
+        let ladder = self
+            .ladder
+            .get_or_insert_with(|| SizeLadder::new(image.width, image.height, fps, bits_per_pixel));
+        let bitrate = self.rate.frame_budget().map(|b| b * 8.0 * f64::from(fps));
+        ladder.update(bitrate, Instant::now());
+        ladder.size()
     }
 
     /// Writes everything the connection has queued. The socket's write
@@ -389,6 +384,61 @@ impl Sending {
         Counters::add(&self.counters.bytes_sent, written as u64);
         Ok(())
     }
+}
+
+/// Encodes `image` into `out` (the camera's own JPEG, when given and it
+/// fits the link, goes as it is): (format, keyframe, quality, encode_us),
+/// or None when the encoder had nothing to send.
+fn encode(
+    image: &RgbImage,
+    camera_jpeg: Option<&[u8]>,
+    h264: &mut Option<H264Encoder>,
+    rate: &RateController,
+    fps: u32,
+    out: &mut Vec<u8>,
+) -> Result<Option<(VideoFormat, bool, u8, u32)>, EndReason> {
+    let start = Instant::now();
+    let (format, keyframe, quality) = match h264 {
+        Some(encoder) => {
+            // The encoder's target follows the measured link, up to what
+            // the picture needs.
+            let pixels_per_s = f64::from(image.width * image.height) * f64::from(fps);
+            let enough = pixels_per_s * H264_BITS_PER_PIXEL_ENOUGH;
+            let link = rate
+                .frame_budget()
+                .map_or(enough, |b| b * 8.0 * f64::from(fps));
+            encoder.set_bitrate(link.min(enough) as u32);
+            let keyframe = encoder.encode(image, out).map_err(encoding)?;
+            if out.is_empty() {
+                return Ok(None);
+            }
+            (VideoFormat::H264, keyframe, H264_QUALITY)
+        }
+        None => {
+            match camera_jpeg.filter(|j| rate.frame_budget().is_none_or(|b| j.len() as f64 <= b)) {
+                Some(camera_jpeg) => {
+                    out.clear();
+                    out.extend_from_slice(camera_jpeg);
+                    (VideoFormat::Jpeg, true, CAMERA_QUALITY)
+                }
+                None => {
+                    let quality = rate.quality();
+                    encode_jpeg(image, quality, out).map_err(encoding)?;
+                    (VideoFormat::Jpeg, true, quality)
+                }
+            }
+        }
+    };
+    let encode_us = if quality == CAMERA_QUALITY {
+        0
+    } else {
+        start.elapsed().as_micros().clamp(1, u32::MAX.into()) as u32
+    };
+    Ok(Some((format, keyframe, quality, encode_us)))
+}
+
+fn encoding(e: CodecError) -> EndReason {
+    EndReason::Encoding(e.to_string())
 }
 
 /// The kernel's view of the connection (Linux TCP_INFO), for the rate

@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod door;
+pub mod ladder;
 pub mod link;
 pub mod nearby;
 pub mod rate;

@@ -8,7 +8,11 @@
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A round trip that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
-//! is restarted from the current rate so the controller reacts at once.
+//! is restarted from the current rate so the controller reacts at once, and
+//! that rate, or what we sent over the last second if less (a queue means
+//! the link carried no more), becomes a ceiling, raised by
+//! [`CEILING_GROWTH`] a second while no queue builds. Without it, a shaper's burst allowance (a small frame
+//! passes at line rate) would read a 1 Mbit/s link as hundreds.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -42,6 +46,8 @@ pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
 /// Longest wait between two frames, however slow the link looks: a fresh
 /// frame a second also measures the link again.
 pub const MAX_SPACING: Duration = Duration::from_secs(1);
+/// How fast the ceiling a queue set rises while none builds, per second.
+pub const CEILING_GROWTH: f64 = 1.1;
 /// Largest quality step down after one oversized frame.
 const MAX_STEP_DOWN: f64 = 15.0;
 /// Quality step up after a frame well under budget.
@@ -57,7 +63,17 @@ pub struct RateController {
     /// Earliest time the next frame may go (only set when quality is at
     /// its minimum and frames are still too big).
     next_send: Option<Instant>,
+    /// The delivery rate when a queue last built (bytes per second), and
+    /// when: the capacity stays under it, as it grows.
+    ceiling: Option<(f64, Instant)>,
+    /// The time of the latest sample.
+    now: Option<Instant>,
+    /// (when, bytes) of the frames sent within [`SENT_WINDOW`].
+    sent: VecDeque<(Instant, usize)>,
 }
+
+/// How far back what we sent counts towards the ceiling.
+const SENT_WINDOW: Duration = Duration::from_secs(1);
 
 impl RateController {
     /// A controller for `fps` frames a second, starting at `start_quality`.
@@ -67,6 +83,9 @@ impl RateController {
             quality: f64::from(start_quality.clamp(MIN_QUALITY, MAX_QUALITY)),
             rates: VecDeque::new(),
             next_send: None,
+            ceiling: None,
+            now: None,
+            sent: VecDeque::new(),
         }
     }
 
@@ -82,7 +101,26 @@ impl RateController {
 
     /// Usable capacity in bytes per second, None while unknown.
     pub fn capacity(&self) -> Option<f64> {
-        self.rates.iter().map(|&(_, r)| r).max().map(|r| r as f64)
+        let measured = self.rates.iter().map(|&(_, r)| r).max()? as f64;
+        let ceiling = match (self.ceiling, self.now) {
+            (Some((rate, since)), Some(now)) => {
+                let secs = now.saturating_duration_since(since).as_secs_f64();
+                rate * CEILING_GROWTH.powf(secs.min(600.0))
+            }
+            _ => f64::INFINITY,
+        };
+        Some(measured.min(ceiling))
+    }
+
+    /// Bytes a second sent over the last [`SENT_WINDOW`], None before half
+    /// of it has passed.
+    fn sent_rate(&self) -> Option<f64> {
+        let (first, last) = (self.sent.front()?.0, self.sent.back()?.0);
+        let span = last.duration_since(first);
+        (span >= SENT_WINDOW / 2).then(|| {
+            let bytes: usize = self.sent.iter().map(|&(_, b)| b).sum();
+            bytes as f64 / span.as_secs_f64()
+        })
     }
 
     /// Bytes one frame may take, None while the capacity is unknown.
@@ -93,11 +131,23 @@ impl RateController {
 
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
+        self.now = Some(now);
+        self.sent.push_back((now, bytes));
+        while self
+            .sent
+            .front()
+            .is_some_and(|&(t, _)| now.duration_since(t) > SENT_WINDOW)
+        {
+            self.sent.pop_front();
+        }
         let mut queued = Duration::ZERO;
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
             if queued > QUEUE_LIMIT {
                 self.rates.clear();
+                let rate =
+                    (link.delivery_rate as f64).min(self.sent_rate().unwrap_or(f64::INFINITY));
+                self.ceiling = Some((rate, now));
             }
             self.rates.push_back((now, link.delivery_rate));
         }
@@ -188,8 +238,9 @@ mod tests {
             slow <= 25,
             "still at q{slow} after 0.5 s on a 5 Mbit/s link"
         );
-        // The link is back: within two seconds the quality is back up.
-        run(&mut c, &mut t, 60, 20 * MBIT, 0, 700);
+        // The link is back: the ceiling the queue set rises 10% a second,
+        // so within 15 s the quality is back up.
+        run(&mut c, &mut t, 450, 20 * MBIT, 0, 700);
         assert!(c.quality() >= 67, "q{} after recovery", c.quality());
     }
 
@@ -242,6 +293,25 @@ mod tests {
             c.quality() > eased,
             "no climb once the queue was gone: q{}",
             c.quality()
+        );
+    }
+
+    #[test]
+    fn a_shapers_bursts_do_not_pass_for_capacity() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        // A queue builds on a 1 Mbit/s link...
+        run(&mut c, &mut t, 3, MBIT, 80, 100);
+        // ...then small frames pass in the burst allowance at line rate.
+        run(&mut c, &mut t, 15, 500 * MBIT, 0, 100);
+        let cap = c.capacity().unwrap();
+        assert!(cap < 1.1 * MBIT as f64, "{cap} B/s after 0.5 s of bursts");
+        // Without queues the ceiling rises: the link may have grown.
+        run(&mut c, &mut t, 300, 500 * MBIT, 0, 100);
+        let later = c.capacity().unwrap();
+        assert!(
+            later > 2.0 * MBIT as f64,
+            "{later} B/s after 10 s without a queue"
         );
     }
 

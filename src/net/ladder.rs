@@ -25,7 +25,7 @@ const MIN_HEIGHT: u32 = 180;
 const RUNGS: [(u32, u32); 5] = [(1, 1), (3, 4), (1, 2), (3, 8), (1, 4)];
 /// How long the link must be too thin before the size steps down (a
 /// connection's first round trips measure low while TCP ramps up).
-pub const DOWN_HOLD: Duration = Duration::from_millis(300);
+pub const DOWN_HOLD: Duration = Duration::from_millis(100);
 /// How long the next size up must have fitted before the ladder climbs.
 pub const UP_HOLD: Duration = Duration::from_secs(3);
 /// How much more than the next size up needs the link must give to climb.
@@ -169,7 +169,7 @@ mod tests {
     fn a_short_dip_does_not_step_down() {
         let mut l = SizeLadder::new(1280, 720, 30, H264_BITS_PER_PIXEL);
         let mut t = Instant::now();
-        assert!(run(&mut l, &mut t, 0.2, 0.5 * MBIT).is_empty());
+        assert!(run(&mut l, &mut t, 0.08, 0.5 * MBIT).is_empty());
         assert!(run(&mut l, &mut t, 2.0, 14.0 * MBIT).is_empty());
         assert_eq!(l.size(), (1280, 720));
     }

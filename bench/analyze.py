@@ -1,5 +1,6 @@
 """Summarises vidchat --stats files. Usage:
-  analyze.py summary STATS.jsonl SECONDS          -> one JSON line: frames, fps, p50/p95/p99 ms, Mbit/s
+  analyze.py summary STATS.jsonl SECONDS          -> one JSON line: frames, fps, p50/p95/p99/max ms, Mbit/s,
+                                                     and the sizes received (frames of each)
   analyze.py recovery STATS.jsonl CHANGE_US LIMIT_MS [END_US]
       -> seconds after CHANGE_US (Unix us) until the p95 latency of every
          following 0.5 s window (up to END_US) stays <= LIMIT_MS, and the
@@ -24,8 +25,13 @@ def summary(path, seconds):
     rows = load(path)
     lat = [(r["shown_us"] - r["capture_us"]) / 1000 for r in rows]
     mbit = sum(r["bytes"] for r in rows) * 8 / seconds / 1e6
+    sizes = {}
+    for r in rows:
+        key = f"{r['width']}x{r['height']}"
+        sizes[key] = sizes.get(key, 0) + 1
     print(json.dumps({"frames": len(rows), "fps": round(len(rows) / seconds, 1), "p50_ms": pct(lat, 50),
-                      "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99), "mbit_s": round(mbit, 2)}))
+                      "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99), "max_ms": round(max(lat, default=0), 1),
+                      "mbit_s": round(mbit, 2), "sizes": sizes}))
 
 
 def recovery(path, change_us, limit_ms, end_us):

@@ -4,7 +4,9 @@
 # namespaces (a Wi-Fi-like bottleneck; netem is not available here), with
 # camera-like content (a real photo panned, with sensor noise).
 # Needs root. Usage: sudo bench/link.sh [SECONDS]     (default 10 s a run)
-# Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR.
+# Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR, PART (all; "clean"
+# for the clean links and drops only, "thin" for the thin and Wi-Fi-like links
+# only, which use ../shared/bench/wifi.py: WIFI to point elsewhere).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -112,8 +114,11 @@ print(f"| {label} | {r.get('fps')} | {r.get('p50_ms')} / {r.get('p95_ms')} / {r.
 PYEOF
 }
 
+PART=${PART:-all}
+WIFI=${WIFI:-$(realpath ../shared/bench/wifi.py 2>/dev/null || true)}
 echo "vidchat $( "$BIN" --version | cut -d' ' -f2 ), $(nproc) cores, ${S} s a run, camera-like content (photo panned + noise)"
 echo
+if [ "$PART" = all ] || [ "$PART" = clean ]; then
 echo "| scenario | codec | fps | latency p50 / p95 / p99 ms | Mbit/s | CPU % listen / connect | seed fps | seed p50 / p95 ms | fps ratio | p50 ratio (seed/ours) |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for rate_size in "$RATE 640x480" "$RATE 1280x720" "5mbit 640x480"; do
@@ -148,4 +153,74 @@ for drop in "mjpeg 5mbit" "h264 2mbit"; do
     echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop_$codec.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
     echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop_$codec.b.jsonl" "$(cat "$WORK/back.us")" 150)"
     echo "  call ended: $(grep -h 'call ended' "$WORK/drop_$codec.log_a" "$WORK/drop_$codec.log_b" | sort -u | tr '\n' ' ')"
+done
+fi
+
+[ "$PART" = all ] || [ "$PART" = thin ] || exit 0
+
+# Thin links, each side sending and receiving the default codec (auto:
+# H.264): the size sent follows the link. One row a case; "sizes" counts the
+# frames received at each size.
+thin_row() { # LABEL TAG SECONDS SEEDJSON
+    local ours
+    ours=$("$PY" bench/analyze.py summary "$WORK/$2.b.jsonl" "$3")
+    "$PY" - "$1" "$ours" "${4:-}" <<'PYEOF'
+import json, sys
+label, o, seed = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}")
+sizes = ", ".join(f"{k} ({v})" for k, v in sorted(o["sizes"].items(), key=lambda kv: -kv[1]))
+print(f"| {label} | {o['fps']} | {o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} / {o['max_ms']} | {o['mbit_s']} | {sizes} "
+      f"| {seed.get('fps', '-')} | {seed.get('p50_ms', '-')} / {seed.get('p95_ms', '-')} |")
+PYEOF
+}
+echo
+echo "Thin links (tbf, both directions), codec auto (H.264):"
+echo
+echo "| link, size asked | fps | latency p50 / p95 / p99 / max ms | Mbit/s | sizes received (frames) | seed fps | seed p50 / p95 ms |"
+echo "|---|---|---|---|---|---|---|"
+for case in "1mbit 1280x720" "1mbit 640x480" "500kbit 640x480"; do
+    rate=${case% *}; size=${case#* }; w=${size%x*}; h=${size#*x}
+    seed=""
+    [ "$case" = "1mbit 640x480" ] && seed=$(seed_run "$rate" "$w" "$h")
+    RATE_NOW=$rate; shape
+    call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "thin_${rate}_$size" auto
+    thin_row "$rate, $size" "thin_${rate}_$size" "$S" "$seed"
+done
+
+# 20 -> 1 -> 20 Mbit/s mid-call at 1280x720.
+T=24
+change() {
+    sleep 6; RATE_NOW=1mbit; shape; date +%s%6N > "$WORK/drop.us"
+    sleep 8; RATE_NOW=20mbit; shape; date +%s%6N > "$WORK/back.us"
+}
+RATE_NOW=20mbit; shape
+DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 1280 720 $T "drop_1mbit_720" auto
+echo
+echo "Rate drop 20mbit -> 1mbit (8 s) -> 20mbit at 1280x720, codec auto (p95 over 0.5 s windows, limit 150 ms):"
+echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop_1mbit_720.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
+echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop_1mbit_720.b.jsonl" "$(cat "$WORK/back.us")" 150)"
+echo "  whole call:         $("$PY" bench/analyze.py summary "$WORK/drop_1mbit_720.b.jsonl" $T)"
+
+# Wi-Fi-like links through wifi.py (a userspace link: rate, delay, jitter,
+# random or bursty loss, stalls), 640x480, codec auto.
+if [ -z "$WIFI" ] || [ ! -f "$WIFI" ]; then
+    echo; echo "no wifi.py (set WIFI): Wi-Fi-like cases skipped"; exit 0
+fi
+WA=wfa$$; WB=wfb$$
+echo
+echo "Wi-Fi-like links (wifi.py, both directions), 640x480, codec auto:"
+echo
+echo "| link | fps | latency p50 / p95 / p99 / max ms | Mbit/s | sizes received (frames) | | |"
+echo "|---|---|---|---|---|---|---|"
+for wcase in "20 Mbit/s, 1 % loss|--rate 20 --delay 2 --loss 1" \
+             "20 Mbit/s, 2 % loss|--rate 20 --delay 2 --loss 2" \
+             "home Wi-Fi: 20 Mbit/s, jitter 6 ms, 0.5 % loss in bursts of 3, 150 ms stall every 8 s|--rate 20 --delay 2 --jitter 6 --loss 0.5 --burst 3 --stall 150 --every 8" \
+             "20 Mbit/s, 1 s stall every 10 s|--rate 20 --delay 2 --stall 1000 --every 10"; do
+    label=${wcase%%|*}; args=${wcase#*|}
+    # shellcheck disable=SC2086
+    python3 "$WIFI" --ns $WA $WB $args 2>"$WORK/wifi.log" &
+    wp=$!
+    for _ in $(seq 200); do grep -q '^wifi:' "$WORK/wifi.log" 2>/dev/null && break; sleep 0.05; done
+    call "ip netns exec $WA" "ip netns exec $WB" 10.99.0.1 640 480 "$S" "wifi_$wp" auto
+    kill $wp; wait $wp 2>/dev/null || true
+    thin_row "$label" "wifi_$wp" "$S" ""
 done

@@ -67,6 +67,11 @@ impl SizeLadder {
         }
     }
 
+    /// The captured size the ladder was made for (its top rung).
+    pub fn full_size(&self) -> (u32, u32) {
+        self.sizes.first().copied().unwrap_or_default()
+    }
+
     /// The size to send now.
     pub fn size(&self) -> (u32, u32) {
         self.sizes.get(self.level).copied().unwrap_or_default()

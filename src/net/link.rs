@@ -331,11 +331,19 @@ impl Sending {
             Some(_) => H264_BITS_PER_PIXEL,
             None => JPEG_BITS_PER_PIXEL,
         };
-        let fps = self.fps;
-        let ladder = self
-            .ladder
-            .get_or_insert_with(|| SizeLadder::new(image.width, image.height, fps, bits_per_pixel));
-        let bitrate = self.rate.frame_budget().map(|b| b * 8.0 * f64::from(fps));
+        let full = (image.width, image.height);
+        // A source whose size changed gets a ladder of its own (a rung
+        // must never be larger than the picture).
+        if self.ladder.as_ref().is_none_or(|l| l.full_size() != full) {
+            self.ladder = Some(SizeLadder::new(full.0, full.1, self.fps, bits_per_pixel));
+        }
+        let Some(ladder) = self.ladder.as_mut() else {
+            return full;
+        };
+        let bitrate = self
+            .rate
+            .frame_budget()
+            .map(|b| b * 8.0 * f64::from(self.fps));
         ladder.update(bitrate, Instant::now());
         ladder.size()
     }
@@ -415,6 +423,8 @@ fn encode(
             (VideoFormat::H264, keyframe, H264_QUALITY)
         }
         None => {
+            // The camera's own JPEG goes as is while it fits the link; only
+            // a frame that must shrink is encoded again.
             match camera_jpeg.filter(|j| rate.frame_budget().is_none_or(|b| j.len() as f64 <= b)) {
                 Some(camera_jpeg) => {
                     out.clear();

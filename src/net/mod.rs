@@ -73,11 +73,7 @@ impl Peer {
 
     /// The peer's address as people write it (IPv4 without its IPv6 mapping).
     pub fn address(&self) -> SocketAddr {
-        match self.addr.ip().to_canonical() {
-            ip @ IpAddr::V4(_) => SocketAddr::new(ip, self.addr.port()),
-            // Keeps a link-local address's interface ("%2").
-            IpAddr::V6(_) => self.addr,
-        }
+        canonical(self.addr)
     }
 
     /// "code 123 456 - laptop (192.168.1.23:9999)": the code first, then the
@@ -243,6 +239,16 @@ fn is_link_local_v6(ip: &IpAddr) -> bool {
     matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
 }
 
+/// `addr` as people write it: an IPv4 address in IPv6 clothing
+/// (`::ffff:1.2.3.4`) is the IPv4 address; an IPv6 one keeps its
+/// interface ("%2").
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr.ip().to_canonical() {
+        ip @ IpAddr::V4(_) => SocketAddr::new(ip, addr.port()),
+        IpAddr::V6(_) => addr,
+    }
+}
+
 /// The addresses of `target` ("host:port", "1.2.3.4:port", "[::1]:port").
 pub fn resolve(target: &str) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = target
@@ -331,7 +337,7 @@ pub fn fast_loss_recovery(stream: &TcpStream) -> bool {
         rc == 0
     };
     let micros = |d: Duration| d.as_micros().try_into().unwrap_or(libc::c_int::MAX);
-    set(libc::TCP_THIN_LINEAR_TIMEOUTS, 1);
+    let _ = socket2::SockRef::from(stream).set_tcp_thin_linear_timeouts(true);
     set(TCP_DELACK_MAX_US, micros(DELACK_MAX));
     set(TCP_RTO_MIN_US, micros(RTO_MIN))
 }
@@ -363,7 +369,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         tune(&stream).unwrap();
-        assert_eq!(tcp_option(&stream, libc::TCP_THIN_LINEAR_TIMEOUTS), 1);
+        assert!(
+            socket2::SockRef::from(&stream)
+                .tcp_thin_linear_timeouts()
+                .unwrap()
+        );
         if !fast_loss_recovery(&stream) {
             println!("skipped: this kernel has no TCP_RTO_MIN_US (Linux 6.15+)");
             return;

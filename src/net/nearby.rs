@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use mdns_sd::{IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 
+use super::{canonical, is_link_local_v6};
 use crate::wire::safe_name;
 
 /// The DNS-SD service type every vidchat listener announces.
@@ -55,11 +56,7 @@ impl Listener {
         }
         let mut usable: Vec<SocketAddr> = Vec::new();
         for addr in addrs {
-            // An IPv4 address in IPv6 clothing is the IPv4 address.
-            let addr = match addr.ip().to_canonical() {
-                ip @ IpAddr::V4(_) => SocketAddr::new(ip, addr.port()),
-                IpAddr::V6(_) => addr,
-            };
+            let addr = canonical(addr);
             if is_usable(&addr) && !usable.contains(&addr) {
                 usable.push(addr);
             }
@@ -134,10 +131,7 @@ fn is_usable(addr: &SocketAddr) -> bool {
 }
 
 fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    }
+    matches!(ip, IpAddr::V4(v4) if v4.is_link_local()) || is_link_local_v6(ip)
 }
 
 /// An announced address as a socket address; IPv6 link-local ones carry the

@@ -331,20 +331,14 @@ impl Sending {
             Some(_) => H264_BITS_PER_PIXEL,
             None => JPEG_BITS_PER_PIXEL,
         };
-        let full = (image.width, image.height);
+        let (w, h) = (image.width, image.height);
         // A source whose size changed gets a ladder of its own (a rung
         // must never be larger than the picture).
-        if self.ladder.as_ref().is_none_or(|l| l.full_size() != full) {
-            self.ladder = Some(SizeLadder::new(full.0, full.1, self.fps, bits_per_pixel));
-        }
-        let Some(ladder) = self.ladder.as_mut() else {
-            return full;
+        let ladder = match &mut self.ladder {
+            Some(ladder) if ladder.full_size() == (w, h) => ladder,
+            slot => slot.insert(SizeLadder::new(w, h, self.fps, bits_per_pixel)),
         };
-        let bitrate = self
-            .rate
-            .frame_budget()
-            .map(|b| b * 8.0 * f64::from(self.fps));
-        ladder.update(bitrate, Instant::now());
+        ladder.update(self.rate.bitrate(), Instant::now());
         ladder.size()
     }
 
@@ -412,9 +406,7 @@ fn encode(
             // the picture needs.
             let pixels_per_s = f64::from(image.width * image.height) * f64::from(fps);
             let enough = pixels_per_s * H264_BITS_PER_PIXEL_ENOUGH;
-            let link = rate
-                .frame_budget()
-                .map_or(enough, |b| b * 8.0 * f64::from(fps));
+            let link = rate.bitrate().unwrap_or(enough);
             encoder.set_bitrate(link.min(enough) as u32);
             let keyframe = encoder.encode(image, out).map_err(encoding)?;
             if out.is_empty() {

@@ -123,6 +123,11 @@ impl RateController {
         })
     }
 
+    /// Bits a second the video may take, None while the capacity is unknown.
+    pub fn bitrate(&self) -> Option<f64> {
+        self.capacity().map(|c| c * HEADROOM * 8.0)
+    }
+
     /// Bytes one frame may take, None while the capacity is unknown.
     pub fn frame_budget(&self) -> Option<f64> {
         self.capacity()

@@ -406,15 +406,20 @@ fn where_to_call(target: Option<&str>) -> Result<(String, Vec<SocketAddr>)> {
 /// Why nothing may have answered, and what works anyway.
 const NOT_FOUND_HELP: &str = "is `vidchat listen` running on the other machine? A firewall blocking UDP port 5353, a guest network that keeps clients apart, or a network that drops multicast can hide it: then type the address it prints, vidchat connect IP:PORT";
 
+/// No listener answered a look: what was tried, and what to do.
+fn nobody_answered() -> anyhow::Error {
+    anyhow!(
+        "no vidchat listener answered on the local network within {} s (multicast DNS, {}); {NOT_FOUND_HELP}",
+        LOOK_TIME.as_secs(),
+        nearby::SERVICE_TYPE
+    )
+}
+
 /// The listener nearby: the only one, or the one the person picks.
 fn call_nearby() -> Result<(String, Vec<SocketAddr>)> {
     let found = nearby::look(LOOK_TIME, None)?;
     match found.listeners.as_slice() {
-        [] => bail!(
-            "no vidchat listener answered on the local network within {} s (multicast DNS, {}); {NOT_FOUND_HELP}",
-            LOOK_TIME.as_secs(),
-            nearby::SERVICE_TYPE
-        ),
+        [] => Err(nobody_answered()),
         [one] => Ok(calling(one)),
         _ if std::io::stdin().is_terminal() => {
             eprintln!("{} listeners nearby:", found.listeners.len());
@@ -489,10 +494,7 @@ fn listing(found: &Found) -> String {
 pub fn peers() -> Result<()> {
     let found = nearby::look(LOOK_TIME, None)?;
     if found.listeners.is_empty() {
-        bail!(
-            "no vidchat listener answered on the local network within {} s; {NOT_FOUND_HELP}",
-            LOOK_TIME.as_secs()
-        );
+        return Err(nobody_answered());
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{} listening nearby:", found.listeners.len());

@@ -5,13 +5,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use wait_timeout::ChildExt;
-
 mod util;
-use util::{GUARD, listen, vidchat};
+use util::{GUARD, finish, listen, stderr, stop, vidchat};
 
 /// A headless test-pattern `vidchat connect` to our listener on `port`.
 fn caller(port: u16, extra: &[&str]) -> Command {
@@ -34,25 +32,6 @@ fn call_in_progress(port: u16) -> Child {
         );
     }
     child
-}
-
-/// Waits for `child` (within the guard) and returns its output.
-fn finish(mut child: Child) -> Output {
-    match child.wait_timeout(GUARD).unwrap() {
-        Some(_) => child.wait_with_output().unwrap(),
-        None => {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "vidchat hung; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -386,11 +365,6 @@ fn unix_us() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64
-}
-
-fn stop(mut child: Child) -> String {
-    let _ = child.kill();
-    stderr(&child.wait_with_output().unwrap())
 }
 
 #[test]

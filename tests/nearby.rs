@@ -17,9 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use wait_timeout::ChildExt;
 
-use util::{BIN, GUARD};
+use util::{BIN, GUARD, finish, stop};
 
 /// Two namespaces, `a` (10.77.0.1) and `b` (10.77.0.2), joined by a veth
 /// pair; removed when dropped.
@@ -139,6 +138,14 @@ impl Lan {
         cmd
     }
 
+    /// `vidchat connect ARGS` with the test pattern and no window, run to
+    /// its end in `b`: its output and how long it took.
+    fn connect(&self, args: &[&str]) -> (Output, Duration) {
+        let mut all = vec!["connect", "--source", "test", "--no-window"];
+        all.extend_from_slice(args);
+        run(Lan::vidchat(&self.b, &all))
+    }
+
     /// A headless test-pattern listener in `a` that takes calls, once it
     /// has announced itself (its first line is printed after that).
     fn listener(&self, extra: &[&str]) -> (Child, u16) {
@@ -160,21 +167,12 @@ impl Drop for Lan {
 /// Runs `cmd` to its end (within the guard), returning its output and how long it took.
 fn run(mut cmd: Command) -> (Output, Duration) {
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("start vidchat");
-    if child.wait_timeout(GUARD).unwrap().is_none() {
-        let _ = child.kill();
-        panic!("vidchat did not end within {GUARD:?}");
-    }
-    (child.wait_with_output().unwrap(), started.elapsed())
+    let out = finish(cmd.spawn().expect("start vidchat"));
+    (out, started.elapsed())
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn stop(mut child: Child) -> String {
-    let _ = child.kill();
-    text(&child.wait_with_output().unwrap().stderr)
 }
 
 #[test]
@@ -184,19 +182,7 @@ fn connect_without_an_address_finds_the_listener_and_calls_it() {
     let dir = std::env::temp_dir().join(format!("vidchat-nearby-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let stats = dir.join("caller.jsonl");
-    let (out, _) = run(Lan::vidchat(
-        &lan.b,
-        &[
-            "connect",
-            "--source",
-            "test",
-            "--no-window",
-            "--duration",
-            "3",
-            "--stats",
-            stats.to_str().unwrap(),
-        ],
-    ));
+    let (out, _) = lan.connect(&["--duration", "3", "--stats", stats.to_str().unwrap()]);
     let caller = text(&out.stderr);
     let callee = stop(listener);
     assert!(out.status.success(), "{caller}");
@@ -224,10 +210,7 @@ fn several_listeners_are_listed_and_one_is_called_by_name() {
     let Some(lan) = Lan::new(true) else { return };
     let (alice, _) = lan.listener(&["--port", "0", "--name", "alice"]);
     let (bob, bob_port) = lan.listener(&["--port", "0", "--name", "bob"]);
-    let (out, _) = run(Lan::vidchat(
-        &lan.b,
-        &["connect", "--source", "test", "--no-window"],
-    ));
+    let (out, _) = lan.connect(&[]);
     let listed = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{listed}");
     assert!(listed.contains("vidchat connect alice"), "{listed}");
@@ -240,18 +223,7 @@ fn several_listeners_are_listed_and_one_is_called_by_name() {
         "{peers}"
     );
 
-    let (out, _) = run(Lan::vidchat(
-        &lan.b,
-        &[
-            "connect",
-            "bob",
-            "--source",
-            "test",
-            "--no-window",
-            "--duration",
-            "1",
-        ],
-    ));
+    let (out, _) = lan.connect(&["bob", "--duration", "1"]);
     let caller = text(&out.stderr);
     let (alice, bob) = (stop(alice), stop(bob));
     assert!(out.status.success(), "{caller}");
@@ -266,10 +238,7 @@ fn several_listeners_are_listed_and_one_is_called_by_name() {
 #[test]
 fn with_nobody_listening_connect_says_so_in_one_line() {
     let Some(lan) = Lan::new(true) else { return };
-    let (out, took) = run(Lan::vidchat(
-        &lan.b,
-        &["connect", "--source", "test", "--no-window"],
-    ));
+    let (out, took) = lan.connect(&[]);
     let said = text(&out.stderr);
     println!("no listener: ended after {took:?}");
     assert_eq!(out.status.code(), Some(1), "{said}");
@@ -286,17 +255,7 @@ fn with_nobody_listening_connect_says_so_in_one_line() {
 fn an_ipv6_only_link_works_too() {
     let Some(lan) = Lan::new(false) else { return };
     let (listener, _) = lan.listener(&[]);
-    let (out, _) = run(Lan::vidchat(
-        &lan.b,
-        &[
-            "connect",
-            "--source",
-            "test",
-            "--no-window",
-            "--duration",
-            "1",
-        ],
-    ));
+    let (out, _) = lan.connect(&["--duration", "1"]);
     let caller = text(&out.stderr);
     let callee = stop(listener);
     assert!(out.status.success(), "{caller}");

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
+
+use wait_timeout::ChildExt;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
 /// Far beyond any call in these tests: a guard against hangs, not a timing.
@@ -55,4 +57,29 @@ pub fn spawn_listener(mut cmd: Command) -> (Child, u16, BufReader<ChildStdout>) 
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     (child, port, out)
+}
+
+/// Waits for `child` (within the guard) and returns its output.
+pub fn finish(mut child: Child) -> Output {
+    match child.wait_timeout(GUARD).unwrap() {
+        Some(_) => child.wait_with_output().unwrap(),
+        None => {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "vidchat hung; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Kills `child` and returns what it said on stderr.
+pub fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    stderr(&child.wait_with_output().unwrap())
 }

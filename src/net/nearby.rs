@@ -24,9 +24,6 @@ pub const SERVICE_TYPE: &str = "_vidchat._tcp.local.";
 pub const LOOK_TIME: Duration = Duration::from_secs(2);
 /// Listeners kept from one look; announcements of more are counted, not kept.
 pub const MAX_LISTENERS: usize = 32;
-/// How long a look goes on once the listener it wants is found: its other
-/// addresses (IPv4 and IPv6 come in separate records) arrive meanwhile.
-const SETTLE: Duration = Duration::from_millis(200);
 /// Addresses kept per listener (each may cost a connection attempt).
 pub const MAX_ADDRESSES: usize = 4;
 
@@ -217,21 +214,25 @@ impl Drop for Announcement {
 }
 
 /// Listens for announcements for `time`, or until a listener called `name`
-/// is found.
+/// is found with an IPv4 address.
 pub fn look(time: Duration, name: Option<&str>) -> Result<Found> {
     let daemon = daemon()?;
     let events = daemon
         .browse(SERVICE_TYPE)
         .map_err(|e| anyhow!("cannot look for listeners: {e}"))?;
-    let mut deadline = Instant::now() + time;
+    let deadline = Instant::now() + time;
     let mut found = Found::default();
     while let Ok(event) = events.recv_deadline(deadline) {
         if let ServiceEvent::ServiceResolved(service) = event {
             if let Some(listener) = Listener::from_resolved(&service) {
                 found.add(listener);
             }
-            if name.is_some_and(|n| !found.named(n).is_empty()) {
-                deadline = deadline.min(Instant::now() + SETTLE);
+            // IPv4 and IPv6 addresses come in separate packets, in either
+            // order: a look for one name ends once it has an IPv4 address
+            // (called first), or at the deadline on an IPv6-only network.
+            let wanted = name.map(|n| found.named(n));
+            if wanted.is_some_and(|w| w.iter().any(|l| l.addrs.iter().any(SocketAddr::is_ipv4))) {
+                break;
             }
         }
     }

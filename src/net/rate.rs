@@ -8,9 +8,9 @@
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A round trip that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
-//! is restarted from the current rate so the controller reacts at once, and
-//! that rate, or what we sent over the last second if less (a queue means
-//! the link carried no more), becomes a ceiling, raised by
+//! is restarted from the current rate so the controller reacts at once; if
+//! the queue lasts [`QUEUE_PERSISTS`], that rate, or what we sent over the
+//! last second if less (the link carried no more), becomes a ceiling, raised by
 //! [`CEILING_GROWTH`] a second while no queue builds. Without it, a shaper's burst allowance (a small frame
 //! passes at line rate) would read a 1 Mbit/s link as hundreds.
 
@@ -70,8 +70,12 @@ pub struct RateController {
     now: Option<Instant>,
     /// (when, bytes) of the frames sent within [`SENT_WINDOW`].
     sent: VecDeque<(Instant, usize)>,
+    /// Since when the round trip has stood over [`QUEUE_LIMIT`].
+    queued_since: Option<Instant>,
 }
 
+/// How long a queue must last before it sets the ceiling.
+const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
 /// How far back what we sent counts towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
 
@@ -86,6 +90,7 @@ impl RateController {
             ceiling: None,
             now: None,
             sent: VecDeque::new(),
+            queued_since: None,
         }
     }
 
@@ -150,9 +155,16 @@ impl RateController {
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
             if queued > QUEUE_LIMIT {
                 self.rates.clear();
-                let rate =
-                    (link.delivery_rate as f64).min(self.sent_rate().unwrap_or(f64::INFINITY));
-                self.ceiling = Some((rate, now));
+                // A queue that lasts is one the link could not drain: what
+                // we sent meanwhile is more than it carries. A moment's
+                // queue (a scheduling hiccup) says nothing of the sort.
+                let since = *self.queued_since.get_or_insert(now);
+                if now.duration_since(since) >= QUEUE_PERSISTS {
+                    let sent = self.sent_rate().unwrap_or(f64::INFINITY);
+                    self.ceiling = Some(((link.delivery_rate as f64).min(sent), now));
+                }
+            } else {
+                self.queued_since = None;
             }
             self.rates.push_back((now, link.delivery_rate));
         }
@@ -305,8 +317,8 @@ mod tests {
     fn a_shapers_bursts_do_not_pass_for_capacity() {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
-        // A queue builds on a 1 Mbit/s link...
-        run(&mut c, &mut t, 3, MBIT, 80, 100);
+        // A queue builds and stands on a 1 Mbit/s link (200 ms)...
+        run(&mut c, &mut t, 6, MBIT, 80, 100);
         // ...then small frames pass in the burst allowance at line rate.
         run(&mut c, &mut t, 15, 500 * MBIT, 0, 100);
         let cap = c.capacity().unwrap();
@@ -317,6 +329,27 @@ mod tests {
         assert!(
             later > 2.0 * MBIT as f64,
             "{later} B/s after 10 s without a queue"
+        );
+    }
+
+    #[test]
+    fn a_moments_queue_does_not_cap_the_link() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        // A simple picture: 1 KB frames (240 kbit/s) on a 20 Mbit/s link.
+        run(&mut c, &mut t, 60, 20 * MBIT, 0, 0);
+        for _ in 0..60 {
+            t += Duration::from_millis(33);
+            c.on_frame_sent(1000, link(20 * MBIT, 0), t);
+        }
+        // A scheduling hiccup: the round trip jumps for one frame.
+        t += Duration::from_millis(33);
+        c.on_frame_sent(1000, link(20 * MBIT, 80), t);
+        run(&mut c, &mut t, 3, 20 * MBIT, 0, 0);
+        let cap = c.capacity().unwrap();
+        assert!(
+            cap >= (20 * MBIT) as f64,
+            "{cap} B/s: capped at what a light sender sent"
         );
     }
 

@@ -1,6 +1,7 @@
 """Summarises vidchat --stats files. Usage:
-  analyze.py summary STATS.jsonl SECONDS          -> one JSON line: frames, fps, p50/p95/p99/max ms, Mbit/s,
-                                                     and the sizes received (frames of each)
+  analyze.py summary STATS.jsonl SECONDS          -> one JSON line: frames, fps, p50/p95/p99/max ms (capture
+                                                     to shown), p50/p95 capture to decoded, Mbit/s, and the
+                                                     sizes received (frames of each)
   analyze.py recovery STATS.jsonl CHANGE_US LIMIT_MS [END_US]
       -> seconds after CHANGE_US (Unix us) until the p95 latency of every
          following 0.5 s window (up to END_US) stays <= LIMIT_MS, and the
@@ -24,6 +25,7 @@ def pct(values, p):
 def summary(path, seconds):
     rows = load(path)
     lat = [(r["shown_us"] - r["capture_us"]) / 1000 for r in rows]
+    decoded = [(r["decoded_us"] - r["capture_us"]) / 1000 for r in rows if "decoded_us" in r]
     mbit = sum(r["bytes"] for r in rows) * 8 / seconds / 1e6
     sizes = {}
     for r in rows:
@@ -31,6 +33,7 @@ def summary(path, seconds):
         sizes[key] = sizes.get(key, 0) + 1
     print(json.dumps({"frames": len(rows), "fps": round(len(rows) / seconds, 1), "p50_ms": pct(lat, 50),
                       "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99), "max_ms": round(max(lat, default=0), 1),
+                      "decoded_p50_ms": pct(decoded, 50), "decoded_p95_ms": pct(decoded, 95),
                       "mbit_s": round(mbit, 2), "sizes": sizes}))
 
 

@@ -5,8 +5,9 @@
 # camera-like content (a real photo panned, with sensor noise).
 # Needs root. Usage: sudo bench/link.sh [SECONDS]     (default 10 s a run)
 # Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR, PART (all; "clean"
-# for the clean links and drops only, "thin" for the thin and Wi-Fi-like links
-# only, which use ../shared/bench/wifi.py: WIFI to point elsewhere).
+# for the clean links and drops only, "window" for calls with windows under
+# Xvfb only, "thin" for the thin and Wi-Fi-like links only, which use
+# ../shared/bench/wifi.py: WIFI to point elsewhere).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -53,16 +54,17 @@ shape() { # RATE: both directions, the seed script's tbf settings
 
 # call NS_A NS_B HOST W H SECONDS TAG [CODEC] -> stats in $WORK/TAG.{a,b}.jsonl, CPU % in $WORK/TAG.cpu_{a,b}
 call() {
-    local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 codec=${8:-mjpeg} src
+    local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 codec=${8:-mjpeg} src view=--no-window
     src=$(content "$w" "$h")
+    [ -n "${WINDOW:-}" ] && view=""
     local port=$((20000 + RANDOM % 20000))
     rm -f "$WORK/$tag".*
     $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --yes --source "$src" --size "${w}x$h" --codec "$codec" \
-        --no-window --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
+        $view --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
     local lp=$!
     for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done
     $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --source "$src" --size "${w}x$h" --codec "$codec" \
-        --no-window --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
+        $view --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
     local cp=$!
     [ -n "${DURING:-}" ] && $DURING
     wait $lp $cp || true
@@ -154,6 +156,39 @@ for drop in "mjpeg 5mbit" "h264 2mbit"; do
     echo "  after the recovery: $("$PY" bench/analyze.py recovery "$WORK/drop_$codec.b.jsonl" "$(cat "$WORK/back.us")" 150)"
     echo "  call ended: $(grep -h 'call ended' "$WORK/drop_$codec.log_a" "$WORK/drop_$codec.log_b" | sort -u | tr '\n' ' ')"
 done
+fi
+
+# Windows: both sides show the call in a window on one Xvfb display, over the
+# clean link; each frame's capture -> decoded and capture -> on screen come
+# from the same --stats file, so the difference is what the window adds.
+if [ "$PART" = all ] || [ "$PART" = window ]; then
+command -v Xvfb >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null; }
+disp=$((60 + RANDOM % 30))
+Xvfb ":$disp" -screen 0 2600x800x24 -nolisten tcp 2>/dev/null &
+xp=$!
+for _ in $(seq 100); do [ -S "/tmp/.X11-unix/X$disp" ] && break; sleep 0.05; done
+xcpu() { awk '{print $14 + $15}' "/proc/$xp/stat"; }
+echo
+echo "Windows under Xvfb, $RATE (tbf, both directions), codec auto (H.264); both windows on one display:"
+echo
+echo "| link, size | fps shown | capture -> shown p50 / p95 / p99 ms | capture -> decoded p50 / p95 ms | window adds (p95) | CPU % listen / connect / Xvfb |"
+echo "|---|---|---|---|---|---|"
+RATE_NOW=$RATE; shape
+for size in 640x480 1280x720; do
+    w=${size%x*}; h=${size#*x}
+    before=$(xcpu)
+    DISPLAY=":$disp" WINDOW=1 call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "window_$size" auto
+    xvfb_cpu=$(( ($(xcpu) - before) * 100 / $(getconf CLK_TCK) / S ))
+    "$PY" - "$RATE, $size" "$("$PY" bench/analyze.py summary "$WORK/window_$size.b.jsonl" "$S")" \
+        "$(cat "$WORK/window_$size.cpu_a") / $(cat "$WORK/window_$size.cpu_b") / $xvfb_cpu%" <<'PYEOF'
+import json, sys
+label, o, cpu = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+adds = round(o["p95_ms"] - o["decoded_p95_ms"], 1) if o["frames"] else "-"
+print(f"| {label} | {o['fps']} | {o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} | {o['decoded_p50_ms']} / {o['decoded_p95_ms']} "
+      f"| {adds} | {cpu} |")
+PYEOF
+done
+kill $xp; wait $xp 2>/dev/null || true
 fi
 
 [ "$PART" = all ] || [ "$PART" = thin ] || exit 0

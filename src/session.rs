@@ -723,6 +723,7 @@ fn run_call(
                     stats.write(&FrameRecord {
                         seq: frame.seq,
                         capture_us: frame.capture_us,
+                        decoded_us: frame.decoded_us,
                         shown_us,
                         bytes: frame.bytes,
                         codec: match frame.format {

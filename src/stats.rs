@@ -59,7 +59,9 @@ pub struct FrameRecord {
     pub seq: u64,
     /// When the peer's source delivered the frame, in our clock's Unix microseconds.
     pub capture_us: u64,
-    /// When it was on screen (or decoded, without a window), Unix microseconds.
+    /// When it was decoded, Unix microseconds.
+    pub decoded_us: u64,
+    /// When it was on screen (without a window: `decoded_us`), Unix microseconds.
     pub shown_us: u64,
     /// Encoded size on the wire.
     pub bytes: u64,

@@ -562,6 +562,10 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     }
 }
 
+/// How often the window is redrawn when no remote picture comes (call
+/// states, stats, a moving self-view).
+const IDLE_REDRAW: Duration = Duration::from_millis(100);
+
 /// How long hanging up waits for the capture thread to finish its read.
 const CAPTURE_GRACE: Duration = Duration::from_millis(500);
 
@@ -677,6 +681,7 @@ fn run_call(
     let started = Instant::now();
     let mut status = StatusLine::new(started);
     let mut last_redraw = started;
+    let mut last_remote = started;
     let result = (|| -> Result<()> {
         while !call.shutdown.is_ended() {
             if options.duration.is_some_and(|d| started.elapsed() >= d) || !screen.keep_open() {
@@ -687,7 +692,11 @@ fn run_call(
             let shown_us = match screen {
                 Screen::Window(window) => {
                     let me = self_view.as_ref().and_then(|rx| rx.try_iter().last());
-                    let fresh = remote.is_some() || me.is_some();
+                    // One redraw per remote picture, the self-view riding
+                    // along; alone (no video coming) the self-view sets the pace.
+                    let redraw = remote.is_some()
+                        || last_redraw.elapsed() >= IDLE_REDRAW
+                        || (me.is_some() && last_remote.elapsed() >= IDLE_REDRAW);
                     if let Some(me) = me {
                         window.set_self_view(me.image);
                     }
@@ -702,7 +711,10 @@ fn run_call(
                     let paused = window.my_video_paused();
                     call.counters.video_paused.store(paused, Ordering::Relaxed);
                     window.set_peer_paused(call.counters.peer_video_paused.load(Ordering::Relaxed));
-                    if fresh || last_redraw.elapsed() >= Duration::from_millis(100) {
+                    if remote.is_some() {
+                        last_remote = Instant::now();
+                    }
+                    if redraw {
                         window.redraw()?;
                         last_redraw = Instant::now();
                     }

@@ -63,72 +63,117 @@ pub fn pip_rect(src_w: usize, src_h: usize, w: usize, h: usize) -> Rect {
 }
 
 impl Canvas<'_> {
-    pub fn fill(&mut self, colour: u32) {
-        self.pixels.fill(colour);
+    pub fn fill_rect(&mut self, r: Rect, colour: u32) {
+        for y in r.y..r.y + r.h {
+            let Some(span) = self.row(y, r.x, r.w) else {
+                break;
+            };
+            span.fill(colour);
+        }
     }
 
-    pub fn fill_rect(&mut self, r: Rect, colour: u32) {
-        for y in r.y..(r.y + r.h).min(self.height) {
-            let row = y * self.width;
-            let (x0, x1) = (r.x.min(self.width), (r.x + r.w).min(self.width));
-            if let Some(span) = self.pixels.get_mut(row + x0..row + x1) {
-                span.fill(colour);
+    /// Fills everything outside `r` (letterbox bars).
+    pub fn fill_outside(&mut self, r: Rect, colour: u32) {
+        let (w, h) = (self.width, self.height);
+        let bottom = (r.y + r.h).min(h);
+        let right = (r.x + r.w).min(w);
+        self.fill_rect(
+            Rect {
+                x: 0,
+                y: 0,
+                w,
+                h: r.y.min(h),
+            },
+            colour,
+        );
+        self.fill_rect(
+            Rect {
+                x: 0,
+                y: bottom,
+                w,
+                h: h - bottom,
+            },
+            colour,
+        );
+        let band = bottom.saturating_sub(r.y);
+        self.fill_rect(
+            Rect {
+                x: 0,
+                y: r.y,
+                w: r.x.min(w),
+                h: band,
+            },
+            colour,
+        );
+        self.fill_rect(
+            Rect {
+                x: right,
+                y: r.y,
+                w: w - right,
+                h: band,
+            },
+            colour,
+        );
+    }
+
+    /// Row `y` of the canvas from column `x`, at most `w` pixels (clipped
+    /// at the right edge); None below the bottom edge.
+    fn row(&mut self, y: usize, x: usize, w: usize) -> Option<&mut [u32]> {
+        if y >= self.height {
+            return None;
+        }
+        let start = y * self.width + x.min(self.width);
+        let len = w.min(self.width.saturating_sub(x));
+        self.pixels.get_mut(start..start + len)
+    }
+
+    /// Scales a `src_w`x`src_h` `0RGB` picture into `dst`, nearest pixel,
+    /// flipped left-right when `mirror`. At its own size it is a copy row
+    /// by row (the remote video in a window of the video's size).
+    pub fn blit_0rgb(&mut self, src: &[u32], src_w: usize, src_h: usize, dst: Rect, mirror: bool) {
+        if src_w == 0 || src_h == 0 || dst.w == 0 || dst.h == 0 {
+            return;
+        }
+        let same_size = dst.w == src_w && dst.h == src_h && !mirror;
+        let cols = column_map(src_w, dst.w, mirror);
+        for y in 0..dst.h {
+            let Some(out) = self.row(dst.y + y, dst.x, dst.w) else {
+                break;
+            };
+            let start = (y * src_h / dst.h) * src_w;
+            let line = src.get(start..).unwrap_or_default();
+            let line = line.get(..src_w).unwrap_or(line);
+            if same_size {
+                let n = out.len().min(line.len());
+                let (copied, missing) = out.split_at_mut(n);
+                copied.copy_from_slice(&line[..n]);
+                missing.fill(0);
+            } else {
+                for (px, &sx) in out.iter_mut().zip(&cols) {
+                    *px = line.get(sx).copied().unwrap_or(0);
+                }
             }
         }
     }
 
-    /// Scales a `src_w`x`src_h` `0RGB` picture into `dst`, nearest pixel,
-    /// flipped left-right when `mirror`.
-    pub fn blit_0rgb(&mut self, src: &[u32], src_w: usize, src_h: usize, dst: Rect, mirror: bool) {
-        self.blit(src_w, src_h, dst, mirror, |i| {
-            src.get(i).copied().unwrap_or(0)
-        });
-    }
-
     /// The same for an RGB picture (the self-view).
     pub fn blit_rgb(&mut self, src: &RgbImage, dst: Rect, mirror: bool) {
-        let data = &src.data;
-        self.blit(
-            src.width as usize,
-            src.height as usize,
-            dst,
-            mirror,
-            |i| match data.get(i * 3..i * 3 + 3) {
-                Some(&[r, g, b]) => u32::from_be_bytes([0, r, g, b]),
-                _ => 0,
-            },
-        );
-    }
-
-    fn blit(
-        &mut self,
-        src_w: usize,
-        src_h: usize,
-        dst: Rect,
-        mirror: bool,
-        pixel: impl Fn(usize) -> u32,
-    ) {
+        let (src_w, src_h) = (src.width as usize, src.height as usize);
         if src_w == 0 || src_h == 0 || dst.w == 0 || dst.h == 0 {
             return;
         }
-        let cols: Vec<usize> = (0..dst.w)
-            .map(|x| {
-                let sx = x * src_w / dst.w;
-                if mirror { src_w - 1 - sx } else { sx }
-            })
-            .collect();
+        let cols = column_map(src_w, dst.w, mirror);
         for y in 0..dst.h {
-            let Some(row) = self.pixels.get_mut((dst.y + y) * self.width..) else {
+            let Some(out) = self.row(dst.y + y, dst.x, dst.w) else {
                 break;
             };
-            let src_row = (y * src_h / dst.h) * src_w;
-            for (out, &sx) in row
-                .iter_mut()
-                .skip(dst.x)
-                .take(dst.w.min(self.width.saturating_sub(dst.x)))
-                .zip(&cols)
-            {
-                *out = pixel(src_row + sx);
+            let start = (y * src_h / dst.h) * src_w * 3;
+            let line = src.data.get(start..).unwrap_or_default();
+            for (px, &sx) in out.iter_mut().zip(&cols) {
+                *px = match line.get(sx * 3..sx * 3 + 3) {
+                    Some(&[r, g, b]) => u32::from_be_bytes([0, r, g, b]),
+                    _ => 0,
+                };
             }
         }
     }
@@ -181,6 +226,16 @@ impl Canvas<'_> {
             y += line_height;
         }
     }
+}
+
+/// For each of `dst_w` output columns, the source column it shows.
+fn column_map(src_w: usize, dst_w: usize, mirror: bool) -> Vec<usize> {
+    (0..dst_w)
+        .map(|x| {
+            let sx = x * src_w / dst_w;
+            if mirror { src_w - 1 - sx } else { sx }
+        })
+        .collect()
 }
 
 /// Text scale that stays readable as the window grows.
@@ -268,6 +323,60 @@ mod tests {
         assert_eq!(&buf[12..], &[3, 3, 4, 4]);
         canvas(&mut buf, 4, 4).blit_0rgb(&src, 2, 2, whole, true);
         assert_eq!(&buf[..4], &[2, 2, 1, 1], "mirrored");
+    }
+
+    #[test]
+    fn blit_at_the_same_size_copies_and_clips() {
+        let src = [1, 2, 3, 4, 5, 6]; // 3x2
+        let mut buf = Vec::new();
+        let at = |x, y| Rect { x, y, w: 3, h: 2 };
+        canvas(&mut buf, 5, 3).blit_0rgb(&src, 3, 2, at(1, 1), false);
+        assert_eq!(buf, [0, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 4, 5, 6, 0]);
+        canvas(&mut buf, 5, 3).blit_0rgb(&src, 3, 2, at(3, 2), false);
+        assert_eq!(buf, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
+        canvas(&mut buf, 5, 3).blit_0rgb(&src[..4], 3, 2, at(0, 0), false);
+        assert_eq!(
+            &buf[..8],
+            &[1, 2, 3, 0, 0, 4, 0, 0],
+            "missing pixels are black"
+        );
+    }
+
+    #[test]
+    fn bars_fill_around_the_picture_only() {
+        let mut buf = vec![5; 16];
+        let mut c = Canvas {
+            pixels: &mut buf,
+            width: 4,
+            height: 4,
+        };
+        c.fill_outside(
+            Rect {
+                x: 1,
+                y: 1,
+                w: 2,
+                h: 2,
+            },
+            0,
+        );
+        assert_eq!(buf, [0, 0, 0, 0, 0, 5, 5, 0, 0, 5, 5, 0, 0, 0, 0, 0]);
+        let mut buf = vec![5; 16];
+        let mut c = Canvas {
+            pixels: &mut buf,
+            width: 4,
+            height: 4,
+        };
+        c.fill_outside(
+            Rect {
+                x: 3,
+                y: 3,
+                w: 4,
+                h: 4,
+            },
+            0,
+        );
+        assert_eq!(buf.iter().filter(|&&p| p == 5).count(), 1);
+        assert_eq!(buf[15], 5);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! keys they press. The remote video letterboxed in a resizable window, the
 //! self-view in a corner, a stats panel, key help, and cards for the call's
 //! states ("waiting for a call", "video paused", "peer hung up"). Drawing
-//! itself is in `compose`, on plain buffers.
+//! itself is in `compose`, on plain buffers; `present` puts it on screen.
 
 mod compose;
+mod present;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,6 +16,7 @@ use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
 
 use crate::codec::RgbImage;
 use compose::{Canvas, Rect, letterbox, pip_rect, text_scale};
+use present::Presenter;
 
 /// Key help, shown on h or ?.
 const HELP: [&str; 7] = [
@@ -49,11 +51,8 @@ struct Picture {
     height: usize,
 }
 
-/// An open call window and what it shows.
-pub struct CallWindow {
-    window: Window,
-    keys: KeyQueue,
-    buffer: Vec<u32>,
+/// What the window shows.
+struct Scene {
     remote: Option<Picture>,
     self_view: Option<Arc<RgbImage>>,
     /// A message shown instead of the video (call states).
@@ -65,10 +64,21 @@ pub struct CallWindow {
     show_help: bool,
     my_video_paused: bool,
     peer_paused: bool,
+}
+
+/// An open call window and what it shows.
+pub struct CallWindow {
+    /// Holds the window's raw handles: declared (so dropped) before it.
+    presenter: Presenter,
+    window: Window,
+    keys: KeyQueue,
+    scene: Scene,
     hung_up: bool,
     /// An incoming call is shown: y/Enter or n/Esc answer it.
     asking: bool,
     answer: Option<bool>,
+    /// A redraw handled the window's events since the last pump.
+    events_handled: bool,
 }
 
 impl CallWindow {
@@ -87,22 +97,25 @@ impl CallWindow {
         let keys = KeyQueue::default();
         window.set_input_callback(Box::new(keys.clone()));
         let mut call_window = CallWindow {
+            presenter: Presenter::new(&window),
             window,
             keys,
-            buffer: Vec::new(),
-            remote: None,
-            self_view: None,
-            card: Some(card.to_string()),
-            stats: Vec::new(),
-            show_pip: true,
-            mirror: true,
-            show_stats: false,
-            show_help: false,
-            my_video_paused: false,
-            peer_paused: false,
+            scene: Scene {
+                remote: None,
+                self_view: None,
+                card: Some(card.to_string()),
+                stats: Vec::new(),
+                show_pip: true,
+                mirror: true,
+                show_stats: false,
+                show_help: false,
+                my_video_paused: false,
+                peer_paused: false,
+            },
             hung_up: false,
             asking: false,
             answer: None,
+            events_handled: false,
         };
         call_window.redraw()?;
         Ok(call_window)
@@ -114,7 +127,7 @@ impl CallWindow {
 
     /// Shows `card` instead of the video (None: back to the video).
     pub fn set_card(&mut self, card: Option<String>) {
-        self.card = card;
+        self.scene.card = card;
     }
 
     /// A new remote picture, shown at the next redraw. Returns the pixel
@@ -130,7 +143,7 @@ impl CallWindow {
             width,
             height,
         };
-        self.remote.replace(picture).map(|old| old.pixels)
+        self.scene.remote.replace(picture).map(|old| old.pixels)
     }
 
     /// Shows an incoming call (`question`) and takes y/Enter or n/Esc/q as
@@ -138,7 +151,7 @@ impl CallWindow {
     pub fn ask(&mut self, question: Option<String>) {
         self.asking = question.is_some();
         self.answer = None;
-        self.card = question;
+        self.scene.card = question;
     }
 
     /// The person's answer to [`ask`](Self::ask), once given.
@@ -147,26 +160,30 @@ impl CallWindow {
     }
 
     pub fn set_self_view(&mut self, image: Arc<RgbImage>) {
-        self.self_view = Some(image);
+        self.scene.self_view = Some(image);
     }
 
     pub fn set_stats(&mut self, lines: Vec<String>) {
-        self.stats = lines;
+        self.scene.stats = lines;
     }
 
     pub fn set_peer_paused(&mut self, paused: bool) {
-        self.peer_paused = paused;
+        self.scene.peer_paused = paused;
     }
 
     /// Whether the person paused their own video (v).
     pub fn my_video_paused(&self) -> bool {
-        self.my_video_paused
+        self.scene.my_video_paused
     }
 
     /// Handles window events and keys without drawing; false once the
     /// person closed the window or pressed Esc or q.
     pub fn pump(&mut self) -> bool {
-        self.window.update();
+        // A redraw since the last pump has handled them already (each
+        // handling is a round trip to the X server).
+        if !std::mem::take(&mut self.events_handled) {
+            self.window.update();
+        }
         self.handle_keys();
         !self.hung_up
     }
@@ -181,12 +198,12 @@ impl CallWindow {
                 Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
                 _ if self.asking => {}
                 Key::Escape | Key::Q => self.hung_up = true,
-                Key::P => self.show_pip = !self.show_pip,
-                Key::M => self.mirror = !self.mirror,
-                Key::S => self.show_stats = !self.show_stats,
-                Key::V => self.my_video_paused = !self.my_video_paused,
-                Key::H => self.show_help = !self.show_help,
-                Key::Slash if shift => self.show_help = !self.show_help,
+                Key::P => self.scene.show_pip = !self.scene.show_pip,
+                Key::M => self.scene.mirror = !self.scene.mirror,
+                Key::S => self.scene.show_stats = !self.scene.show_stats,
+                Key::V => self.scene.my_video_paused = !self.scene.my_video_paused,
+                Key::H => self.scene.show_help = !self.scene.show_help,
+                Key::Slash if shift => self.scene.show_help = !self.scene.show_help,
                 _ => {}
             }
         }
@@ -197,13 +214,19 @@ impl CallWindow {
     pub fn redraw(&mut self) -> Result<()> {
         let (width, height) = self.window.get_size();
         let (width, height) = (width.max(1), height.max(1));
-        self.buffer.resize(width * height, 0);
-        let mut canvas = Canvas {
-            pixels: &mut self.buffer,
-            width,
-            height,
-        };
-        canvas.fill(0);
+        let scene = &self.scene;
+        self.presenter
+            .show(&mut self.window, width, height, |canvas| scene.draw(canvas))?;
+        self.events_handled = true;
+        self.handle_keys();
+        Ok(())
+    }
+}
+
+impl Scene {
+    /// Draws the whole picture.
+    fn draw(&self, canvas: &mut Canvas) {
+        let (width, height) = (canvas.width, canvas.height);
         let whole = Rect {
             x: 0,
             y: 0,
@@ -216,6 +239,7 @@ impl CallWindow {
             (None, _) if self.peer_paused => canvas.card(whole, "video paused", scale),
             (None, Some(p)) => {
                 let area = letterbox(p.width, p.height, width, height);
+                canvas.fill_outside(area, 0);
                 canvas.blit_0rgb(&p.pixels, p.width, p.height, area, false);
             }
             (None, None) => canvas.card(whole, "waiting for video", scale),
@@ -249,10 +273,5 @@ impl CallWindow {
         if !lines.is_empty() {
             canvas.panel(&lines, (scale / 2).max(1));
         }
-        self.window
-            .update_with_buffer(&self.buffer, width, height)
-            .map_err(|e| anyhow!("cannot draw in the window: {e}"))?;
-        self.handle_keys();
-        Ok(())
     }
 }

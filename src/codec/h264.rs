@@ -22,7 +22,7 @@ use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 use super::{CodecError, RgbImage, check_size};
 
 /// Bitrate before the link is measured, bits per second.
-const START_BITRATE: u32 = 500_000;
+pub const START_BITRATE: u32 = 500_000;
 /// A periodic keyframe at most this often, in frames (10 s at 30 fps): a
 /// lost picture heals by request, not by waiting for this.
 const KEYFRAME_INTERVAL: u32 = 300;

@@ -406,8 +406,7 @@ fn encode(
             // the picture needs.
             let pixels_per_s = f64::from(image.width * image.height) * f64::from(fps);
             let enough = pixels_per_s * H264_BITS_PER_PIXEL_ENOUGH;
-            let link = rate.bitrate().unwrap_or(enough);
-            encoder.set_bitrate(link.min(enough) as u32);
+            encoder.set_bitrate(rate.target_bitrate().min(enough) as u32);
             let keyframe = encoder.encode(image, out).map_err(encoding)?;
             if out.is_empty() {
                 return Ok(None);

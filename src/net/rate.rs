@@ -17,6 +17,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::codec::h264::START_BITRATE;
+
 /// What the kernel reports about the connection after a frame was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkSample {
@@ -72,10 +74,20 @@ pub struct RateController {
     sent: VecDeque<(Instant, usize)>,
     /// Since when the round trip has stood over [`QUEUE_LIMIT`].
     queued_since: Option<Instant>,
+    /// When the first frame went.
+    first_sent: Option<Instant>,
 }
+
+/// How fast the encoder's target may grow from [`START_BITRATE`] at the
+/// start of a call, a second (doubling overshot a 1 Mbit/s link at 1 s:
+/// both directions' queues overflowed and retransmissions backed off).
+const START_RAMP: f64 = 1.5;
 
 /// How long a queue must last before it sets the ceiling.
 const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
+/// A link delivering at most this many times what we send is saturated by
+/// us: a queue on it sets the ceiling at once.
+const SATURATED: f64 = 2.0;
 /// How far back what we sent counts towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
 
@@ -91,6 +103,7 @@ impl RateController {
             now: None,
             sent: VecDeque::new(),
             queued_since: None,
+            first_sent: None,
         }
     }
 
@@ -133,6 +146,21 @@ impl RateController {
         self.capacity().map(|c| c * HEADROOM * 8.0)
     }
 
+    /// Bits a second an encoder working to a bitrate should aim at: the
+    /// link's share, but no more than [`START_BITRATE`] growing by
+    /// [`START_RAMP`] a second since the first frame. A new link's measure
+    /// is not trusted at once (the kernel may have none yet, and a shaper's
+    /// burst reads as hundreds of Mbit/s), and a queue takes a moment to
+    /// show; by the time the start rate has grown a few times, it has.
+    pub fn target_bitrate(&self) -> f64 {
+        let secs = match (self.first_sent, self.now) {
+            (Some(first), Some(now)) => now.saturating_duration_since(first).as_secs_f64(),
+            _ => 0.0,
+        };
+        let ramp = f64::from(START_BITRATE) * START_RAMP.powf(secs.min(60.0));
+        self.bitrate().map_or(ramp, |b| b.min(ramp))
+    }
+
     /// Bytes one frame may take, None while the capacity is unknown.
     pub fn frame_budget(&self) -> Option<f64> {
         self.capacity()
@@ -142,6 +170,7 @@ impl RateController {
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
         self.now = Some(now);
+        self.first_sent.get_or_insert(now);
         self.sent.push_back((now, bytes));
         while self
             .sent
@@ -155,13 +184,15 @@ impl RateController {
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
             if queued > QUEUE_LIMIT {
                 self.rates.clear();
-                // A queue that lasts is one the link could not drain: what
-                // we sent meanwhile is more than it carries. A moment's
-                // queue (a scheduling hiccup) says nothing of the sort.
+                // A queue while the link delivers about what we send is
+                // ours: we sent more than it carries. So is one that lasts.
+                // A moment's queue with the link delivering far more than
+                // we send (a scheduling hiccup) says nothing of the sort.
                 let since = *self.queued_since.get_or_insert(now);
-                if now.duration_since(since) >= QUEUE_PERSISTS {
-                    let sent = self.sent_rate().unwrap_or(f64::INFINITY);
-                    self.ceiling = Some(((link.delivery_rate as f64).min(sent), now));
+                let sent = self.sent_rate().unwrap_or(f64::INFINITY);
+                let delivered = link.delivery_rate as f64;
+                if delivered <= SATURATED * sent || now.duration_since(since) >= QUEUE_PERSISTS {
+                    self.ceiling = Some((delivered.min(sent), now));
                 }
             } else {
                 self.queued_since = None;
@@ -351,6 +382,46 @@ mod tests {
             cap >= (20 * MBIT) as f64,
             "{cap} B/s: capped at what a light sender sent"
         );
+    }
+
+    #[test]
+    fn a_queue_on_a_saturated_link_caps_at_once() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        // 1 Mbit/s measured high (a shaper's burst) while 1.5 Mbit/s goes out.
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            c.on_frame_sent(6250, link(3 * MBIT, 0), t);
+        }
+        // One frame with a queue, the link delivering what it carries; then
+        // the shaper's bursts again.
+        t += Duration::from_millis(33);
+        c.on_frame_sent(6250, link(MBIT, 60), t);
+        for _ in 0..10 {
+            t += Duration::from_millis(33);
+            c.on_frame_sent(6250, link(3 * MBIT, 0), t);
+        }
+        let cap = c.capacity().unwrap();
+        assert!(
+            cap <= 1.1 * MBIT as f64,
+            "{cap} B/s: above the 1 Mbit/s link"
+        );
+    }
+
+    #[test]
+    fn the_encoders_target_ramps_up_from_the_start_rate() {
+        let mut c = RateController::new(30, 50);
+        let t = Instant::now();
+        let start = f64::from(START_BITRATE);
+        assert_eq!(c.target_bitrate(), start, "nothing measured yet");
+        c.on_frame_sent(1000, None, t);
+        assert_eq!(c.target_bitrate(), start, "no link sample yet");
+        // The link reads as 100 Mbit/s.
+        c.on_frame_sent(1000, link(100 * MBIT, 0), t + Duration::from_secs(2));
+        assert_eq!(c.target_bitrate(), START_RAMP * START_RAMP * start);
+        // Later the link's share is the limit.
+        c.on_frame_sent(1000, link(100 * MBIT, 0), t + Duration::from_secs(20));
+        assert_eq!(Some(c.target_bitrate()), c.bitrate());
     }
 
     #[test]

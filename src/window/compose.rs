@@ -344,37 +344,19 @@ mod tests {
 
     #[test]
     fn bars_fill_around_the_picture_only() {
-        let mut buf = vec![5; 16];
-        let mut c = Canvas {
-            pixels: &mut buf,
-            width: 4,
-            height: 4,
+        let bars = |x, y, w, h| {
+            let mut buf = vec![5; 16];
+            let mut c = Canvas {
+                pixels: &mut buf,
+                width: 4,
+                height: 4,
+            };
+            c.fill_outside(Rect { x, y, w, h }, 0);
+            buf
         };
-        c.fill_outside(
-            Rect {
-                x: 1,
-                y: 1,
-                w: 2,
-                h: 2,
-            },
-            0,
-        );
+        let buf = bars(1, 1, 2, 2);
         assert_eq!(buf, [0, 0, 0, 0, 0, 5, 5, 0, 0, 5, 5, 0, 0, 0, 0, 0]);
-        let mut buf = vec![5; 16];
-        let mut c = Canvas {
-            pixels: &mut buf,
-            width: 4,
-            height: 4,
-        };
-        c.fill_outside(
-            Rect {
-                x: 3,
-                y: 3,
-                w: 4,
-                h: 4,
-            },
-            0,
-        );
+        let buf = bars(3, 3, 4, 4);
         assert_eq!(buf.iter().filter(|&&p| p == 5).count(), 1);
         assert_eq!(buf[15], 5);
     }

@@ -402,8 +402,8 @@ fn encode(
     let start = Instant::now();
     let (format, keyframe, quality) = match h264 {
         Some(encoder) => {
-            // The encoder's target follows the measured link, up to what
-            // the picture needs.
+            // The encoder's target follows the measured link (ramping up
+            // at the start of a call), up to what the picture needs.
             let pixels_per_s = f64::from(image.width * image.height) * f64::from(fps);
             let enough = pixels_per_s * H264_BITS_PER_PIXEL_ENOUGH;
             encoder.set_bitrate(rate.target_bitrate().min(enough) as u32);

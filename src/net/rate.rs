@@ -9,10 +9,13 @@
 //! not using the whole link). A round trip that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
 //! is restarted from the current rate so the controller reacts at once; if
-//! the queue lasts [`QUEUE_PERSISTS`], that rate, or what we sent over the
-//! last second if less (the link carried no more), becomes a ceiling, raised by
-//! [`CEILING_GROWTH`] a second while no queue builds. Without it, a shaper's burst allowance (a small frame
-//! passes at line rate) would read a 1 Mbit/s link as hundreds.
+//! the link is [`SATURATED`] by us or the queue lasts [`QUEUE_PERSISTS`],
+//! that rate, or what we sent over the last second if less (the link
+//! carried no more), becomes a ceiling, raised by [`CEILING_GROWTH`] a
+//! second while no queue builds. Without it, a shaper's burst allowance (a
+//! small frame passes at line rate) would read a 1 Mbit/s link as hundreds.
+//! An encoder working to a bitrate gets the link's share, ramped up from
+//! [`START_BITRATE`] at the start of a call.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -78,9 +81,10 @@ pub struct RateController {
     first_sent: Option<Instant>,
 }
 
-/// How fast the encoder's target may grow from [`START_BITRATE`] at the
-/// start of a call, a second (doubling overshot a 1 Mbit/s link at 1 s:
-/// both directions' queues overflowed and retransmissions backed off).
+/// How much the encoder's target may grow each second from
+/// [`START_BITRATE`] at the start of a call (doubling overshot a 1 Mbit/s
+/// link at 1 s: both directions' queues overflowed and retransmissions
+/// backed off).
 const START_RAMP: f64 = 1.5;
 
 /// How long a queue must last before it sets the ceiling.

@@ -9,7 +9,7 @@
 //! not using the whole link). A round trip that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
 //! is restarted from the current rate so the controller reacts at once; if
-//! the link is [`SATURATED`] by us or the queue lasts [`QUEUE_PERSISTS`],
+//! the link is saturated by us or the queue lasts [`QUEUE_PERSISTS`],
 //! that rate, or what we sent over the last second if less (the link
 //! carried no more), becomes a ceiling, raised by [`CEILING_GROWTH`] a
 //! second while no queue builds. Without it, a shaper's burst allowance (a

@@ -396,6 +396,20 @@ fn flood(ns: &str, packets: Vec<Vec<u8>>) -> (Arc<AtomicBool>, thread::JoinHandl
     (done, sender)
 }
 
+/// `vidchat peers` on the caller's side while the listener's side floods
+/// `packets`; says how many went out and what peers printed.
+fn peers_under_flood(lan: &Lan, packets: Vec<Vec<u8>>) -> (Output, Duration) {
+    let (done, sender) = flood(&lan.a, packets);
+    let (out, took) = run(Lan::vidchat(&lan.b, &["peers"]));
+    done.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    println!(
+        "{sent} hostile packets sent; peers ended after {took:?}:\n{}",
+        text(&out.stdout)
+    );
+    (out, took)
+}
+
 #[test]
 fn hostile_announcements_are_bounded_and_printed_harmlessly() {
     let Some(lan) = Lan::new(true) else { return };
@@ -403,12 +417,8 @@ fn hostile_announcements_are_bounded_and_printed_harmlessly() {
 
     // A few fakes among the hostile packets: all fit the list, so the real
     // listener must be in it.
-    let (done, sender) = flood(&lan.a, hostile_packets(20));
-    let (out, took) = run(Lan::vidchat(&lan.b, &["peers"]));
-    done.store(true, Ordering::Relaxed);
-    let sent = sender.join().unwrap();
+    let (out, took) = peers_under_flood(&lan, hostile_packets(20));
     let listed = text(&out.stdout);
-    println!("{sent} hostile packets sent; peers ended after {took:?}:\n{listed}");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(listed.contains("vidchat connect real"), "{listed}");
     assert!(listed.contains("vidchat connect fake19"), "{listed}");
@@ -426,12 +436,8 @@ fn hostile_announcements_are_bounded_and_printed_harmlessly() {
 
     // A thousand listeners: the list stops at its cap and says so, and the
     // look still ends on time.
-    let (done, sender) = flood(&lan.a, hostile_packets(1000));
-    let (out, took) = run(Lan::vidchat(&lan.b, &["peers"]));
-    done.store(true, Ordering::Relaxed);
-    let sent = sender.join().unwrap();
+    let (out, took) = peers_under_flood(&lan, hostile_packets(1000));
     let listed = text(&out.stdout);
-    println!("{sent} hostile packets sent; peers ended after {took:?}:\n{listed}");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(listed.lines().count() <= 32 + 2, "{listed}");
     assert!(listed.contains("more announcements ignored"), "{listed}");

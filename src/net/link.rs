@@ -273,13 +273,10 @@ impl Sending {
             return Ok(());
         }
         let (width, height) = self.size_for_link(&frame.image);
-        let scaled = (width, height) != (frame.image.width, frame.image.height);
-        if scaled {
+        let (image, camera_jpeg) = if (width, height) != (frame.image.width, frame.image.height) {
             self.scaler
                 .scale(&frame.image, width, height, &mut self.scaled)
                 .map_err(encoding)?;
-        }
-        let (image, camera_jpeg) = if scaled {
             (&self.scaled, None)
         } else {
             (&*frame.image, frame.jpeg.as_deref().map(Vec::as_slice))

@@ -246,6 +246,20 @@ mod tests {
         })
     }
 
+    /// `frames` frames of `bytes` each, 33 ms apart, each seeing `link`.
+    fn send(
+        c: &mut RateController,
+        t: &mut Instant,
+        frames: u32,
+        bytes: usize,
+        link: Option<LinkSample>,
+    ) {
+        for _ in 0..frames {
+            *t += Duration::from_millis(33);
+            c.on_frame_sent(bytes, link, *t);
+        }
+    }
+
     /// JPEG size grows with quality; a stand-in: bytes = quality * k.
     fn run(
         c: &mut RateController,
@@ -266,10 +280,7 @@ mod tests {
     fn climbs_to_the_top_while_capacity_is_unknown() {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
-        for _ in 0..100 {
-            t += Duration::from_millis(33);
-            c.on_frame_sent(50_000, None, t);
-        }
+        send(&mut c, &mut t, 100, 50_000, None);
         assert_eq!(c.quality(), MAX_QUALITY);
         assert!(c.ready(t));
     }
@@ -373,10 +384,7 @@ mod tests {
         let mut t = Instant::now();
         // A simple picture: 1 KB frames (240 kbit/s) on a 20 Mbit/s link.
         run(&mut c, &mut t, 60, 20 * MBIT, 0, 0);
-        for _ in 0..60 {
-            t += Duration::from_millis(33);
-            c.on_frame_sent(1000, link(20 * MBIT, 0), t);
-        }
+        send(&mut c, &mut t, 60, 1000, link(20 * MBIT, 0));
         // A scheduling hiccup: the round trip jumps for one frame.
         t += Duration::from_millis(33);
         c.on_frame_sent(1000, link(20 * MBIT, 80), t);
@@ -393,18 +401,12 @@ mod tests {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
         // 1 Mbit/s measured high (a shaper's burst) while 1.5 Mbit/s goes out.
-        for _ in 0..30 {
-            t += Duration::from_millis(33);
-            c.on_frame_sent(6250, link(3 * MBIT, 0), t);
-        }
+        send(&mut c, &mut t, 30, 6250, link(3 * MBIT, 0));
         // One frame with a queue, the link delivering what it carries; then
         // the shaper's bursts again.
         t += Duration::from_millis(33);
         c.on_frame_sent(6250, link(MBIT, 60), t);
-        for _ in 0..10 {
-            t += Duration::from_millis(33);
-            c.on_frame_sent(6250, link(3 * MBIT, 0), t);
-        }
+        send(&mut c, &mut t, 10, 6250, link(3 * MBIT, 0));
         let cap = c.capacity().unwrap();
         assert!(
             cap <= 1.1 * MBIT as f64,

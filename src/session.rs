@@ -743,6 +743,7 @@ fn run_call(
                             VideoFormat::H264 => "h264",
                         },
                         quality: frame.quality,
+                        keyframe: frame.keyframe,
                         encode_us: frame.encode_us,
                         width: frame.width,
                         height: frame.height,

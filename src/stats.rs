@@ -70,6 +70,8 @@ pub struct FrameRecord {
     /// JPEG quality the peer encoded it with (0: the camera's own JPEG;
     /// 100 for H.264, which works to a bitrate).
     pub quality: u8,
+    /// Whether it stood alone (every JPEG; an H.264 keyframe).
+    pub keyframe: bool,
     /// Peer's encoding time, microseconds (0: passed through from the camera).
     pub encode_us: u32,
     pub width: u32,

@@ -64,6 +64,8 @@ pub struct RemoteFrame {
     pub format: VideoFormat,
     /// JPEG quality the peer chose for it (0: the camera's own JPEG).
     pub quality: u8,
+    /// Whether it stands alone (every JPEG; an H.264 keyframe).
+    pub keyframe: bool,
     /// How long the peer took to encode it, microseconds (0 when passed through).
     pub encode_us: u32,
     pub width: u32,
@@ -601,6 +603,7 @@ impl Receiving {
                 bytes: frame.data.len() as u64,
                 format: frame.format,
                 quality: frame.quality,
+                keyframe: frame.keyframe,
                 encode_us: frame.encode_us,
                 width: frame.width,
                 height: frame.height,

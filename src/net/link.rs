@@ -463,6 +463,7 @@ fn link_sample(stream: &TcpStream) -> Option<LinkSample> {
         delivery_rate: info.tcpi_delivery_rate,
         srtt_us: info.tcpi_rtt,
         min_rtt_us: info.tcpi_min_rtt,
+        bytes_acked: info.tcpi_bytes_acked,
     })
 }
 

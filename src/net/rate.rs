@@ -1,21 +1,25 @@
 //! Fitting the video to the link, as data (no I/O, `now` passed in): after
 //! each frame the sender reports its size and what the kernel says about
-//! the connection (delivery rate, smoothed and minimum round trip), and the
-//! controller sets the JPEG quality of the next frame, and, when even the
-//! lowest quality is too big, how long to wait before the next one.
+//! the connection (delivery rate, smoothed and minimum round trip, bytes
+//! acknowledged), and the controller sets the JPEG quality of the next
+//! frame, and, when even the lowest quality is too big, how long to wait
+//! before the next one.
 //!
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A round trip that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
 //! is restarted from the current rate so the controller reacts at once; if
-//! the link is saturated by us or the queue lasts [`QUEUE_PERSISTS`],
-//! that rate, or what we sent over the last second if less (the link
-//! carried no more), becomes a ceiling, raised by [`CEILING_GROWTH`] a
-//! second while no queue builds. Without it, a shaper's burst allowance (a
-//! small frame passes at line rate) would read a 1 Mbit/s link as hundreds.
-//! An encoder working to a bitrate gets the link's share, ramped up from
-//! [`START_BITRATE`] at the start of a call.
+//! the link is saturated by us or the queue lasts [`QUEUE_PERSISTS`]
+//! without draining, what the peer acknowledged over the last second (the
+//! link carried no more) becomes a ceiling. It rises slowly near that rate
+//! and faster ([`CEILING_GROWTH`] a second) well past it, only while no
+//! queue is on the way ([`QUEUE_TARGET`]). Without it, a shaper's burst
+//! allowance (a small frame passes at line rate) would read a 1 Mbit/s link
+//! as hundreds. A queue behind a stall (nothing acknowledged for a while:
+//! Wi-Fi scanning) sets nothing: it is the stall's backlog, not the link's
+//! rate. An encoder working to a bitrate gets the link's share, ramped up
+//! from [`START_BITRATE`] at the start of a call.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -31,6 +35,8 @@ pub struct LinkSample {
     pub srtt_us: u32,
     /// Smallest round trip seen on the connection, microseconds.
     pub min_rtt_us: u32,
+    /// Bytes the peer acknowledged since the connection began.
+    pub bytes_acked: u64,
 }
 
 /// Lowest and highest JPEG quality used: below 20 JPEG turns to blocks,
@@ -51,8 +57,16 @@ pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
 /// Longest wait between two frames, however slow the link looks: a fresh
 /// frame a second also measures the link again.
 pub const MAX_SPACING: Duration = Duration::from_secs(1);
-/// How fast the ceiling a queue set rises while none builds, per second.
+/// How fast the ceiling a queue set rises while none builds, per second,
+/// once it is well past where that queue built (`NEAR`): the link has
+/// grown.
 pub const CEILING_GROWTH: f64 = 1.1;
+/// How fast it rises near where the queue built: probing the link gently,
+/// so a steady link sees a queue every 12 s or so, not every 4.
+const NEAR_GROWTH: f64 = 1.03;
+/// Up to this many times what the link carried when the queue built, the
+/// ceiling is near it.
+const NEAR: f64 = 1.5;
 /// Largest quality step down after one oversized frame.
 const MAX_STEP_DOWN: f64 = 15.0;
 /// Quality step up after a frame well under budget.
@@ -68,17 +82,23 @@ pub struct RateController {
     /// Earliest time the next frame may go (only set when quality is at
     /// its minimum and frames are still too big).
     next_send: Option<Instant>,
-    /// The delivery rate when a queue last built (bytes per second), and
-    /// when: the capacity stays under it, as it grows.
-    ceiling: Option<(f64, Instant)>,
+    /// What the link carried when a queue last built (bytes per second),
+    /// grown since while no queue stood: the capacity stays under it.
+    ceiling: Option<f64>,
+    /// What the link carried when a queue last built, bytes per second.
+    carried: f64,
     /// The time of the latest sample.
     now: Option<Instant>,
     /// (when, bytes) of the frames sent within [`SENT_WINDOW`].
     sent: VecDeque<(Instant, usize)>,
-    /// Since when the round trip has stood over [`QUEUE_LIMIT`].
-    queued_since: Option<Instant>,
-    /// When the first frame went.
-    first_sent: Option<Instant>,
+    /// Since when the round trip has stood over [`QUEUE_LIMIT`] without
+    /// draining, and the queue then.
+    queued_since: Option<(Instant, Duration)>,
+    /// (when, bytes acknowledged so far) at the frames within [`SENT_WINDOW`].
+    acked: VecDeque<(Instant, u64)>,
+    /// Seconds of the call without a standing queue: how far the encoder's
+    /// start ramp has grown.
+    ramp_secs: f64,
 }
 
 /// How much the encoder's target may grow each second from
@@ -89,11 +109,17 @@ const START_RAMP: f64 = 1.5;
 
 /// How long a queue must last before it sets the ceiling.
 const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
+/// A queue down to this share of what it was is draining.
+const DRAINING: f64 = 0.75;
 /// A link delivering at most this many times what we send is saturated by
 /// us: a queue on it sets the ceiling at once.
 const SATURATED: f64 = 2.0;
-/// How far back what we sent counts towards the ceiling.
+/// How far back what we sent, and what the peer acknowledged, count
+/// towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
+/// Nothing acknowledged for this long is a stall (the link stopped), not
+/// a thin link.
+const STALL: Duration = Duration::from_millis(250);
 
 impl RateController {
     /// A controller for `fps` frames a second, starting at `start_quality`.
@@ -104,10 +130,12 @@ impl RateController {
             rates: VecDeque::new(),
             next_send: None,
             ceiling: None,
+            carried: 0.0,
             now: None,
             sent: VecDeque::new(),
             queued_since: None,
-            first_sent: None,
+            acked: VecDeque::new(),
+            ramp_secs: 0.0,
         }
     }
 
@@ -124,14 +152,7 @@ impl RateController {
     /// Usable capacity in bytes per second, None while unknown.
     pub fn capacity(&self) -> Option<f64> {
         let measured = self.rates.iter().map(|&(_, r)| r).max()? as f64;
-        let ceiling = match (self.ceiling, self.now) {
-            (Some((rate, since)), Some(now)) => {
-                let secs = now.saturating_duration_since(since).as_secs_f64();
-                rate * CEILING_GROWTH.powf(secs.min(600.0))
-            }
-            _ => f64::INFINITY,
-        };
-        Some(measured.min(ceiling))
+        Some(measured.min(self.ceiling.unwrap_or(f64::INFINITY)))
     }
 
     /// Bytes a second sent over the last [`SENT_WINDOW`], None before half
@@ -145,6 +166,31 @@ impl RateController {
         })
     }
 
+    /// Bytes a second the peer acknowledged over the last [`SENT_WINDOW`];
+    /// None before half of it has passed. While a queue stands, this is
+    /// what the link carries.
+    fn acked_rate(&self) -> Option<f64> {
+        let (&(t0, a0), &(t1, a1)) = (self.acked.front()?, self.acked.back()?);
+        let span = t1.saturating_duration_since(t0);
+        (span >= SENT_WINDOW / 2 && a1 > a0).then(|| (a1 - a0) as f64 / span.as_secs_f64())
+    }
+
+    /// Whether the peer acknowledged nothing for [`STALL`] or more within
+    /// the last [`SENT_WINDOW`] (the link stopped: Wi-Fi scanning, say).
+    fn stalled(&self, now: Instant) -> bool {
+        let mut moved = self.acked.front().map(|&(t, _)| t);
+        for (&(_, a0), &(t1, a1)) in self.acked.iter().zip(self.acked.iter().skip(1)) {
+            let since = moved.map_or(Duration::ZERO, |m| t1.saturating_duration_since(m));
+            if since >= STALL {
+                return true;
+            }
+            if a1 > a0 {
+                moved = Some(t1);
+            }
+        }
+        moved.is_some_and(|m| now.saturating_duration_since(m) >= STALL)
+    }
+
     /// Bits a second the video may take, None while the capacity is unknown.
     pub fn bitrate(&self) -> Option<f64> {
         self.capacity().map(|c| c * HEADROOM * 8.0)
@@ -152,16 +198,12 @@ impl RateController {
 
     /// Bits a second an encoder working to a bitrate should aim at: the
     /// link's share, but no more than [`START_BITRATE`] growing by
-    /// [`START_RAMP`] a second since the first frame. A new link's measure
+    /// [`START_RAMP`] a second while no queue stands. A new link's measure
     /// is not trusted at once (the kernel may have none yet, and a shaper's
     /// burst reads as hundreds of Mbit/s), and a queue takes a moment to
     /// show; by the time the start rate has grown a few times, it has.
     pub fn target_bitrate(&self) -> f64 {
-        let secs = match (self.first_sent, self.now) {
-            (Some(first), Some(now)) => now.saturating_duration_since(first).as_secs_f64(),
-            _ => 0.0,
-        };
-        let ramp = f64::from(START_BITRATE) * START_RAMP.powf(secs.min(60.0));
+        let ramp = f64::from(START_BITRATE) * START_RAMP.powf(self.ramp_secs.min(60.0));
         self.bitrate().map_or(ramp, |b| b.min(ramp))
     }
 
@@ -173,8 +215,10 @@ impl RateController {
 
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
+        let since_last = self
+            .now
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.now = Some(now);
-        self.first_sent.get_or_insert(now);
         self.sent.push_back((now, bytes));
         while self
             .sent
@@ -185,23 +229,62 @@ impl RateController {
         }
         let mut queued = Duration::ZERO;
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
+            // Kernels before 4.1 report no acknowledged bytes (zero).
+            if link.bytes_acked > 0 {
+                self.acked.push_back((now, link.bytes_acked));
+            }
+            while self
+                .acked
+                .front()
+                .is_some_and(|&(t, _)| now.duration_since(t) > SENT_WINDOW)
+            {
+                self.acked.pop_front();
+            }
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
-            if queued > QUEUE_LIMIT {
+            // A queue behind a stall is the stall's backlog, not the link's
+            // rate: it drains at once when the link moves again.
+            if queued > QUEUE_LIMIT && !self.stalled(now) {
                 self.rates.clear();
                 // A queue while the link delivers about what we send is
-                // ours: we sent more than it carries. So is one that lasts.
-                // A moment's queue with the link delivering far more than
-                // we send (a scheduling hiccup) says nothing of the sort.
-                let since = *self.queued_since.get_or_insert(now);
+                // ours: we sent more than it carries. So is one that lasts
+                // without draining. A moment's queue with the link
+                // delivering far more than we send (a scheduling hiccup),
+                // or one draining away (the round trip of a slow start
+                // still in the smoothed figure), says nothing of the sort.
+                let (since, then) = *self.queued_since.get_or_insert((now, queued));
+                if queued < then.mul_f64(DRAINING) {
+                    self.queued_since = Some((now, queued));
+                }
+                let lasted = now.duration_since(since) >= QUEUE_PERSISTS
+                    && self.queued_since.is_some_and(|(s, _)| s == since);
                 let sent = self.sent_rate().unwrap_or(f64::INFINITY);
                 let delivered = link.delivery_rate as f64;
-                if delivered <= SATURATED * sent || now.duration_since(since) >= QUEUE_PERSISTS {
-                    self.ceiling = Some((delivered.min(sent), now));
+                if delivered <= SATURATED * sent || lasted {
+                    // What the peer acknowledged while the queue stood is
+                    // what the link carries; the kernel's last sample is
+                    // one round trip's worth, and reads low after a stall.
+                    let carried = self.acked_rate().unwrap_or(delivered.min(sent));
+                    self.ceiling = Some(carried);
+                    self.carried = carried;
                 }
             } else {
                 self.queued_since = None;
             }
             self.rates.push_back((now, link.delivery_rate));
+        }
+        // No queue: the ceiling and the start ramp grow. A queue on the
+        // way (over QUEUE_TARGET) holds them where they are.
+        if queued <= QUEUE_TARGET {
+            let secs = since_last.min(STALL).as_secs_f64();
+            self.ramp_secs += secs;
+            if let Some(ceiling) = &mut self.ceiling {
+                let growth = if *ceiling < self.carried * NEAR {
+                    NEAR_GROWTH
+                } else {
+                    CEILING_GROWTH
+                };
+                *ceiling *= growth.powf(secs);
+            }
         }
         while self
             .rates
@@ -243,6 +326,7 @@ mod tests {
             delivery_rate: rate,
             srtt_us: 5_000 + queued_ms * 1000,
             min_rtt_us: 5_000,
+            bytes_acked: 0,
         })
     }
 
@@ -301,9 +385,10 @@ mod tests {
             slow <= 25,
             "still at q{slow} after 0.5 s on a 5 Mbit/s link"
         );
-        // The link is back: the ceiling the queue set rises 10% a second,
-        // so within 15 s the quality is back up.
-        run(&mut c, &mut t, 450, 20 * MBIT, 0, 700);
+        // The link is back: the ceiling the queue set rises 3% a second up
+        // to 1.5 times the 5 Mbit/s, 10% a second after, so within 30 s
+        // the quality is back up.
+        run(&mut c, &mut t, 900, 20 * MBIT, 0, 700);
         assert!(c.quality() >= 67, "q{} after recovery", c.quality());
     }
 
@@ -370,11 +455,11 @@ mod tests {
         let cap = c.capacity().unwrap();
         assert!(cap < 1.1 * MBIT as f64, "{cap} B/s after 0.5 s of bursts");
         // Without queues the ceiling rises: the link may have grown.
-        run(&mut c, &mut t, 300, 500 * MBIT, 0, 100);
+        run(&mut c, &mut t, 600, 500 * MBIT, 0, 100);
         let later = c.capacity().unwrap();
         assert!(
             later > 2.0 * MBIT as f64,
-            "{later} B/s after 10 s without a queue"
+            "{later} B/s after 20 s without a queue"
         );
     }
 
@@ -392,6 +477,26 @@ mod tests {
         let cap = c.capacity().unwrap();
         assert!(
             cap >= (20 * MBIT) as f64,
+            "{cap} B/s: capped at what a light sender sent"
+        );
+    }
+
+    #[test]
+    fn a_draining_queue_does_not_cap_the_link() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 1.2 Mbit/s on a 20 Mbit/s link whose smoothed round trip starts
+        // at 600 ms (the start of the connection) and falls away.
+        for n in 0..45 {
+            t += Duration::from_millis(33);
+            acked += 5000;
+            let queued_ms = 600 >> (n / 5).min(10);
+            c.on_frame_sent(5000, acking(20 * MBIT, queued_ms, acked), t);
+        }
+        let cap = c.capacity().unwrap();
+        assert!(
+            cap >= (10 * MBIT) as f64,
             "{cap} B/s: capped at what a light sender sent"
         );
     }
@@ -417,17 +522,85 @@ mod tests {
     #[test]
     fn the_encoders_target_ramps_up_from_the_start_rate() {
         let mut c = RateController::new(30, 50);
-        let t = Instant::now();
+        let mut t = Instant::now();
         let start = f64::from(START_BITRATE);
         assert_eq!(c.target_bitrate(), start, "nothing measured yet");
         c.on_frame_sent(1000, None, t);
         assert_eq!(c.target_bitrate(), start, "no link sample yet");
-        // The link reads as 100 Mbit/s.
-        c.on_frame_sent(1000, link(100 * MBIT, 0), t + Duration::from_secs(2));
-        assert_eq!(c.target_bitrate(), START_RAMP * START_RAMP * start);
+        // The link reads as 100 Mbit/s for 2 s (60 frames 33 ms apart).
+        send(&mut c, &mut t, 60, 1000, link(100 * MBIT, 0));
+        let expected = start * START_RAMP.powf(1.98);
+        assert!(
+            (c.target_bitrate() - expected).abs() < 1.0,
+            "{}",
+            c.target_bitrate()
+        );
+        // A queue on the way holds the ramp where it is.
+        let held = c.target_bitrate();
+        send(&mut c, &mut t, 30, 1000, link(100 * MBIT, 20));
+        assert_eq!(c.target_bitrate(), held);
         // Later the link's share is the limit.
-        c.on_frame_sent(1000, link(100 * MBIT, 0), t + Duration::from_secs(20));
+        send(&mut c, &mut t, 600, 1000, link(100 * MBIT, 0));
         assert_eq!(Some(c.target_bitrate()), c.bitrate());
+    }
+
+    /// A link carrying `rate` bytes a second with `queued_ms` of queue,
+    /// `acked` bytes acknowledged so far.
+    fn acking(rate: u64, queued_ms: u32, acked: u64) -> Option<LinkSample> {
+        link(rate, queued_ms).map(|l| LinkSample {
+            bytes_acked: acked,
+            ..l
+        })
+    }
+
+    #[test]
+    fn a_stall_does_not_pass_for_a_thin_link() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 20 Mbit/s; the video takes 4 Mbit/s, all acknowledged.
+        for _ in 0..60 {
+            t += Duration::from_millis(33);
+            acked += 16_500;
+            c.on_frame_sent(16_500, acking(20 * MBIT, 0, acked), t);
+        }
+        // The link stops: frames go into the socket for 0.3 s, nothing is
+        // acknowledged; then the socket is full for 0.7 s.
+        send(&mut c, &mut t, 9, 16_500, acking(20 * MBIT, 0, acked));
+        t += Duration::from_millis(700);
+        // The backlog drains behind a 1 s queue; the kernel's first
+        // samples read a few kbit/s.
+        let mut lowest = f64::INFINITY;
+        for n in 0..15 {
+            t += Duration::from_millis(33);
+            acked += 80_000;
+            let delivered = if n < 3 { 1_000 } else { 20 * MBIT };
+            c.on_frame_sent(16_500, acking(delivered, 900, acked), t);
+            lowest = lowest.min(c.capacity().unwrap_or(0.0));
+        }
+        assert!(
+            lowest >= (10 * MBIT) as f64,
+            "{lowest} B/s after a stall on a 20 Mbit/s link"
+        );
+    }
+
+    #[test]
+    fn a_queue_caps_at_what_the_peer_acknowledged() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 1.5 Mbit/s goes out on a 1 Mbit/s link that the kernel's samples
+        // read as 3 Mbit/s (a shaper's burst); a queue stands.
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            acked += 4125;
+            c.on_frame_sent(6250, acking(3 * MBIT, 60, acked), t);
+        }
+        let cap = c.capacity().unwrap();
+        assert!(
+            (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
+            "{cap} B/s on a 1 Mbit/s link"
+        );
     }
 
     #[test]

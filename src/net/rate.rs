@@ -8,16 +8,16 @@
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A round trip that grows past its minimum by
-//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: the window
-//! is restarted from the current rate so the controller reacts at once; if
-//! the link is saturated by us or the queue lasts [`QUEUE_PERSISTS`]
-//! without draining, what the peer acknowledged over the last second (the
-//! link carried no more) becomes a ceiling. It rises slowly near that rate
+//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: if the
+//! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
+//! draining, what the peer acknowledged while it stood (the link carried no
+//! more) becomes a ceiling, and the capacity is measured afresh under it so
+//! the controller reacts at once. The ceiling rises slowly near that rate
 //! and faster ([`CEILING_GROWTH`] a second) well past it, only while no
 //! queue is on the way ([`QUEUE_TARGET`]). Without it, a shaper's burst
 //! allowance (a small frame passes at line rate) would read a 1 Mbit/s link
-//! as hundreds. A queue behind a stall (nothing acknowledged for a while:
-//! Wi-Fi scanning) sets nothing: it is the stall's backlog, not the link's
+//! as hundreds. The time of a stall (nothing acknowledged for a while:
+//! Wi-Fi scanning) is not counted: its backlog says nothing of the link's
 //! rate. An encoder working to a bitrate gets the link's share, ramped up
 //! from [`START_BITRATE`] at the start of a call.
 
@@ -82,8 +82,8 @@ pub struct RateController {
     /// Earliest time the next frame may go (only set when quality is at
     /// its minimum and frames are still too big).
     next_send: Option<Instant>,
-    /// What the link carried when a queue last built (bytes per second),
-    /// grown since while no queue stood: the capacity stays under it.
+    /// The capacity stays under this (bytes per second): what the link
+    /// carried when a queue last built, grown since while no queue stood.
     ceiling: Option<f64>,
     /// What the link carried when a queue last built, bytes per second.
     carried: f64,
@@ -117,8 +117,10 @@ const SATURATED: f64 = 2.0;
 /// How far back what we sent, and what the peer acknowledged, count
 /// towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
-/// Nothing acknowledged for this long is a stall (the link stopped), not
-/// a thin link.
+/// The shortest time over which what the peer acknowledged is a rate.
+const ACKED_SPAN: Duration = Duration::from_millis(200);
+/// Nothing acknowledged for this long is a stall (the link stopped, or
+/// TCP is repairing losses).
 const STALL: Duration = Duration::from_millis(250);
 
 impl RateController {
@@ -166,29 +168,34 @@ impl RateController {
         })
     }
 
-    /// Bytes a second the peer acknowledged over the last [`SENT_WINDOW`];
-    /// None before half of it has passed. While a queue stands, this is
-    /// what the link carries.
-    fn acked_rate(&self) -> Option<f64> {
-        let (&(t0, a0), &(t1, a1)) = (self.acked.front()?, self.acked.back()?);
+    /// Bytes a second the peer acknowledged since `since` (at most over
+    /// the last [`SENT_WINDOW`]); None before [`ACKED_SPAN`] has passed.
+    /// While a queue stands, this is what the link carries.
+    fn acked_rate(&self, since: Instant) -> Option<f64> {
+        let &(t0, a0) = self.acked.iter().find(|&&(t, _)| t >= since)?;
+        let &(t1, a1) = self.acked.back()?;
         let span = t1.saturating_duration_since(t0);
-        (span >= SENT_WINDOW / 2 && a1 > a0).then(|| (a1 - a0) as f64 / span.as_secs_f64())
+        (span >= ACKED_SPAN && a1 > a0).then(|| (a1 - a0) as f64 / span.as_secs_f64())
     }
 
-    /// Whether the peer acknowledged nothing for [`STALL`] or more within
-    /// the last [`SENT_WINDOW`] (the link stopped: Wi-Fi scanning, say).
-    fn stalled(&self, now: Instant) -> bool {
-        let mut moved = self.acked.front().map(|&(t, _)| t);
+    /// When the link last moved again after a stall (nothing acknowledged
+    /// for [`STALL`] or more) within the last [`SENT_WINDOW`]; `now` while
+    /// it is stalled; None when it did not stall.
+    fn moved_again(&self, now: Instant) -> Option<Instant> {
+        let mut moved = self.acked.front()?.0;
+        let mut again = None;
         for (&(_, a0), &(t1, a1)) in self.acked.iter().zip(self.acked.iter().skip(1)) {
-            let since = moved.map_or(Duration::ZERO, |m| t1.saturating_duration_since(m));
-            if since >= STALL {
-                return true;
-            }
             if a1 > a0 {
-                moved = Some(t1);
+                if t1.saturating_duration_since(moved) >= STALL {
+                    again = Some(t1);
+                }
+                moved = t1;
             }
         }
-        moved.is_some_and(|m| now.saturating_duration_since(m) >= STALL)
+        if now.saturating_duration_since(moved) >= STALL {
+            return Some(now);
+        }
+        again
     }
 
     /// Bits a second the video may take, None while the capacity is unknown.
@@ -241,10 +248,7 @@ impl RateController {
                 self.acked.pop_front();
             }
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
-            // A queue behind a stall is the stall's backlog, not the link's
-            // rate: it drains at once when the link moves again.
-            if queued > QUEUE_LIMIT && !self.stalled(now) {
-                self.rates.clear();
+            if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is
                 // ours: we sent more than it carries. So is one that lasts
                 // without draining. A moment's queue with the link
@@ -252,20 +256,36 @@ impl RateController {
                 // or one draining away (the round trip of a slow start
                 // still in the smoothed figure), says nothing of the sort.
                 let (since, then) = *self.queued_since.get_or_insert((now, queued));
-                if queued < then.mul_f64(DRAINING) {
+                let draining = queued < then.mul_f64(DRAINING);
+                if draining {
                     self.queued_since = Some((now, queued));
                 }
-                let lasted = now.duration_since(since) >= QUEUE_PERSISTS
-                    && self.queued_since.is_some_and(|(s, _)| s == since);
+                let lasted = !draining && now.duration_since(since) >= QUEUE_PERSISTS;
                 let sent = self.sent_rate().unwrap_or(f64::INFINITY);
                 let delivered = link.delivery_rate as f64;
                 if delivered <= SATURATED * sent || lasted {
                     // What the peer acknowledged while the queue stood is
-                    // what the link carries; the kernel's last sample is
-                    // one round trip's worth, and reads low after a stall.
-                    let carried = self.acked_rate().unwrap_or(delivered.min(sent));
-                    self.ceiling = Some(carried);
-                    self.carried = carried;
+                    // what the link carried (before it, it may have carried
+                    // more: the link just got thinner), counted from when
+                    // the link last moved again after a stall (a Wi-Fi
+                    // scan; or losses on an overflowing link, which TCP
+                    // takes a while to repair): the stall's time says
+                    // nothing of the rate, and its backlog drains at once
+                    // on a link that is not thin. The kernel's sample is
+                    // one round trip's worth, and reads low when the ACKs
+                    // share a queue with the peer's video; it serves where
+                    // the kernel gives no acknowledged bytes.
+                    let from = self.moved_again(now).map_or(since, |t| t.max(since));
+                    let carried = match self.acked_rate(from) {
+                        Some(rate) => Some(rate),
+                        None if self.acked.is_empty() => Some(delivered.min(sent)),
+                        None => None,
+                    };
+                    if let Some(carried) = carried {
+                        self.rates.clear();
+                        self.ceiling = Some(carried);
+                        self.carried = carried;
+                    }
                 }
             } else {
                 self.queued_since = None;
@@ -478,6 +498,30 @@ mod tests {
         assert!(
             cap >= (20 * MBIT) as f64,
             "{cap} B/s: capped at what a light sender sent"
+        );
+    }
+
+    #[test]
+    fn a_link_that_gets_thinner_caps_at_its_new_rate() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 4 Mbit/s of video on a 20 Mbit/s link, all acknowledged...
+        for _ in 0..60 {
+            t += Duration::from_millis(33);
+            acked += 16_500;
+            c.on_frame_sent(16_500, acking(20 * MBIT, 0, acked), t);
+        }
+        // ...then the link carries 1 Mbit/s and a queue stands.
+        for _ in 0..15 {
+            t += Duration::from_millis(33);
+            acked += 4125;
+            c.on_frame_sent(16_500, acking(MBIT, 100, acked), t);
+        }
+        let cap = c.capacity().unwrap();
+        assert!(
+            cap <= 1.1 * MBIT as f64,
+            "{cap} B/s half a second after the link went to 1 Mbit/s"
         );
     }
 

@@ -507,17 +507,9 @@ mod tests {
         let mut t = Instant::now();
         let mut acked = 1;
         // 4 Mbit/s of video on a 20 Mbit/s link, all acknowledged...
-        for _ in 0..60 {
-            t += Duration::from_millis(33);
-            acked += 16_500;
-            c.on_frame_sent(16_500, acking(20 * MBIT, 0, acked), t);
-        }
+        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
         // ...then the link carries 1 Mbit/s and a queue stands.
-        for _ in 0..15 {
-            t += Duration::from_millis(33);
-            acked += 4125;
-            c.on_frame_sent(16_500, acking(MBIT, 100, acked), t);
-        }
+        send_acked(&mut c, &mut t, &mut acked, 15, 16_500, 4125, MBIT, 100);
         let cap = c.capacity().unwrap();
         assert!(
             cap <= 1.1 * MBIT as f64,
@@ -597,17 +589,34 @@ mod tests {
         })
     }
 
+    /// `frames` frames of `bytes`, 33 ms apart, on a link delivering
+    /// `rate` behind `queued_ms` of queue; the peer acknowledges `acks`
+    /// bytes a frame, counted in `acked`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_acked(
+        c: &mut RateController,
+        t: &mut Instant,
+        acked: &mut u64,
+        frames: u32,
+        bytes: usize,
+        acks: u64,
+        rate: u64,
+        queued_ms: u32,
+    ) {
+        for _ in 0..frames {
+            *t += Duration::from_millis(33);
+            *acked += acks;
+            c.on_frame_sent(bytes, acking(rate, queued_ms, *acked), *t);
+        }
+    }
+
     #[test]
     fn a_stall_does_not_pass_for_a_thin_link() {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
         let mut acked = 1;
         // 20 Mbit/s; the video takes 4 Mbit/s, all acknowledged.
-        for _ in 0..60 {
-            t += Duration::from_millis(33);
-            acked += 16_500;
-            c.on_frame_sent(16_500, acking(20 * MBIT, 0, acked), t);
-        }
+        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
         // The link stops: frames go into the socket for 0.3 s, nothing is
         // acknowledged; then the socket is full for 0.7 s.
         send(&mut c, &mut t, 9, 16_500, acking(20 * MBIT, 0, acked));
@@ -635,11 +644,7 @@ mod tests {
         let mut acked = 1;
         // 1.5 Mbit/s goes out on a 1 Mbit/s link that the kernel's samples
         // read as 3 Mbit/s (a shaper's burst); a queue stands.
-        for _ in 0..30 {
-            t += Duration::from_millis(33);
-            acked += 4125;
-            c.on_frame_sent(6250, acking(3 * MBIT, 60, acked), t);
-        }
+        send_acked(&mut c, &mut t, &mut acked, 30, 6250, 4125, 3 * MBIT, 60);
         let cap = c.capacity().unwrap();
         assert!(
             (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),

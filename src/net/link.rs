@@ -267,10 +267,14 @@ impl Sending {
             }
             return Ok(());
         }
-        // JPEG frames stand alone, so a too-thin link spaces them out; H.264's
-        // own rate control spreads bits over frames, and a full socket
-        // holds the sender back until the link has room.
-        if self.h264.is_none() && !self.rate.ready(Instant::now()) {
+        // A frame that would only wait behind what is on its way (a link
+        // that got thinner or stalled) is dropped before the encoder: the
+        // next one will be fresher. JPEG frames stand alone, so a too-thin
+        // link also spaces them out; H.264's own rate control spreads bits
+        // over frames.
+        let now = Instant::now();
+        let link_free = self.rate.on_frame_captured(link_sample(&self.stream), now);
+        if !link_free || (self.h264.is_none() && !self.rate.ready(now)) {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         }
@@ -464,6 +468,8 @@ fn link_sample(stream: &TcpStream) -> Option<LinkSample> {
         srtt_us: info.tcpi_rtt,
         min_rtt_us: info.tcpi_min_rtt,
         bytes_acked: info.tcpi_bytes_acked,
+        notsent_bytes: info.tcpi_notsent_bytes,
+        in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
     })
 }
 

@@ -20,6 +20,11 @@
 //! Wi-Fi scanning) is not counted: its backlog says nothing of the link's
 //! rate. An encoder working to a bitrate gets the link's share, ramped up
 //! from [`START_BITRATE`] at the start of a call.
+//!
+//! Before each frame is encoded, the controller also says whether it should
+//! go at all: a frame that would wait more than [`FRAME_LAG`] behind what
+//! is already on its way (the link just got thinner, or it stalled) is
+//! dropped, so the link drains and the next frame arrives fresh.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -37,6 +42,10 @@ pub struct LinkSample {
     pub min_rtt_us: u32,
     /// Bytes the peer acknowledged since the connection began.
     pub bytes_acked: u64,
+    /// Bytes written to the socket but not yet sent.
+    pub notsent_bytes: u32,
+    /// Bytes sent but not yet acknowledged.
+    pub in_flight_bytes: u32,
 }
 
 /// Lowest and highest JPEG quality used: below 20 JPEG turns to blocks,
@@ -96,6 +105,9 @@ pub struct RateController {
     queued_since: Option<(Instant, Duration)>,
     /// (when, bytes acknowledged so far) at the frames within [`SENT_WINDOW`].
     acked: VecDeque<(Instant, u64)>,
+    /// When the peer last acknowledged something (or nothing was waiting
+    /// for it).
+    acks_moved: Option<Instant>,
     /// Seconds of the call without a standing queue: how far the encoder's
     /// start ramp has grown.
     ramp_secs: f64,
@@ -119,6 +131,11 @@ const SATURATED: f64 = 2.0;
 const SENT_WINDOW: Duration = Duration::from_secs(1);
 /// The shortest time over which what the peer acknowledged is a rate.
 const ACKED_SPAN: Duration = Duration::from_millis(200);
+/// Longest a frame may wait behind what is already on its way to the
+/// peer; a frame that would wait longer is dropped before it is encoded.
+const FRAME_LAG: Duration = Duration::from_millis(100);
+/// How far back what was acknowledged counts while a queue is new.
+const RECENT: Duration = Duration::from_millis(300);
 /// Nothing acknowledged for this long is a stall (the link stopped, or
 /// TCP is repairing losses).
 const STALL: Duration = Duration::from_millis(250);
@@ -137,6 +154,7 @@ impl RateController {
             sent: VecDeque::new(),
             queued_since: None,
             acked: VecDeque::new(),
+            acks_moved: None,
             ramp_secs: 0.0,
         }
     }
@@ -220,13 +238,62 @@ impl RateController {
             .map(|c| c * HEADROOM * self.period.as_secs_f64())
     }
 
+    /// Takes the link's state as a new frame comes from the camera; false
+    /// when the frame should be dropped before it is encoded: it would wait
+    /// more than [`FRAME_LAG`] behind what is already on its way (the link
+    /// got thinner, or it stalled), and the next one will be fresher.
+    pub fn on_frame_captured(&mut self, link: Option<LinkSample>, now: Instant) -> bool {
+        self.observe(link, now);
+        let Some(link) = link.filter(|l| l.delivery_rate > 0) else {
+            return true;
+        };
+        // A link that acknowledged nothing of what is on its way for
+        // FRAME_LAG has stalled (Wi-Fi scanning, or TCP repairing losses):
+        // frames sent into it would all arrive late at once.
+        let stalled = link.in_flight_bytes > 0
+            && self
+                .acks_moved
+                .is_some_and(|t| now.saturating_duration_since(t) >= FRAME_LAG);
+        // What is still ahead of the frame must reach the peer within
+        // FRAME_LAG, at the lower of the capacity and the kernel's latest
+        // delivery rate (which knows first when the link got thinner).
+        let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
+        let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes);
+        !stalled && ahead <= rate * FRAME_LAG.as_secs_f64()
+    }
+
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
+        self.sent.push_back((now, bytes));
+        let queued = self.observe(link, now);
+        let Some(budget) = self.frame_budget() else {
+            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
+            self.next_send = None;
+            return;
+        };
+        let over = bytes as f64 / budget;
+        if over > 1.0 {
+            let step = (20.0 * (over - 1.0) + 1.0).min(MAX_STEP_DOWN);
+            self.quality = (self.quality - step).max(MIN_QUALITY.into());
+        } else if queued > QUEUE_TARGET {
+            self.quality = (self.quality - STEP_UP).max(MIN_QUALITY.into());
+        } else if over < 0.8 {
+            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
+        }
+        // At the lowest quality, fewer frames: space them so the link keeps
+        // up, but never further apart than MAX_SPACING (a tiny delivery-rate
+        // sample after a stall would put the next frame minutes away).
+        self.next_send = (over > 1.0 && self.quality() == MIN_QUALITY)
+            .then(|| now + self.period.mul_f64(over.min(1e6)).min(MAX_SPACING));
+    }
+
+    /// Takes the link's state at `now`: the capacity, the ceiling and the
+    /// start ramp follow it. Returns the queueing delay it shows.
+    fn observe(&mut self, link: Option<LinkSample>, now: Instant) -> Duration {
         let since_last = self
             .now
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.now = Some(now);
-        self.sent.push_back((now, bytes));
         while self
             .sent
             .front()
@@ -238,6 +305,13 @@ impl RateController {
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
             // Kernels before 4.1 report no acknowledged bytes (zero).
             if link.bytes_acked > 0 {
+                let moved = self
+                    .acked
+                    .back()
+                    .is_none_or(|&(_, a)| a != link.bytes_acked);
+                if moved || link.in_flight_bytes == 0 {
+                    self.acks_moved = Some(now);
+                }
                 self.acked.push_back((now, link.bytes_acked));
             }
             while self
@@ -261,9 +335,11 @@ impl RateController {
                     self.queued_since = Some((now, queued));
                 }
                 let lasted = !draining && now.duration_since(since) >= QUEUE_PERSISTS;
-                let sent = self.sent_rate().unwrap_or(f64::INFINITY);
+                let sent_rate = self.sent_rate();
+                let sent = sent_rate.unwrap_or(f64::INFINITY);
                 let delivered = link.delivery_rate as f64;
-                if delivered <= SATURATED * sent || lasted {
+                let saturated = delivered <= SATURATED * sent;
+                if saturated || lasted {
                     // What the peer acknowledged while the queue stood is
                     // what the link carried (before it, it may have carried
                     // more: the link just got thinner), counted from when
@@ -275,8 +351,20 @@ impl RateController {
                     // one round trip's worth, and reads low when the ACKs
                     // share a queue with the peer's video; it serves where
                     // the kernel gives no acknowledged bytes.
-                    let from = self.moved_again(now).map_or(since, |t| t.max(since));
-                    let carried = match self.acked_rate(from) {
+                    // A queue on a saturated link that has not stood that
+                    // long yet goes by what was acknowledged in the moments
+                    // before it showed: the round trip rises a while after
+                    // the link got thinner.
+                    let moved = self.moved_again(now);
+                    let from = moved.map_or(since, |t| t.max(since));
+                    let recent = now
+                        .checked_sub(RECENT)
+                        .filter(|_| saturated && sent_rate.is_some())
+                        .map(|r| moved.map_or(r, |t| t.max(r)));
+                    let acked = self
+                        .acked_rate(from)
+                        .or_else(|| recent.and_then(|r| self.acked_rate(r)));
+                    let carried = match acked {
                         Some(rate) => Some(rate),
                         None if self.acked.is_empty() => Some(delivered.min(sent)),
                         None => None,
@@ -313,25 +401,7 @@ impl RateController {
         {
             self.rates.pop_front();
         }
-        let Some(budget) = self.frame_budget() else {
-            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
-            self.next_send = None;
-            return;
-        };
-        let over = bytes as f64 / budget;
-        if over > 1.0 {
-            let step = (20.0 * (over - 1.0) + 1.0).min(MAX_STEP_DOWN);
-            self.quality = (self.quality - step).max(MIN_QUALITY.into());
-        } else if queued > QUEUE_TARGET {
-            self.quality = (self.quality - STEP_UP).max(MIN_QUALITY.into());
-        } else if over < 0.8 {
-            self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
-        }
-        // At the lowest quality, fewer frames: space them so the link keeps
-        // up, but never further apart than MAX_SPACING (a tiny delivery-rate
-        // sample after a stall would put the next frame minutes away).
-        self.next_send = (over > 1.0 && self.quality() == MIN_QUALITY)
-            .then(|| now + self.period.mul_f64(over.min(1e6)).min(MAX_SPACING));
+        queued
     }
 }
 
@@ -347,6 +417,8 @@ mod tests {
             srtt_us: 5_000 + queued_ms * 1000,
             min_rtt_us: 5_000,
             bytes_acked: 0,
+            notsent_bytes: 0,
+            in_flight_bytes: 0,
         })
     }
 
@@ -515,6 +587,78 @@ mod tests {
             cap <= 1.1 * MBIT as f64,
             "{cap} B/s half a second after the link went to 1 Mbit/s"
         );
+    }
+
+    #[test]
+    fn a_link_that_gets_thinner_caps_as_soon_as_the_queue_shows() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        // The link carries 1 Mbit/s; the smoothed round trip takes a
+        // quarter of a second to show the queue.
+        send_acked(&mut c, &mut t, &mut acked, 8, 16_500, 4125, MBIT, 30);
+        send_acked(&mut c, &mut t, &mut acked, 1, 16_500, 4125, MBIT, 60);
+        let cap = c.capacity().unwrap();
+        assert!(
+            cap <= 1.2 * MBIT as f64,
+            "{cap} B/s on the first frame that saw the queue"
+        );
+    }
+
+    /// A link delivering `rate` with `ahead` bytes on their way (half of
+    /// them still in the socket) and `acked` acknowledged so far.
+    fn carrying(rate: u64, ahead: u32, acked: u64) -> Option<LinkSample> {
+        acking(rate, 0, acked).map(|l| LinkSample {
+            notsent_bytes: ahead / 2,
+            in_flight_bytes: ahead - ahead / 2,
+            ..l
+        })
+    }
+
+    #[test]
+    fn a_frame_that_would_wait_behind_the_link_is_dropped() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        // A lossy link: a few KB waiting at 6 Mbit/s is a few milliseconds.
+        acked += 16_500;
+        assert!(c.on_frame_captured(carrying(6 * MBIT, 6000, acked), t));
+        // The link just went to 1 Mbit/s (the kernel's sample knows, the
+        // capacity not yet): 40 KB ahead is a third of a second.
+        t += Duration::from_millis(33);
+        acked += 4125;
+        assert!(!c.on_frame_captured(carrying(MBIT, 40_000, acked), t));
+        // Once what is ahead fits in FRAME_LAG, frames go again.
+        t += Duration::from_millis(33);
+        acked += 4125;
+        assert!(c.on_frame_captured(carrying(MBIT, 10_000, acked), t));
+    }
+
+    #[test]
+    fn frames_wait_while_the_link_is_stalled() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        // Nothing acknowledged of the 5 KB on their way: a stall, once it
+        // has lasted FRAME_LAG.
+        let mut dropped = 0;
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            if !c.on_frame_captured(carrying(20 * MBIT, 5000, acked), t) {
+                dropped += 1;
+            }
+        }
+        assert!(
+            (26..=28).contains(&dropped),
+            "{dropped} of 30 frames dropped in a 1 s stall"
+        );
+        // The link moves again.
+        t += Duration::from_millis(33);
+        acked += 5000;
+        assert!(c.on_frame_captured(carrying(20 * MBIT, 5000, acked), t));
     }
 
     #[test]

@@ -93,9 +93,11 @@ fn check_stats(path: &Path, min_frames: usize) {
             r.codec
         );
         // capture_us is the peer's stamp moved to our clock by the Ping/Pong
-        // offset estimate, which is good to within half a round trip.
+        // offset estimate, which is good to within half a round trip: on a
+        // loaded two-core machine running tests side by side, a first Pong
+        // held up ~17 ms on its way back put it 8.5 ms off.
         assert!(
-            r.shown_us + 2_000 >= r.capture_us,
+            r.shown_us + 20_000 >= r.capture_us,
             "shown before captured: {r:?}"
         );
     }

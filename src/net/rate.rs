@@ -294,13 +294,7 @@ impl RateController {
             .now
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.now = Some(now);
-        while self
-            .sent
-            .front()
-            .is_some_and(|&(t, _)| now.duration_since(t) > SENT_WINDOW)
-        {
-            self.sent.pop_front();
-        }
+        forget_before(&mut self.sent, now, SENT_WINDOW);
         let mut queued = Duration::ZERO;
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
             // Kernels before 4.1 report no acknowledged bytes (zero).
@@ -314,13 +308,7 @@ impl RateController {
                 }
                 self.acked.push_back((now, link.bytes_acked));
             }
-            while self
-                .acked
-                .front()
-                .is_some_and(|&(t, _)| now.duration_since(t) > SENT_WINDOW)
-            {
-                self.acked.pop_front();
-            }
+            forget_before(&mut self.acked, now, SENT_WINDOW);
             queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
             if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is
@@ -351,12 +339,12 @@ impl RateController {
                     // one round trip's worth, and reads low when the ACKs
                     // share a queue with the peer's video; it serves where
                     // the kernel gives no acknowledged bytes.
+                    let moved = self.moved_again(now);
+                    let from = moved.map_or(since, |t| t.max(since));
                     // A queue on a saturated link that has not stood that
                     // long yet goes by what was acknowledged in the moments
                     // before it showed: the round trip rises a while after
                     // the link got thinner.
-                    let moved = self.moved_again(now);
-                    let from = moved.map_or(since, |t| t.max(since));
                     let recent = now
                         .checked_sub(RECENT)
                         .filter(|_| saturated && sent_rate.is_some())
@@ -394,14 +382,19 @@ impl RateController {
                 *ceiling *= growth.powf(secs);
             }
         }
-        while self
-            .rates
-            .front()
-            .is_some_and(|&(t, _)| now.duration_since(t) > CAPACITY_WINDOW)
-        {
-            self.rates.pop_front();
-        }
+        forget_before(&mut self.rates, now, CAPACITY_WINDOW);
         queued
+    }
+}
+
+/// Drops the entries of `window` older than `span` at `now` (entries
+/// come in time order).
+fn forget_before<T>(window: &mut VecDeque<(Instant, T)>, now: Instant, span: Duration) {
+    while window
+        .front()
+        .is_some_and(|&(t, _)| now.duration_since(t) > span)
+    {
+        window.pop_front();
     }
 }
 
@@ -575,11 +568,8 @@ mod tests {
 
     #[test]
     fn a_link_that_gets_thinner_caps_at_its_new_rate() {
-        let mut c = RateController::new(30, 50);
-        let mut t = Instant::now();
-        let mut acked = 1;
         // 4 Mbit/s of video on a 20 Mbit/s link, all acknowledged...
-        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        let (mut c, mut t, mut acked) = on_a_20_mbit_link();
         // ...then the link carries 1 Mbit/s and a queue stands.
         send_acked(&mut c, &mut t, &mut acked, 15, 16_500, 4125, MBIT, 100);
         let cap = c.capacity().unwrap();
@@ -591,10 +581,7 @@ mod tests {
 
     #[test]
     fn a_link_that_gets_thinner_caps_as_soon_as_the_queue_shows() {
-        let mut c = RateController::new(30, 50);
-        let mut t = Instant::now();
-        let mut acked = 1;
-        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        let (mut c, mut t, mut acked) = on_a_20_mbit_link();
         // The link carries 1 Mbit/s; the smoothed round trip takes a
         // quarter of a second to show the queue.
         send_acked(&mut c, &mut t, &mut acked, 8, 16_500, 4125, MBIT, 30);
@@ -618,10 +605,7 @@ mod tests {
 
     #[test]
     fn a_frame_that_would_wait_behind_the_link_is_dropped() {
-        let mut c = RateController::new(30, 50);
-        let mut t = Instant::now();
-        let mut acked = 1;
-        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        let (mut c, mut t, mut acked) = on_a_20_mbit_link();
         // A lossy link: a few KB waiting at 6 Mbit/s is a few milliseconds.
         acked += 16_500;
         assert!(c.on_frame_captured(carrying(6 * MBIT, 6000, acked), t));
@@ -638,10 +622,7 @@ mod tests {
 
     #[test]
     fn frames_wait_while_the_link_is_stalled() {
-        let mut c = RateController::new(30, 50);
-        let mut t = Instant::now();
-        let mut acked = 1;
-        send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        let (mut c, mut t, mut acked) = on_a_20_mbit_link();
         // Nothing acknowledged of the 5 KB on their way: a stall, once it
         // has lasted FRAME_LAG.
         let mut dropped = 0;
@@ -754,13 +735,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_stall_does_not_pass_for_a_thin_link() {
+    /// A controller two seconds into a call on a 20 Mbit/s link carrying
+    /// 4 Mbit/s of video, all of it acknowledged: the controller, the
+    /// clock and the bytes acknowledged so far.
+    fn on_a_20_mbit_link() -> (RateController, Instant, u64) {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
         let mut acked = 1;
-        // 20 Mbit/s; the video takes 4 Mbit/s, all acknowledged.
         send_acked(&mut c, &mut t, &mut acked, 60, 16_500, 16_500, 20 * MBIT, 0);
+        (c, t, acked)
+    }
+
+    #[test]
+    fn a_stall_does_not_pass_for_a_thin_link() {
+        // 20 Mbit/s; the video takes 4 Mbit/s, all acknowledged.
+        let (mut c, mut t, mut acked) = on_a_20_mbit_link();
         // The link stops: frames go into the socket for 0.3 s, nothing is
         // acknowledged; then the socket is full for 0.7 s.
         send(&mut c, &mut t, 9, 16_500, acking(20 * MBIT, 0, acked));

@@ -94,8 +94,8 @@ impl Screen {
 
 /// The formats we send from `info` (None: we send no video).
 fn offer(options: &CallOptions, info: Option<&SourceInfo>) -> Vec<VideoFormat> {
-    let (w, h, jpeg) = info.map_or((0, 0, false), |i| (i.width, i.height, i.gives_jpeg));
-    options.codec.offer(w, h, jpeg)
+    let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
+    options.codec.offer(w, h)
 }
 
 fn our_intro(info: Option<&SourceInfo>, options: &CallOptions) -> Intro {

@@ -127,12 +127,18 @@ fn devices_without_a_camera_says_so() {
     assert!(text.contains("no cameras found"), "{text}");
 }
 
-#[test]
-fn a_call_on_the_camera_passes_its_jpeg_through() {
-    let stats = std::env::temp_dir().join(format!("vidchat-camera-{}.jsonl", std::process::id()));
+/// A loopback call on the fake MJPEG camera at 640x480 for two seconds, with
+/// `args` added: each frame's line from `--stats`.
+fn mjpeg_camera_call(args: &[&str]) -> Vec<serde_json::Value> {
+    let stats = std::env::temp_dir().join(format!(
+        "vidchat-camera-{}-{}.jsonl",
+        std::process::id(),
+        args.join("")
+    ));
     let out = Command::new(env!("CARGO_BIN_EXE_vidchat"))
         .args(["loopback", "--no-window", "--duration", "2", "--stats"])
         .arg(&stats)
+        .args(args)
         .env("LD_PRELOAD", preload())
         .env("FAKECAM_FORMATS", "MJPG")
         .env("FAKECAM_SIZES", "640x480")
@@ -145,18 +151,34 @@ fn a_call_on_the_camera_passes_its_jpeg_through() {
         "{err}"
     );
     let text = std::fs::read_to_string(&stats).unwrap();
+    let _ = std::fs::remove_file(stats);
     let frames: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(frames.len() >= 20, "{} frames", frames.len());
+    frames
+}
+
+#[test]
+fn with_codec_mjpeg_the_camera_jpeg_passes_through() {
     // On loopback the link is never the limit: every frame is the camera's own.
-    for f in &frames {
+    for f in &mjpeg_camera_call(&["--codec", "mjpeg"]) {
         assert_eq!(
-            (f["quality"].as_u64(), f["encode_us"].as_u64()),
-            (Some(0), Some(0)),
+            (
+                f["codec"].as_str(),
+                f["quality"].as_u64(),
+                f["encode_us"].as_u64()
+            ),
+            (Some("jpeg"), Some(0), Some(0)),
             "{f}"
         );
     }
-    let _ = std::fs::remove_file(stats);
+}
+
+#[test]
+fn by_default_an_mjpeg_camera_is_sent_as_h264() {
+    for f in &mjpeg_camera_call(&[]) {
+        assert_eq!(f["codec"].as_str(), Some("h264"), "{f}");
+    }
 }

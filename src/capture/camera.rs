@@ -289,7 +289,6 @@ pub(super) fn open(
         ),
         width: chosen.width(),
         height: chosen.height(),
-        gives_jpeg: chosen.format() == FrameFormat::MJPEG,
     };
     let size = (chosen.width(), chosen.height());
     let source = CameraSource {

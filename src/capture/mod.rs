@@ -97,8 +97,6 @@ pub struct SourceInfo {
     pub description: String,
     pub width: u32,
     pub height: u32,
-    /// Whether frames come as JPEG already (an MJPEG camera).
-    pub gives_jpeg: bool,
 }
 
 /// Where a started capture thread delivers, and what it reports to.
@@ -160,7 +158,6 @@ fn open(config: &CaptureConfig) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
                 ),
                 width: config.width,
                 height: config.height,
-                gives_jpeg: false,
             };
             Ok((Box::new(source), info))
         }
@@ -171,7 +168,6 @@ fn open(config: &CaptureConfig) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
                 description: format!("{} {width}x{height}@{}", path.display(), config.fps),
                 width,
                 height,
-                gives_jpeg: false,
             };
             Ok((Box::new(source), info))
         }

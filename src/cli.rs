@@ -141,8 +141,7 @@ impl CallArgs {
             other => bail!("--source {other}: expected camera, test, or a .y4m file"),
         };
         let codec = match self.codec.as_str() {
-            "auto" => CodecChoice::Auto,
-            "h264" => CodecChoice::H264,
+            "auto" | "h264" => CodecChoice::H264,
             "mjpeg" | "jpeg" => CodecChoice::Mjpeg,
             other => bail!("--codec {other}: expected auto, h264 or mjpeg"),
         };

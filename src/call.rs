@@ -27,6 +27,8 @@ pub enum EndReason {
     PeerHungUp,
     /// The callee said no (or nobody answered in time).
     Declined,
+    /// The listener is in another call.
+    Busy,
     /// The connection closed or broke without a Bye.
     ConnectionLost(String),
     /// Nothing from the peer for the idle timeout.
@@ -59,6 +61,7 @@ impl std::fmt::Display for EndReason {
             EndReason::HungUp => write!(f, "you hung up"),
             EndReason::PeerHungUp => write!(f, "peer hung up"),
             EndReason::Declined => write!(f, "call declined"),
+            EndReason::Busy => write!(f, "busy: it is in another call"),
             EndReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
             EndReason::PeerNotResponding => {
                 write!(f, "peer not responding (nothing received for {idle} s)")

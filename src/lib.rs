@@ -3,14 +3,16 @@
 //!
 //! Data path, one module each: `capture` → `codec` → `wire` → `net` →
 //! `window`; `secure` encrypts, `session` runs a call, `handoff` passes
-//! frames between threads, and `call` holds what all of them share (why a
-//! call ended, the stop flag, the clock).
+//! frames between threads, `interrupt` turns Ctrl-C into a hang-up, and
+//! `call` holds what all of them share (why a call ended, the stop flag,
+//! the clock).
 
 pub mod call;
 pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod handoff;
+pub mod interrupt;
 pub mod net;
 pub mod secure;
 pub mod session;

@@ -8,11 +8,16 @@ use clap::Parser;
 
 use vidchat::call::EndReason;
 use vidchat::capture;
-use vidchat::cli::{Cli, Command};
-use vidchat::session;
+use vidchat::cli::{Cli, Command, UsageError, call_target};
+use vidchat::interrupt;
+use vidchat::session::{self, ListenOptions};
 
-/// Exit status when a call could not start (bad address, no camera, no display…).
+/// Exit status when a call could not start (bad address, no camera, no
+/// display, declined, busy…).
 const EXIT_SETUP: u8 = 1;
+/// Exit status for a value the command line gives that cannot be used, as
+/// clap exits for the flags it refuses itself.
+const EXIT_USAGE: u8 = 2;
 /// Exit status when a call ended by failure rather than a hang-up.
 const EXIT_CALL_FAILED: u8 = 3;
 
@@ -24,11 +29,28 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
             yes,
             no_announce,
             call,
-        } => session::listen(bind, port, yes, !no_announce, &call.into_options()?)?,
-        Command::Connect { target, call } => {
-            session::connect(target.as_deref(), &call.into_options()?)?
+        } => {
+            let how = ListenOptions {
+                bind,
+                port,
+                yes,
+                announce: !no_announce,
+            };
+            let options = call.into_options()?;
+            interrupt::install();
+            session::listen(&how, &options)?
         }
-        Command::Loopback { call } => session::loopback(&call.into_options()?)?,
+        Command::Connect { target, port, call } => {
+            let target = call_target(target.as_deref(), port)?;
+            let options = call.into_options()?;
+            interrupt::install();
+            session::connect(&target, &options)?
+        }
+        Command::Loopback { call } => {
+            let options = call.into_options()?;
+            interrupt::install();
+            session::loopback(&options)?
+        }
         Command::Peers => {
             session::peers()?;
             return Ok(None);
@@ -41,7 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
 }
 
 fn main() -> ExitCode {
-    // Usage errors exit 2 through clap.
+    // Usage errors of clap's own exit 2 here.
     let cli = Cli::parse();
     match run(cli) {
         Ok(None) => ExitCode::SUCCESS,
@@ -52,6 +74,10 @@ fn main() -> ExitCode {
         Ok(Some(reason)) => {
             eprintln!("call ended: {reason}");
             ExitCode::from(EXIT_CALL_FAILED)
+        }
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {e}\n\nFor more information, try '--help'.");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
             eprintln!("error: {e:#}");

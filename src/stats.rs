@@ -24,8 +24,12 @@ pub struct Counters {
     pub frames_sent: AtomicU64,
     /// Bytes written to the socket, all messages.
     pub bytes_sent: AtomicU64,
-    /// JPEG quality of the last frame sent.
+    /// JPEG quality of the last frame sent (0: the camera's own JPEG).
     pub quality: AtomicU64,
+    /// What we send is H.264 (else JPEG).
+    pub sending_h264: AtomicBool,
+    /// H.264 quantizer of the last frame sent (0: not known yet).
+    pub quantizer: AtomicU64,
     /// Size of the last frame sent (smaller than captured on a thin link).
     pub sent_width: AtomicU64,
     pub sent_height: AtomicU64,
@@ -103,6 +107,17 @@ impl StatsFile {
     }
 }
 
+/// The link's measured capacity as people read it. Past a gigabit it is
+/// not a network but this machine (a loopback call): "> 1 Gbit/s".
+fn link_estimate(kbps: u64) -> String {
+    match kbps {
+        0 => "?".to_string(),
+        1..10_000 => format!("{:.1} Mbit/s", kbps as f64 / 1000.0),
+        10_000..1_000_000 => format!("{} Mbit/s", kbps / 1000),
+        _ => "> 1 Gbit/s".to_string(),
+    }
+}
+
 /// Frames shown and their latency over the current second, and the line
 /// that reports them.
 pub struct StatusLine {
@@ -154,17 +169,24 @@ impl StatusLine {
             self.size.1
         );
         if sent > 0 {
+            let encoding = if counters.sending_h264.load(Ordering::Relaxed) {
+                match Counters::get(&counters.quantizer) {
+                    0 => "H.264".to_string(),
+                    qp => format!("H.264 qp {qp}"),
+                }
+            } else {
+                match Counters::get(&counters.quality) {
+                    0 => "camera JPEG".to_string(),
+                    q => format!("JPEG q{q}"),
+                }
+            };
             text += &format!(
-                " | out {:.1} fps, {}x{}, {:.0} kbit/s, q{}, link {}",
+                " | out {:.1} fps, {}x{}, {:.0} kbit/s, {encoding}, link {}",
                 (sent - self.last_sent) as f64 / secs,
                 Counters::get(&counters.sent_width),
                 Counters::get(&counters.sent_height),
                 (bytes - self.last_bytes) as f64 * 8.0 / 1000.0 / secs,
-                Counters::get(&counters.quality),
-                match Counters::get(&counters.link_kbps) {
-                    0 => "?".to_string(),
-                    kbps => format!("{:.1} Mbit/s", kbps as f64 / 1000.0),
-                },
+                link_estimate(Counters::get(&counters.link_kbps)),
             );
         }
         let dropped = Counters::get(&counters.capture_dropped)
@@ -197,5 +219,36 @@ impl StatusLine {
         if self.live {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_estimate_reads_as_a_network_or_as_this_machine() {
+        assert_eq!(link_estimate(0), "?");
+        assert_eq!(link_estimate(850), "0.9 Mbit/s");
+        assert_eq!(link_estimate(19_600), "19 Mbit/s");
+        assert_eq!(link_estimate(74_837_700), "> 1 Gbit/s");
+    }
+
+    #[test]
+    fn the_status_line_names_what_matters_for_the_codec_sent() {
+        let start = Instant::now();
+        let counters = Counters::default();
+        Counters::set(&counters.frames_sent, 30);
+        Counters::set(&counters.quality, 75);
+        let later = start + Duration::from_secs(1);
+        let jpeg = StatusLine::new(start).poll(later, &counters).unwrap();
+        assert!(jpeg.contains("JPEG q75"), "{jpeg}");
+        counters.sending_h264.store(true, Ordering::Relaxed);
+        Counters::set(&counters.quantizer, 27);
+        let h264 = StatusLine::new(start).poll(later, &counters).unwrap();
+        assert!(
+            h264.contains("H.264 qp 27") && !h264.contains("q75"),
+            "{h264}"
+        );
     }
 }

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bytes that open every vidchat Hello: a peer that does not send them is not vidchat.
 pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
-/// Protocol version; both sides must speak the same one.
-pub const VERSION: u16 = 1;
+/// Protocol version; both sides must speak the same one. 2: a listener
+/// in a call answers a caller with a busy Hello.
+pub const VERSION: u16 = 2;
 /// Largest message after the handshake, in bytes. A 4K JPEG at quality 95 is
 /// about 3 MiB; raw video never travels, so 8 MiB leaves room without
 /// letting a peer make us hold much.
@@ -41,6 +42,10 @@ pub struct Hello {
     pub version: u16,
     /// The caller's commitment to its SAS nonce (zeros from the callee).
     pub commitment: [u8; 32],
+    /// From a listener already in a call: nothing follows, the connection
+    /// closes. (Unauthenticated, like a refused connection: a stranger who
+    /// can forge it could as well cut the connection.)
+    pub busy: bool,
 }
 
 impl Hello {
@@ -49,6 +54,15 @@ impl Hello {
             magic: MAGIC,
             version: VERSION,
             commitment,
+            busy: false,
+        }
+    }
+
+    /// A listener's answer while it is in a call.
+    pub fn busy() -> Self {
+        Hello {
+            busy: true,
+            ..Hello::new([0; 32])
         }
     }
 }
@@ -246,6 +260,15 @@ pub fn encode<T: Serialize>(msg: &T, max: u64, out: &mut Vec<u8>) -> Result<(), 
     encode_payload(msg, max, &mut payload)?;
     frame(&payload, out);
     Ok(())
+}
+
+/// All a listener in a call says to a caller: a framed busy [`Hello`].
+pub fn busy_answer() -> Result<Vec<u8>, WireError> {
+    let mut payload = Vec::new();
+    encode_payload(&Hello::busy(), MAX_HELLO_LEN, &mut payload)?;
+    let mut out = Vec::new();
+    frame(&payload, &mut out);
+    Ok(out)
 }
 
 /// Decodes a payload of type `T` within `max` bytes.

@@ -9,18 +9,19 @@
 //! "camera lost" card as video, and the camera is picked up again if it
 //! comes back. Broken frames (a truncated JPEG) are skipped.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use nokhwa::Camera;
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
 };
 
-use super::{CaptureConfig, FrameSource, SourceInfo, card};
+use super::{CameraChoice, CaptureConfig, FrameSource, SourceInfo, card};
 use crate::codec::{RgbImage, decode_jpeg_rgb, nv12_to_rgb, rgb_len, trim_jpeg, yuyv_to_rgb};
 
 /// Silence after which a camera counts as stalled.
@@ -136,9 +137,71 @@ fn camera_permission() -> Result<()> {
 fn open_camera(index: u32) -> Result<Camera> {
     camera_permission()?;
     let any = RequestedFormat::new::<RgbFormat>(RequestedFormatType::None);
-    Camera::new(CameraIndex::Index(index), any).map_err(|e| {
-        anyhow!("no camera {index} ({e}); run `vidchat devices` to list cameras, or use `--source test` for a test pattern")
-    })
+    Camera::new(CameraIndex::Index(index), any)
+        .map_err(|e| anyhow!("cannot open camera {index}: {e}"))
+}
+
+/// The cameras the system lists, by number, with their device files where
+/// the system has them (V4L2 describes a camera as "... @ /dev/videoN").
+fn cameras() -> Result<Vec<(u32, String, Option<PathBuf>)>> {
+    let backend = nokhwa::native_api_backend().unwrap_or(ApiBackend::Auto);
+    let cameras = nokhwa::query(backend).context("cannot list cameras")?;
+    Ok(cameras
+        .iter()
+        .filter_map(|info| match *info.index() {
+            CameraIndex::Index(index) => {
+                let path = info.description().rsplit_once(" @ ").map(|(_, p)| p.into());
+                Some((index, info.human_name(), path))
+            }
+            CameraIndex::String(_) => None,
+        })
+        .collect())
+}
+
+/// The number of the camera `choice` names.
+fn find_camera(choice: &CameraChoice) -> Result<u32> {
+    let wanted = match choice {
+        CameraChoice::First => return Ok(0),
+        CameraChoice::Index(index) => return Ok(*index),
+        CameraChoice::Path(path) => path.to_string_lossy().into_owned(),
+        CameraChoice::Name(name) => name.clone(),
+    };
+    let cameras = cameras()?;
+    let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let matching: Vec<_> = cameras
+        .iter()
+        .filter(|(_, name, path)| match choice {
+            CameraChoice::Path(wanted) => path.as_deref().is_some_and(|p| same_file(p, wanted)),
+            _ => name.to_lowercase().contains(&wanted.to_lowercase()),
+        })
+        .collect();
+    let listing = || {
+        cameras
+            .iter()
+            .map(|(index, name, _)| format!("\n    {index}: {}", printable(name)))
+            .collect::<String>()
+    };
+    match matching.as_slice() {
+        [(index, ..)] => Ok(*index),
+        [] if cameras.is_empty() => bail!("no camera matches {wanted:?}: this machine lists none"),
+        [] => bail!(
+            "no camera matches {wanted:?}; the cameras are:{}",
+            listing()
+        ),
+        several => bail!(
+            "{} cameras match {wanted:?}; name one by its number:{}",
+            several.len(),
+            listing()
+        ),
+    }
+}
+
+/// A camera's name without control characters (a device names itself).
+fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// Opens camera `index` on its own thread, in the format closest to
@@ -258,11 +321,12 @@ fn convert(buffer: &nokhwa::Buffer) -> Result<Grab> {
     Ok(Grab { image, jpeg })
 }
 
-/// Opens camera `index` in the format closest to `config`.
+/// Opens the camera `choice` names in the format closest to `config`.
 pub(super) fn open(
-    index: u32,
+    choice: &CameraChoice,
     config: &CaptureConfig,
 ) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
+    let index = find_camera(choice)?;
     let reader = spawn_reader(index, config)?;
     let chosen = reader.format;
     if (chosen.width(), chosen.height(), chosen.frame_rate())
@@ -391,17 +455,16 @@ fn copy_rgb(data: &[u8], w: u32, h: u32, out: &mut RgbImage, bgr: bool) -> Resul
 
 /// Prints the cameras found and the formats each offers.
 pub fn list_devices() -> Result<()> {
-    let backend = nokhwa::native_api_backend().unwrap_or(ApiBackend::Auto);
-    let cameras = nokhwa::query(backend).context("cannot list cameras")?;
+    let cameras = cameras()?;
     if cameras.is_empty() {
         println!("no cameras found (use `--source test` for a test pattern)");
         return Ok(());
     }
-    for info in cameras {
-        let CameraIndex::Index(index) = *info.index() else {
-            continue;
-        };
-        println!("camera {index}: {}", info.human_name());
+    for (index, name, path) in cameras {
+        let path = path
+            .map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default();
+        println!("camera {index}: {}{path}", printable(&name));
         let formats = open_camera(index).and_then(|mut c| Ok(c.compatible_camera_formats()?));
         match formats {
             Err(e) => println!("    cannot read its formats: {e:#}"),

@@ -25,12 +25,39 @@ use crate::stats::Counters;
 /// Which source to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
-    /// Camera number `index` (0 is the first).
-    Camera { index: u32 },
+    /// A camera, as the person named it.
+    Camera(CameraChoice),
     /// The synthetic, camera-like test pattern.
     TestPattern,
     /// A YUV4MPEG2 file, looped.
     Y4m(PathBuf),
+}
+
+/// Which camera, as the person named it on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraChoice {
+    /// None named: the first camera (`loopback` shows the test pattern
+    /// when there is none).
+    First,
+    /// As numbered by `vidchat devices`.
+    Index(u32),
+    /// Its device file, such as /dev/video0.
+    Path(PathBuf),
+    /// Part of its name as `vidchat devices` prints it, in any case.
+    Name(String),
+}
+
+impl CameraChoice {
+    /// What the person typed: a number, a path, or part of a name.
+    pub fn parse(spec: &str) -> CameraChoice {
+        if let Ok(index) = spec.parse() {
+            CameraChoice::Index(index)
+        } else if spec.starts_with('/') || spec.starts_with('\\') {
+            CameraChoice::Path(PathBuf::from(spec))
+        } else {
+            CameraChoice::Name(spec.to_string())
+        }
+    }
 }
 
 /// What to capture, as the person asked for it.
@@ -147,7 +174,7 @@ impl Pacer {
 
 fn open(config: &CaptureConfig) -> Result<(Box<dyn FrameSource>, SourceInfo)> {
     match &config.kind {
-        SourceKind::Camera { index } => camera::open(*index, config),
+        SourceKind::Camera(choice) => camera::open(choice, config),
         SourceKind::TestPattern => {
             let source =
                 pattern::TestPattern::new(config.width, config.height, Pacer::new(config.fps));

@@ -116,6 +116,25 @@ impl H264Encoder {
         }
     }
 
+    /// The average quantizer of the last frame encoded (20..=51; lower is
+    /// finer), once the encoder has encoded one.
+    pub fn last_qp(&mut self) -> Option<u32> {
+        if !self.started {
+            return None;
+        }
+        let mut stats = openh264_sys2::SEncoderStatistics::default();
+        // SAFETY: the encoder is initialised (a frame was encoded) and
+        // ENCODER_OPTION_GET_STATISTICS fills an SEncoderStatistics, which
+        // lives across the call.
+        let rc = unsafe {
+            self.encoder.raw_api().get_option(
+                openh264_sys2::ENCODER_OPTION_GET_STATISTICS,
+                (&raw mut stats).cast(),
+            )
+        };
+        (rc == 0 && stats.uiAverageFrameQP > 0).then_some(stats.uiAverageFrameQP)
+    }
+
     /// The next frame is a keyframe.
     pub fn force_keyframe(&mut self) {
         self.encoder.force_intra_frame();

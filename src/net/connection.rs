@@ -430,6 +430,9 @@ impl Connection {
         match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Hello { ours } => {
                 let theirs = wire::decode_hello(payload).map_err(|e| protocol(&e))?;
+                if theirs.busy {
+                    return Err(EndReason::Busy);
+                }
                 self.hellos = match self.role {
                     Role::Caller => vec![ours, payload.to_vec()],
                     Role::Callee => vec![payload.to_vec(), ours],
@@ -819,6 +822,18 @@ pub(crate) mod tests {
             Event::Ended(reason) => Some(reason),
             _ => None,
         })
+    }
+
+    #[test]
+    fn a_busy_listener_ends_the_call_before_the_handshake() {
+        let now = Instant::now();
+        let mut caller = Connection::new(Role::Caller, intro("caller"), now, T0_US).unwrap();
+        caller.handle_bytes(now, &wire::busy_answer().unwrap());
+        assert_eq!(ended(&mut caller), Some(EndReason::Busy));
+        let mut bytes = Vec::new();
+        caller.take_outgoing(&mut bytes);
+        let hello_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(bytes.len(), 8 + hello_len, "sent more than its Hello");
     }
 
     fn frame(seq: u64, keyframe: bool) -> Frame {

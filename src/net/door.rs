@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Peer;
+use super::busy::BusyTone;
 use super::connection::Role;
 use crate::wire::Intro;
 
@@ -33,6 +34,12 @@ impl Door {
             intro,
             pending: VecDeque::new(),
         })
+    }
+
+    /// Answers every newcomer "busy" until the tone is dropped (while a
+    /// call rings or runs); the handshakes already in progress wait.
+    pub fn busy_tone(&self) -> Result<BusyTone> {
+        BusyTone::start(&self.listener)
     }
 
     /// Lets newcomers in and moves every handshake on, without blocking.

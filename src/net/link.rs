@@ -320,6 +320,16 @@ impl Sending {
             .on_frame_sent(self.jpeg.len(), link_sample(&self.stream), Instant::now());
         Counters::add(&self.counters.frames_sent, 1);
         Counters::set(&self.counters.quality, quality.into());
+        let h264 = format == VideoFormat::H264;
+        self.counters.sending_h264.store(h264, Ordering::Relaxed);
+        if let Some(qp) = self
+            .h264
+            .as_mut()
+            .filter(|_| h264)
+            .and_then(|e| e.last_qp())
+        {
+            Counters::set(&self.counters.quantizer, qp.into());
+        }
         Counters::set(&self.counters.sent_width, width.into());
         Counters::set(&self.counters.sent_height, height.into());
         let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);

@@ -1,10 +1,12 @@
 //! Sockets: listening (and telling the person what the other side must
 //! type), connecting, socket tuning, and [`Peer`], a connection's state
 //! machine on its socket, pumped without blocking until a call is answered.
-//! The listener's side of that is in `door`; the threads that run a call
-//! in `link`; the protocol itself, with no I/O, in `connection`; finding a
-//! listener without its address in `nearby`.
+//! The listener's side of that is in `door` (and, once it is in a call,
+//! `busy`); the threads that run a call in `link`; the protocol itself,
+//! with no I/O, in `connection`; finding a listener without its address in
+//! `nearby`.
 
+pub mod busy;
 pub mod connection;
 pub mod door;
 pub mod ladder;

@@ -188,8 +188,14 @@ impl Canvas<'_> {
         }
     }
 
-    /// Lines of text on a dark panel at the top-left corner.
+    /// Lines of text on a dark panel at the top-left corner, wrapped (and
+    /// smaller if need be) to fit the window.
     pub fn panel(&mut self, lines: &[String], scale: usize) {
+        let room = (
+            self.width.saturating_sub(8 * scale),
+            self.height.saturating_sub(8 * scale),
+        );
+        let (scale, lines) = fit_text(&lines.join("\n"), room, scale, |s| (CELL + 2) * s);
         let pad = 2 * scale;
         let line_h = (CELL + 2) * scale;
         let w = lines
@@ -214,18 +220,71 @@ impl Canvas<'_> {
     }
 
     /// A dark card with a centred message, one or more lines (call
-    /// states, paused video, an incoming call).
+    /// states, paused video, an incoming call), wrapped (and smaller if need
+    /// be) to fit the card.
     pub fn card(&mut self, area: Rect, message: &str, scale: usize) {
         self.fill_rect(area, 0x00_20_24_2c);
-        let line_height = CELL * scale * 3 / 2;
-        let lines = message.lines().count().max(1);
-        let mut y = area.y + area.h.saturating_sub(line_height * lines) / 2;
-        for line in message.lines() {
+        let room = (area.w - area.w / 16, area.h - area.h / 16);
+        let line_height = |s| CELL * s * 3 / 2;
+        let (scale, lines) = fit_text(message, room, scale, line_height);
+        let mut y = area.y + area.h.saturating_sub(line_height(scale) * lines.len()) / 2;
+        for line in &lines {
             let x = area.x + area.w.saturating_sub(text_width(line, scale)) / 2;
             self.text(x, y, scale, line, 0x00_f0_f0_f0);
-            y += line_height;
+            y += line_height(scale);
         }
     }
+}
+
+/// `message` as lines that fit `room` (width, height in pixels): at the
+/// largest scale from `scale` down whose lines are all as tall as `room`
+/// allows (at scale 1, however many they are), with its own lines wrapped
+/// at spaces and a word longer than a whole line cut. Nothing is left out.
+pub fn fit_text(
+    message: &str,
+    room: (usize, usize),
+    scale: usize,
+    line_height: impl Fn(usize) -> usize,
+) -> (usize, Vec<String>) {
+    let mut scale = scale.max(1);
+    loop {
+        let lines = wrap(message, (room.0 / (CELL * scale)).max(1));
+        if scale == 1 || lines.len() * line_height(scale) <= room.1 {
+            return (scale, lines);
+        }
+        scale -= 1;
+    }
+}
+
+/// `message`'s lines, each broken into lines of at most `max` characters:
+/// at spaces, and a word longer than `max` in pieces. A line that fits
+/// keeps its spacing.
+fn wrap(message: &str, max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in message.split('\n') {
+        if paragraph.chars().count() <= max {
+            lines.push(paragraph.to_string());
+            continue;
+        }
+        let mut line: Vec<char> = Vec::new();
+        for word in paragraph.split_whitespace() {
+            let mut word: Vec<char> = word.chars().collect();
+            if !line.is_empty() && line.len() + 1 + word.len() > max {
+                lines.push(line.drain(..).collect());
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            // Only an empty line gets here: a whole line of the word.
+            while line.len() + word.len() > max {
+                line.extend(word.drain(..max - line.len()));
+                lines.push(line.drain(..).collect());
+            }
+            line.extend(word);
+        }
+        lines.push(line.into_iter().collect());
+    }
+    lines
 }
 
 /// For each of `dst_w` output columns, the source column it shows.
@@ -418,6 +477,58 @@ mod tests {
             true,
         );
         assert_eq!(buf, [0, 0x0012_3456]);
+    }
+
+    /// The words of `text`, in order.
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn text_is_wrapped_or_shrunk_to_fit_never_cut() {
+        let name = "a-very-long-laptop-name-for-test";
+        assert_eq!(name.len(), 32);
+        let cases = [
+            format!("code 981 173 - {name} (192.168.100.200:51234)\nwaiting for an answer"),
+            "connection lost: the peer closed the connection in the middle of a message (12 of 40 bytes)".to_string(),
+            format!("{}\nword", "x".repeat(300)),
+            "short".to_string(),
+        ];
+        for (w, h) in [(640, 480), (320, 240), (100, 60)] {
+            for message in &cases {
+                let room = (w - w / 16, h - h / 16);
+                let line_height = |s| CELL * s * 3 / 2;
+                let (scale, lines) = fit_text(message, room, text_scale(w), line_height);
+                for line in &lines {
+                    assert!(
+                        text_width(line, scale) <= room.0,
+                        "{w}x{h}: {line:?} is wider than {}",
+                        room.0
+                    );
+                }
+                if scale > 1 {
+                    assert!(
+                        lines.len() * line_height(scale) <= room.1,
+                        "{w}x{h}: too tall"
+                    );
+                }
+                let joined: String = lines.concat();
+                let kept: String = words(message).concat();
+                assert_eq!(joined.replace(' ', ""), kept, "{w}x{h}: text lost");
+            }
+        }
+        // What fits is left as it is, spacing and all.
+        let (scale, lines) = fit_text("y: yes   n: no", (640, 480), 2, |s| 12 * s);
+        assert_eq!((scale, lines), (2, vec!["y: yes   n: no".to_string()]));
+    }
+
+    #[test]
+    fn a_long_message_on_a_small_card_gets_smaller_text() {
+        let message = "connection lost: the peer closed the connection";
+        let (big, _) = fit_text(message, (600, 450), 2, |s| 12 * s);
+        let (small, lines) = fit_text(message, (150, 40), 4, |s| 12 * s);
+        assert_eq!(big, 2);
+        assert!(small < 4, "kept scale {small} for {} lines", lines.len());
     }
 
     #[test]

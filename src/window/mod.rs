@@ -10,6 +10,7 @@ mod present;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
@@ -19,15 +20,17 @@ use compose::{Canvas, Rect, letterbox, pip_rect, text_scale};
 use present::Presenter;
 
 /// Key help, shown on h or ?.
-const HELP: [&str; 7] = [
+const HELP: [&str; 6] = [
     "Esc / q  hang up",
     "p        self-view on/off",
     "m        mirror self-view",
     "v        pause/resume my video",
-    "s        stats",
+    "s        stats and code",
     "h / ?    this help",
-    "",
 ];
+
+/// How long a call shows its code and "h: help" in a corner.
+const FIRST_SECONDS: Duration = Duration::from_secs(10);
 
 /// Collects key presses as minifb reports them, so a press and release
 /// between two updates (a quick tap, or xdotool) is not lost.
@@ -64,6 +67,10 @@ struct Scene {
     show_help: bool,
     my_video_paused: bool,
     peer_paused: bool,
+    /// The call's code, "123 456", once a call runs.
+    code: Option<String>,
+    /// Until when the code and "h: help" stay in the corner unasked.
+    hint_until: Option<Instant>,
 }
 
 /// An open call window and what it shows.
@@ -111,6 +118,8 @@ impl CallWindow {
                 show_help: false,
                 my_video_paused: false,
                 peer_paused: false,
+                code: None,
+                hint_until: None,
             },
             hung_up: false,
             asking: false,
@@ -123,6 +132,14 @@ impl CallWindow {
 
     pub fn set_title(&mut self, title: &str) {
         self.window.set_title(title);
+    }
+
+    /// A call with this code runs: back to the video, with the code and
+    /// "h: help" in a corner for its first seconds (and in the stats).
+    pub fn call_started(&mut self, code: &str) {
+        self.scene.card = None;
+        self.scene.code = Some(code.to_string());
+        self.scene.hint_until = Some(Instant::now() + FIRST_SECONDS);
     }
 
     /// Shows `card` instead of the video (None: back to the video).
@@ -215,8 +232,11 @@ impl CallWindow {
         let (width, height) = self.window.get_size();
         let (width, height) = (width.max(1), height.max(1));
         let scene = &self.scene;
+        let first_seconds = scene.hint_until.is_some_and(|t| Instant::now() < t);
         self.presenter
-            .show(&mut self.window, width, height, |canvas| scene.draw(canvas))?;
+            .show(&mut self.window, width, height, |canvas| {
+                scene.draw(canvas, first_seconds)
+            })?;
         self.events_handled = true;
         self.handle_keys();
         Ok(())
@@ -224,8 +244,9 @@ impl CallWindow {
 }
 
 impl Scene {
-    /// Draws the whole picture.
-    fn draw(&self, canvas: &mut Canvas) {
+    /// Draws the whole picture; `first_seconds` of a call add its code and
+    /// the key hint.
+    fn draw(&self, canvas: &mut Canvas, first_seconds: bool) {
         let (width, height) = (canvas.width, canvas.height);
         let whole = Rect {
             x: 0,
@@ -261,13 +282,16 @@ impl Scene {
                 canvas.blit_rgb(me, area, self.mirror);
             }
         }
+        let code = self.code.as_ref().map(|c| format!("code {c}"));
         let mut lines: Vec<String> = Vec::new();
         if self.show_stats {
+            lines.extend(code.clone());
             lines.extend(self.stats.iter().cloned());
         }
         if self.show_help {
             lines.extend(HELP.iter().map(|s| s.to_string()));
-        } else if !self.show_stats && self.remote.is_none() {
+        } else if !self.show_stats && (first_seconds || self.remote.is_none()) {
+            lines.extend(code.filter(|_| first_seconds));
             lines.push("h: help".into());
         }
         if !lines.is_empty() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use fakecam::{Config, Mode};
 use vidchat::call::Shutdown;
-use vidchat::capture::{CARD_RGB, Capture, CaptureConfig, CapturedFrame, SourceKind};
+use vidchat::capture::{CARD_RGB, CameraChoice, Capture, CaptureConfig, CapturedFrame, SourceKind};
 use vidchat::handoff::latest;
 use vidchat::stats::Counters;
 
@@ -47,7 +47,7 @@ pub fn start_camera(config: Config, width: u32, height: u32) -> Running {
     }
     fakecam::configure(config);
     let capture = Capture::open(CaptureConfig {
-        kind: SourceKind::Camera { index: 0 },
+        kind: SourceKind::Camera(CameraChoice::First),
         width,
         height,
         fps: 30,

@@ -1,0 +1,179 @@
+//! Answering a call on the listening side: `--yes`, nobody to ask, or the
+//! person on the terminal and in the window, whichever answers first; with
+//! the code to compare, said where the question is asked.
+
+use std::io::{BufRead, IsTerminal};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, bounded};
+
+use super::screen::Screen;
+use crate::call::EndReason;
+use crate::interrupt;
+use crate::net::connection::RING_TIMEOUT;
+use crate::net::{PUMP_INTERVAL, Peer};
+
+/// How a listener answers a call.
+pub(super) enum Answering {
+    /// `--yes`: every call that completes the handshake.
+    Always,
+    /// Nobody to ask (no terminal, no window): every call is declined.
+    Never,
+    /// The person, on the terminal (lines read by a helper thread), in the
+    /// window, or both.
+    Ask { terminal: Option<Receiver<String>> },
+}
+
+impl Answering {
+    pub(super) fn choose(yes: bool, window: bool) -> Answering {
+        let terminal = std::io::stdin().is_terminal();
+        match (yes, terminal, window) {
+            (true, ..) => Answering::Always,
+            (false, false, false) => Answering::Never,
+            (false, terminal, _) => Answering::Ask {
+                terminal: terminal.then(stdin_lines),
+            },
+        }
+    }
+}
+
+/// Lines typed on the terminal, read on their own thread (a read blocks).
+fn stdin_lines() -> Receiver<String> {
+    let (tx, rx) = bounded(4);
+    let _ = thread::Builder::new()
+        .name("terminal".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+    rx
+}
+
+/// Rings: asks the person (or applies `--yes`) whether to take the call,
+/// keeping the connection pumped meanwhile, and sends the answer. True when
+/// the call is on.
+pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) -> bool {
+    let who = peer.describe();
+    let decided = match answering {
+        Answering::Always => {
+            eprintln!("{who} - incoming call - accepted (--yes)");
+            Some(true)
+        }
+        Answering::Never => {
+            eprintln!(
+                "{who} - incoming call - declined: no terminal or window to ask on (--yes takes calls)"
+            );
+            Some(false)
+        }
+        Answering::Ask { terminal } => ask(peer, &who, terminal.as_ref(), screen),
+    };
+    if let Some(accepted) = decided {
+        peer.conn.answer(Instant::now(), accepted);
+    }
+    peer.flush(Instant::now() + Duration::from_secs(2));
+    if let Screen::Window(window) = screen {
+        window.ask(None);
+    }
+    match peer.conn.end_reason() {
+        None => peer.conn.is_open(),
+        Some(EndReason::Declined) if decided.is_none() => {
+            eprintln!(
+                "{who} - not answered within {} s: declined",
+                RING_TIMEOUT.as_secs()
+            );
+            false
+        }
+        Some(EndReason::Declined) => {
+            eprintln!("{who} - declined");
+            false
+        }
+        Some(reason) => {
+            eprintln!("{who} - the call ended before it was answered: {reason}");
+            false
+        }
+    }
+}
+
+/// Asks on the terminal and in the window, whichever answers first. None
+/// when the call ended (or its ring timed out) before an answer.
+fn ask(
+    peer: &mut Peer,
+    who: &str,
+    terminal: Option<&Receiver<String>>,
+    screen: &mut Screen,
+) -> Option<bool> {
+    // Lines typed before the call rang answer nothing.
+    if let Some(lines) = terminal {
+        lines.try_iter().for_each(drop);
+    }
+    let Some(info) = peer.info().cloned() else {
+        return Some(false);
+    };
+    let compare = format!(
+        "read the code to each other: the caller's screen must show {} too",
+        info.code
+    );
+    if terminal.is_some() {
+        eprint!("{who} - incoming call\n  {compare}\naccept? [y/N] ");
+    } else {
+        eprintln!(
+            "{who} - incoming call\n  {compare}\n  answer in the window: y accepts, n declines"
+        );
+    }
+    if let Screen::Window(window) = screen {
+        window.ask(Some(format!(
+            "incoming call from {} ({})\ncode {}\nthe caller's screen must show the same code\n\ny / Enter: accept   n / Esc: decline",
+            info.name,
+            peer.address(),
+            info.code,
+        )));
+        window.set_title(&format!(
+            "code {} - vidchat - incoming call from {}",
+            info.code, info.name
+        ));
+    }
+    loop {
+        peer.pump(Instant::now());
+        // Ctrl-C while asked: no, and (the caller of `listen` sees it) done.
+        if interrupt::requested() {
+            if terminal.is_some() {
+                eprintln!();
+            }
+            return Some(false);
+        }
+        if peer.conn.end_reason().is_some() {
+            if terminal.is_some() {
+                eprintln!();
+            }
+            return None;
+        }
+        if let Some(line) = terminal.and_then(|t| t.try_recv().ok()) {
+            return Some(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"));
+        }
+        if let Screen::Window(window) = screen {
+            let open = window.redraw().is_ok() && window.pump();
+            if let Some(answer) = window.take_answer() {
+                if terminal.is_some() {
+                    eprintln!(
+                        "{}",
+                        if answer {
+                            "y (in the window)"
+                        } else {
+                            "n (in the window)"
+                        }
+                    );
+                }
+                return Some(answer);
+            }
+            if !open {
+                return Some(false);
+            }
+        }
+        thread::sleep(PUMP_INTERVAL);
+    }
+}

@@ -12,8 +12,9 @@ PORT = int(sys.argv[1])
 MAGIC = b"VIDCHAT\0"
 
 
-def hello(version=1, magic=MAGIC):
-    payload = magic + struct.pack("<H", version) + bytes(32)
+def hello(version=2, magic=MAGIC):
+    # magic, protocol version, commitment, busy
+    payload = magic + struct.pack("<H", version) + bytes(32) + b"\0"
     return struct.pack("<Q", len(payload)) + payload
 
 

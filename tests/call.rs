@@ -9,6 +9,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 mod util;
+use vidchat::wire::VERSION;
 use util::{GUARD, finish, listen, stderr, stop, vidchat};
 
 /// A headless test-pattern `vidchat connect` to our listener on `port`.
@@ -150,9 +151,9 @@ fn hanging_up_ends_the_other_side() {
     );
 }
 
-/// A vidchat Hello (magic, version, commitment) with its length prefix.
+/// A vidchat Hello (magic, version, commitment, not busy) with its length prefix.
 fn hello(magic: &[u8; 8], version: u16) -> Vec<u8> {
-    let payload = [magic.as_slice(), &version.to_le_bytes(), &[0; 32]].concat();
+    let payload = [magic.as_slice(), &version.to_le_bytes(), &[0; 32], &[0]].concat();
     [(payload.len() as u64).to_le_bytes().as_slice(), &payload].concat()
 }
 
@@ -199,11 +200,11 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
             4097u64.to_le_bytes().to_vec(),
             "4097-byte message, over the 4096-byte limit",
         ),
-        (hello(b"VIDCHAT\0", 1)[..20].to_vec(), "middle of a message"),
+        (hello(b"VIDCHAT\0", VERSION)[..20].to_vec(), "middle of a message"),
         (hello(b"VIDCHAT\0", 99), "protocol v99"),
-        (hello(b"NOTVIDCH", 1), "not a vidchat peer"),
+        (hello(b"NOTVIDCH", VERSION), "not a vidchat peer"),
         (
-            [hello(b"VIDCHAT\0", 1), 70_000u64.to_le_bytes().to_vec()].concat(),
+            [hello(b"VIDCHAT\0", VERSION), 70_000u64.to_le_bytes().to_vec()].concat(),
             "65535-byte limit",
         ),
     ];
@@ -215,7 +216,7 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
         let _ = conn.shutdown(std::net::Shutdown::Write);
         let _ = conn.read_to_end(&mut Vec::new());
     }
-    trickle(port, &hello(b"VIDCHAT\0", 1));
+    trickle(port, &hello(b"VIDCHAT\0", VERSION));
     let caller = caller(port, &[]).spawn().unwrap();
     let (a, b) = (finish(listener), finish(caller));
     let log = stderr(&a);
@@ -451,7 +452,7 @@ fn forty_strangers_holding_connections_do_not_keep_a_caller_out() {
         .map(|n| {
             let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
             if n % 4 == 0 {
-                conn.write_all(&hello(b"VIDCHAT\0", 1)[..5]).unwrap();
+                conn.write_all(&hello(b"VIDCHAT\0", VERSION)[..5]).unwrap();
             }
             conn
         })

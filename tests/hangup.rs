@@ -1,0 +1,253 @@
+//! Ending a call and being turned away, as a person meets them, through the
+//! built binary: Ctrl-C, SIGTERM and SIGHUP hang up (the peer is told and
+//! both sides exit 0), also typed in a real terminal (tmux); and a caller
+//! who arrives while a call runs or rings is told "busy" at once.
+//! The terminal tests are skipped, with the reason printed, without tmux
+//! (`.ci/run` installs it).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod util;
+use util::{BIN, GUARD, finish, listen, stderr, vidchat};
+
+/// A headless test-pattern caller to our listener on `port`.
+fn caller(port: u16) -> Command {
+    let target = format!("127.0.0.1:{port}");
+    vidchat(&["connect", &target, "--source", "test", "--no-window"])
+}
+
+/// Reads `err` until a line containing `words`; the lines read.
+fn read_until(err: &mut BufReader<ChildStderr>, words: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = err.read_line(&mut line).unwrap();
+        assert!(n > 0, "ended before saying {words:?}:\n{seen}");
+        seen += &line;
+        if line.contains(words) {
+            return seen;
+        }
+    }
+}
+
+/// The rest of `child`'s stderr once it exits, and its exit code.
+fn rest(mut child: Child, mut err: BufReader<ChildStderr>) -> (Option<i32>, String) {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut err, &mut text).unwrap();
+    let out = finish_child(&mut child);
+    (out, text)
+}
+
+fn finish_child(child: &mut Child) -> Option<i32> {
+    use wait_timeout::ChildExt;
+    match child.wait_timeout(GUARD).unwrap() {
+        Some(status) => status.code(),
+        None => {
+            let _ = child.kill();
+            panic!("vidchat did not end");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_sigterm_and_sighup_hang_up_and_the_peer_is_told() {
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let (listener, port, _out) = listen(&[]);
+        let mut child = caller(port).spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        read_until(&mut err, "in a call");
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let (code, said) = rest(child, err);
+        assert_eq!(code, Some(0), "{name}: caller said {said}");
+        assert!(said.contains("call ended: you hung up"), "{name}: {said}");
+        let peer = finish(listener);
+        assert_eq!(peer.status.code(), Some(0), "{name}: {}", stderr(&peer));
+        assert!(
+            stderr(&peer).contains("call ended: peer hung up"),
+            "{name}: {}",
+            stderr(&peer)
+        );
+    }
+}
+
+fn have_tmux() -> bool {
+    let here = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !here {
+        eprintln!("SKIPPED: tmux is not installed (`.ci/run` installs it)");
+    }
+    here
+}
+
+/// A terminal of its own (a tmux server on its own socket), killed on drop.
+struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    /// Runs `command` (a shell line) in a new 200x50 terminal.
+    fn run(command: &str) -> Terminal {
+        let socket = format!("vidchat-test-{}-{}", std::process::id(), unique());
+        let terminal = Terminal { socket };
+        terminal.tmux(&["new-session", "-d", "-x", "200", "-y", "50", command]);
+        terminal
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-J"])
+    }
+
+    /// Waits until the screen shows `words`; the screen.
+    fn wait_for(&self, words: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(words) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < GUARD,
+                "the terminal never showed {words:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn unique() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn ctrl_c_typed_in_a_terminal_hangs_up_cleanly() {
+    if !have_tmux() {
+        return;
+    }
+    let (listener, port, _out) = listen(&[]);
+    let line = format!(
+        "{BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60"
+    );
+    let terminal = Terminal::run(&line);
+    terminal.wait_for(" - in a call");
+    // A status line each second: hang up over a live one.
+    terminal.wait_for("fps");
+    terminal.tmux(&["send-keys", "C-c"]);
+    let screen = terminal.wait_for("exit=");
+    assert!(screen.contains("exit=0"), "{screen}");
+    // The status line was ended: the reason stands on a line of its own.
+    assert!(
+        screen.lines().any(|l| l == "call ended: you hung up"),
+        "{screen}"
+    );
+    let peer = finish(listener);
+    assert_eq!(peer.status.code(), Some(0), "{}", stderr(&peer));
+    assert!(stderr(&peer).contains("call ended: peer hung up"));
+}
+
+/// A second caller's attempt: its exit code, what it said, how long it took.
+fn second_caller(port: u16) -> (Option<i32>, String, Duration) {
+    let start = Instant::now();
+    let out = finish(caller(port).spawn().unwrap());
+    (out.status.code(), stderr(&out), start.elapsed())
+}
+
+#[test]
+fn a_caller_who_arrives_during_a_call_is_told_busy() {
+    let (listener, port, _out) = listen(&[]);
+    let mut first = caller(port).spawn().unwrap();
+    let mut err = BufReader::new(first.stderr.take().unwrap());
+    read_until(&mut err, "in a call");
+    let (code, said, took) = second_caller(port);
+    eprintln!("told busy in {took:?}");
+    assert_eq!(code, Some(1), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("is busy: it is in another call"), "{said}");
+    // Not the handshake's deadline: the answer came at once.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The call goes on, and ends as calls do.
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGINT) }, 0);
+    let (code, said) = rest(first, err);
+    assert_eq!(code, Some(0), "{said}");
+    let log = stderr(&finish(listener));
+    assert!(log.contains("that this side is busy"), "{log}");
+    assert!(log.contains("call ended: peer hung up"), "{log}");
+}
+
+#[test]
+fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
+    if !have_tmux() {
+        return;
+    }
+    // A listener with a terminal asks there; a port file says where it is.
+    let dir = std::env::temp_dir().join(format!("vidchat-ring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("listen.out");
+    let line = format!(
+        "{BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
+        out.display()
+    );
+    let terminal = Terminal::run(&line);
+    let port = {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let port = text
+                .split("port ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            if let Some(port) = port {
+                break port;
+            }
+            assert!(start.elapsed() < GUARD, "the listener printed no port");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = caller(port).spawn().unwrap();
+    let asked = terminal.wait_for("accept? [y/N]");
+    assert!(asked.contains("read the code to each other"), "{asked}");
+    let (code, said, took) = second_caller(port);
+    eprintln!("told busy in {took:?} while the first call rang");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("is busy"), "{said}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The person answers the call that rang first.
+    terminal.tmux(&["send-keys", "n", "Enter"]);
+    let declined = finish(first);
+    assert!(stderr(&declined).contains("call declined"), "{}", stderr(&declined));
+    terminal.tmux(&["send-keys", "C-c"]);
+    let screen = terminal.wait_for("exit=");
+    assert!(screen.contains("exit=0"), "{screen}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -9,8 +9,8 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 mod util;
-use vidchat::wire::VERSION;
 use util::{GUARD, finish, listen, stderr, stop, vidchat};
+use vidchat::wire::VERSION;
 
 /// A headless test-pattern `vidchat connect` to our listener on `port`.
 fn caller(port: u16, extra: &[&str]) -> Command {
@@ -200,11 +200,18 @@ fn strangers_are_refused_and_the_listener_keeps_listening() {
             4097u64.to_le_bytes().to_vec(),
             "4097-byte message, over the 4096-byte limit",
         ),
-        (hello(b"VIDCHAT\0", VERSION)[..20].to_vec(), "middle of a message"),
+        (
+            hello(b"VIDCHAT\0", VERSION)[..20].to_vec(),
+            "middle of a message",
+        ),
         (hello(b"VIDCHAT\0", 99), "protocol v99"),
         (hello(b"NOTVIDCH", VERSION), "not a vidchat peer"),
         (
-            [hello(b"VIDCHAT\0", VERSION), 70_000u64.to_le_bytes().to_vec()].concat(),
+            [
+                hello(b"VIDCHAT\0", VERSION),
+                70_000u64.to_le_bytes().to_vec(),
+            ]
+            .concat(),
             "65535-byte limit",
         ),
     ];

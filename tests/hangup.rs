@@ -154,9 +154,8 @@ fn ctrl_c_typed_in_a_terminal_hangs_up_cleanly() {
         return;
     }
     let (listener, port, _out) = listen(&[]);
-    let line = format!(
-        "{BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60"
-    );
+    let line =
+        format!("{BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60");
     let terminal = Terminal::run(&line);
     terminal.wait_for(" - in a call");
     // A status line each second: hang up over a live one.
@@ -245,7 +244,11 @@ fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
     // The person answers the call that rang first.
     terminal.tmux(&["send-keys", "n", "Enter"]);
     let declined = finish(first);
-    assert!(stderr(&declined).contains("call declined"), "{}", stderr(&declined));
+    assert!(
+        stderr(&declined).contains("call declined"),
+        "{}",
+        stderr(&declined)
+    );
     terminal.tmux(&["send-keys", "C-c"]);
     let screen = terminal.wait_for("exit=");
     assert!(screen.contains("exit=0"), "{screen}");

@@ -167,7 +167,10 @@ fn connect_localhost_reaches_a_listener_on_localhost_9999() {
     );
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("localhost:9999") || said.contains("(127.0.0.1:9999)"), "{said}");
+    assert!(
+        said.contains("localhost:9999") || said.contains("(127.0.0.1:9999)"),
+        "{said}"
+    );
     assert!(said.contains("call ended: peer hung up"), "{said}");
     assert_eq!(finish(listener).status.code(), Some(0));
 }

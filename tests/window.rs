@@ -286,3 +286,75 @@ fn finish(child: &mut Child) -> String {
     );
     err
 }
+
+#[test]
+fn a_declined_callers_window_says_why_before_it_closes() {
+    if !have_x_tools("declined-window test") {
+        return;
+    }
+    let x = Xvfb::start();
+    // 32 characters, the longest name shown: it must fit, not be cut.
+    let name = "a-very-long-laptop-name-for-test";
+    // Headless, no terminal and no --yes: every call is declined.
+    let mut cmd = util::vidchat(&util::HEADLESS_LISTEN);
+    cmd.args(["--name", name]);
+    let (mut listener, port, _out) = util::spawn_listener(cmd);
+    let mut caller = Command::new(BIN)
+        .args(["connect", &format!("127.0.0.1:{port}"), "--source", "test"])
+        .env("DISPLAY", &x.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(listener.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("declined") {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "listener ended");
+    }
+    let declined = Instant::now();
+    let window = x.find("vidchat - waiting for an answer$");
+    // A second after the decline the window is still there, saying why.
+    while declined.elapsed() < Duration::from_secs(1) {
+        assert!(
+            caller.try_wait().unwrap().is_none(),
+            "the window closed within {:?} of the decline",
+            declined.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shot = x.shot(&window);
+    let text_px = shot
+        .0
+        .chunks_exact(3)
+        .filter(|px| *px == [0xf0, 0xf0, 0xf0])
+        .count();
+    assert!(
+        text_px > 500,
+        "no reason on the card ({text_px} text pixels)"
+    );
+    let png = std::env::temp_dir().join(format!("vidchat-declined-{}.png", std::process::id()));
+    let rgb = std::env::temp_dir().join(format!("vidchat-declined-{}.rgb", std::process::id()));
+    std::fs::write(&rgb, &shot.0).unwrap();
+    let size = format!("{}x{}", shot.1, shot.2);
+    let converted = Command::new("convert")
+        .args(["-size", &size, "-depth", "8"])
+        .arg(format!("rgb:{}", rgb.display()))
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(converted.success());
+    eprintln!("the declined caller's window: {}", png.display());
+    let _ = std::fs::remove_file(rgb);
+    let status = caller.wait_timeout(GUARD).unwrap().expect("caller ended");
+    let mut err = String::new();
+    caller
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("call declined by"), "{err}");
+    let _ = util::stop(listener);
+}

@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn the_link_estimate_reads_as_a_network_or_as_this_machine() {
         assert_eq!(link_estimate(0), "?");
-        assert_eq!(link_estimate(850), "0.9 Mbit/s");
+        assert_eq!(link_estimate(870), "0.9 Mbit/s");
         assert_eq!(link_estimate(19_600), "19 Mbit/s");
         assert_eq!(link_estimate(74_837_700), "> 1 Gbit/s");
     }

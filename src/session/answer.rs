@@ -79,24 +79,22 @@ pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) 
     if let Screen::Window(window) = screen {
         window.ask(None);
     }
-    match peer.conn.end_reason() {
-        None => peer.conn.is_open(),
-        Some(EndReason::Declined) if decided.is_none() => {
-            eprintln!(
-                "{who} - not answered within {} s: declined",
-                RING_TIMEOUT.as_secs()
-            );
-            false
-        }
+    // What ended the attempt, unless the person did (a "no" needs no card).
+    let ended = match peer.conn.end_reason() {
+        None => return peer.conn.is_open(),
+        Some(EndReason::Declined) if decided.is_none() => format!(
+            "not answered within {} s: declined",
+            RING_TIMEOUT.as_secs()
+        ),
         Some(EndReason::Declined) => {
             eprintln!("{who} - declined");
-            false
+            return false;
         }
-        Some(reason) => {
-            eprintln!("{who} - the call ended before it was answered: {reason}");
-            false
-        }
-    }
+        Some(reason) => format!("the call ended before it was answered: {reason}"),
+    };
+    eprintln!("{who} - {ended}");
+    screen.show_card(&format!("{who}\n{ended}"));
+    false
 }
 
 /// Asks on the terminal and in the window, whichever answers first. None

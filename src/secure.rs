@@ -3,24 +3,31 @@
 //! authentication string (SAS, "the code") both people compare, and sealing
 //! and opening message payloads in chunks of Noise's 65,535-byte limit.
 //!
-//! The code is fixed before anyone can vary it. It hashes two things:
+//! The code is fixed before anyone can see it, and nobody sees it before
+//! the listener rings. It hashes three things:
 //! - the handshake hash after message 2, which covers both Hellos (the
 //!   prologue), both ephemeral keys and the callee's static key and intro:
 //!   everything that decides the keys, and nothing written after it;
-//! - a random nonce the caller committed to (a BLAKE2s hash of it in its
-//!   plaintext Hello) before any key was exchanged, and reveals only in
-//!   message 3.
+//! - a random nonce from each side, each committed to (a BLAKE2s hash of it
+//!   in its plaintext Hello) before any key was exchanged. The caller
+//!   reveals its nonce in message 3; the callee reveals its own only once
+//!   it rings (the person is shown the code), after message 3.
 //!
 //! A relay in the middle runs two handshakes. Towards the caller it must
-//! write message 2 before it learns the caller's nonce, so it cannot steer
-//! the caller's code; towards the callee it committed to its own nonce and
-//! wrote message 1 before the callee's keys existed, and all it writes
-//! afterwards is message 3, which the code does not cover. So neither code
-//! can be ground to match the other: the relay gets one guess in 10^6. (An
-//! earlier scheme hashed the handshake after message 3, which the relay
-//! writes towards the callee after learning the other side's code: it
-//! could try a million variants of it.) The Hellos are the Noise prologue,
-//! so the commitment cannot be swapped either.
+//! write message 2 before it learns the caller's nonce, and it committed
+//! to its own nonce in its Hello, so it cannot steer the caller's code;
+//! towards the callee it committed to its nonce and wrote message 1 before
+//! the callee's keys existed, and all it writes afterwards is message 3,
+//! which the code does not cover. So neither code can be ground to match
+//! the other. Nor can the relay learn the callee's code and hang up when
+//! it differs, to try again: without the callee's nonce it cannot compute
+//! it, and the callee reveals that only as it rings, so every try is a
+//! call the person sees ring (and the listener counts those that hang up).
+//! Each ring is one guess in 10^6. (Earlier schemes let a caller compute
+//! the callee's code after message 2, before the callee showed anything: a
+//! relay could drop and retry thousands of times during one real ring; and
+//! before that the hash after message 3, which a relay could vary.) The
+//! Hellos are the Noise prologue, so no commitment can be swapped either.
 
 use std::sync::Arc;
 
@@ -43,7 +50,7 @@ pub enum SecureError {
     Handshake(snow::Error),
     #[error("peer sent data that does not decrypt (tampered with, or not from the peer)")]
     Decrypt,
-    #[error("the caller's key commitment does not match: someone may be in the middle")]
+    #[error("the peer's commitment to its code does not match: someone may be in the middle")]
     Commitment,
     #[error("message of {0} bytes is too large to encrypt")]
     TooLarge(usize),
@@ -60,7 +67,7 @@ pub fn random_nonce() -> Result<[u8; 32], SecureError> {
     Ok(nonce)
 }
 
-/// The commitment the caller sends in its Hello.
+/// The commitment each side sends in its Hello.
 pub fn commitment(nonce: &[u8; 32]) -> [u8; 32] {
     Blake2s256::new_with_prefix(b"vidchat commitment v1")
         .chain_update(nonce)
@@ -69,11 +76,12 @@ pub fn commitment(nonce: &[u8; 32]) -> [u8; 32] {
 }
 
 /// The code both people read aloud: six digits from the handshake hash and
-/// the caller's nonce, as "123 456".
-pub fn sas(handshake_hash: &[u8], nonce: &[u8; 32]) -> String {
-    let digest: [u8; 32] = Blake2s256::new_with_prefix(b"vidchat sas v1")
+/// both sides' nonces, as "123 456".
+pub fn sas(handshake_hash: &[u8], caller_nonce: &[u8; 32], callee_nonce: &[u8; 32]) -> String {
+    let digest: [u8; 32] = Blake2s256::new_with_prefix(b"vidchat sas v2")
         .chain_update(handshake_hash)
-        .chain_update(nonce)
+        .chain_update(caller_nonce)
+        .chain_update(callee_nonce)
         .finalize()
         .into();
     let n = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
@@ -293,9 +301,10 @@ mod tests {
     fn both_sides_get_the_same_code_and_messages_round_trip() {
         let ((ha, mut seal_a, mut open_a), (hb, mut seal_b, mut open_b)) =
             pair(b"hellos", b"hellos");
-        let nonce = random_nonce().unwrap();
-        assert_eq!(sas(&ha, &nonce), sas(&hb, &nonce));
-        assert_eq!(sas(&ha, &nonce).len(), 7);
+        let (n1, n2) = (random_nonce().unwrap(), random_nonce().unwrap());
+        assert_eq!(sas(&ha, &n1, &n2), sas(&hb, &n1, &n2));
+        assert_eq!(sas(&ha, &n1, &n2).len(), 7);
+        assert_ne!(sas(&ha, &n1, &n2), sas(&ha, &n2, &n1));
         // Sizes around the chunk boundary, and a 720p-frame-sized payload.
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 150_000] {
             let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
@@ -356,12 +365,12 @@ mod tests {
     fn a_relay_that_rekeys_gets_different_codes() {
         // Caller <-> relay and relay <-> callee: two handshakes, as a man in
         // the middle would run them. The relay forwards the caller's nonce.
-        let nonce = random_nonce().unwrap();
+        let (n1, n2) = (random_nonce().unwrap(), random_nonce().unwrap());
         let ((h_caller, ..), (h_relay1, ..)) = pair(b"p", b"p");
         let ((h_relay2, ..), (h_callee, ..)) = pair(b"p", b"p");
-        assert_eq!(sas(&h_caller, &nonce), sas(&h_relay1, &nonce));
-        assert_eq!(sas(&h_relay2, &nonce), sas(&h_callee, &nonce));
-        assert_ne!(sas(&h_caller, &nonce), sas(&h_callee, &nonce));
+        assert_eq!(sas(&h_caller, &n1, &n2), sas(&h_relay1, &n1, &n2));
+        assert_eq!(sas(&h_relay2, &n1, &n2), sas(&h_callee, &n1, &n2));
+        assert_ne!(sas(&h_caller, &n1, &n2), sas(&h_callee, &n1, &n2));
     }
 
     /// A fixed 32-byte key: `n` repeated.
@@ -385,11 +394,11 @@ mod tests {
     fn message_3_cannot_change_the_callee_code() {
         // Message 1 and 2 are the same each time; message 3 is written by
         // the caller (or a relay posing as one) after the nonce is known.
-        let nonce = random_nonce().unwrap();
+        let (n1, n2) = (random_nonce().unwrap(), random_nonce().unwrap());
         let first = callee_code_hash(1, b"nonce and intro");
         for (caller_static, payload) in [(1, b"another intro".as_slice()), (9, b""), (200, b"x")] {
             let other = callee_code_hash(caller_static, payload);
-            assert_eq!(sas(&other, &nonce), sas(&first, &nonce));
+            assert_eq!(sas(&other, &n1, &n2), sas(&first, &n1, &n2));
         }
     }
 
@@ -400,15 +409,16 @@ mod tests {
         // callee's keys existed; all it can still vary is message 3. It tries
         // variants of it (payloads and static keys) hoping to hit the caller's code.
         let caller_nonce = random_nonce().unwrap();
-        let ((h_caller, ..), _) = pair(b"p", b"p");
-        let caller_code = sas(&h_caller, &caller_nonce);
         let relay_nonce = random_nonce().unwrap();
+        let callee_nonce = random_nonce().unwrap();
+        let ((h_caller, ..), _) = pair(b"p", b"p");
+        let caller_code = sas(&h_caller, &caller_nonce, &relay_nonce);
         let tries = 1_000u32;
         let matched = (0..tries)
             .filter(|n| {
                 let payload = n.to_le_bytes();
                 let callee = callee_code_hash((n % 250) as u8 + 1, &payload);
-                sas(&callee, &relay_nonce) == caller_code
+                sas(&callee, &relay_nonce, &callee_nonce) == caller_code
             })
             .count();
         assert_eq!(

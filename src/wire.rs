@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bytes that open every vidchat Hello: a peer that does not send them is not vidchat.
 pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
-/// Protocol version; both sides must speak the same one. 2: a listener
-/// in a call answers a caller with a busy Hello.
+/// Protocol version; both sides must speak the same one. 2: both sides
+/// commit to a nonce for the code (the callee reveals its own as it
+/// rings), and a listener in a call answers a caller with a busy Hello.
 pub const VERSION: u16 = 2;
 /// Largest message after the handshake, in bytes. A 4K JPEG at quality 95 is
 /// about 3 MiB; raw video never travels, so 8 MiB leaves room without
@@ -40,7 +41,7 @@ pub struct Hello {
     pub magic: [u8; 8],
     /// Always [`VERSION`] for this build.
     pub version: u16,
-    /// The caller's commitment to its SAS nonce (zeros from the callee).
+    /// The sender's commitment to its nonce for the code.
     pub commitment: [u8; 32],
     /// From a listener already in a call: nothing follows, the connection
     /// closes. (Unauthenticated, like a refused connection: a stranger who
@@ -196,6 +197,9 @@ pub enum Message {
     Answer { accepted: bool },
     /// The receiver lost the H.264 picture: send a keyframe.
     KeyframeRequest,
+    /// The callee's nonce for the code, sent as it rings (its first
+    /// message); it committed to it in its Hello.
+    Reveal { nonce: [u8; 32] },
 }
 
 /// What can be wrong with bytes from a peer.

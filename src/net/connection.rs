@@ -53,9 +53,10 @@ const CLOCK_SAMPLES: usize = 16;
 /// Which end of the call this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Connected out, commits to the code's nonce, writes messages 1 and 3.
+    /// Connected out, writes messages 1 and 3 (revealing its nonce).
     Caller,
-    /// Was connected to, writes message 2, answers the call.
+    /// Was connected to, writes message 2, rings (revealing its nonce) and
+    /// answers the call.
     Callee,
 }
 
@@ -101,7 +102,16 @@ enum Phase {
         noise: Box<Handshake>,
         their_commitment: [u8; 32],
     },
-    /// Handshake done, answer pending; the callee declines by itself at `until`.
+    /// The caller's handshake is done, but not its code: it waits until
+    /// `until` for the callee's nonce, which comes when the callee rings.
+    Revealing {
+        hash: Vec<u8>,
+        intro: Intro,
+        their_commitment: [u8; 32],
+        until: Instant,
+    },
+    /// Handshake done, code known, answer pending; the callee declines by
+    /// itself at `until`.
     Ringing {
         until: Instant,
     },
@@ -165,8 +175,10 @@ pub struct Connection {
     role: Role,
     phase: Phase,
     our_intro: Intro,
-    /// The caller's nonce for the code (ours if we call, the caller's once revealed).
+    /// Our nonce for the code; we committed to it in our Hello.
     nonce: [u8; 32],
+    /// The callee told the caller its nonce (it rang).
+    revealed: bool,
     /// Both Hellos, caller's first, for the Noise prologue.
     hellos: Vec<Vec<u8>>,
     decoder: FrameDecoder,
@@ -206,10 +218,7 @@ impl Connection {
         now_unix_us: u64,
     ) -> Result<Connection, EndReason> {
         let nonce = secure::random_nonce().map_err(|e| EndReason::Network(e.to_string()))?;
-        let commitment = match role {
-            Role::Caller => secure::commitment(&nonce),
-            Role::Callee => [0; 32],
-        };
+        let commitment = secure::commitment(&nonce);
         let mut ours = Vec::new();
         wire::encode_payload(&Hello::new(commitment), MAX_HELLO_LEN, &mut ours)
             .map_err(|e| EndReason::Protocol(e.to_string()))?;
@@ -220,6 +229,7 @@ impl Connection {
             phase: Phase::Hello { ours },
             our_intro: intro,
             nonce,
+            revealed: false,
             hellos: Vec::new(),
             decoder: FrameDecoder::new(MAX_HELLO_LEN),
             ciphers: None,
@@ -277,7 +287,7 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Hello { .. } | Phase::Noise { .. } => Some(self.handshake_deadline),
-            Phase::Ringing { until } => Some(*until),
+            Phase::Revealing { until, .. } | Phase::Ringing { until } => Some(*until),
             Phase::Open => self.heartbeat.as_ref().map(|hb| {
                 let idle = hb.next_ping.min(hb.last_heard + IDLE_TIMEOUT);
                 // The deaf deadline counts until it has been looked at.
@@ -313,6 +323,10 @@ impl Connection {
                 self.close(EndReason::Protocol(format!(
                     "no vidchat handshake within {secs} s"
                 )));
+            }
+            Phase::Revealing { until, .. } if now >= *until => {
+                let secs = ANSWER_TIMEOUT.as_secs();
+                self.close(EndReason::Protocol(format!("no answer within {secs} s")));
             }
             Phase::Ringing { until } if now >= *until => match self.role {
                 Role::Callee => self.answer(now, false),
@@ -364,7 +378,7 @@ impl Connection {
             (Phase::Hello { .. } | Phase::Noise { .. }, Err(e)) => {
                 EndReason::Protocol(e.to_string())
             }
-            (Phase::Ringing { .. }, _) if self.role == Role::Caller => {
+            (Phase::Revealing { .. } | Phase::Ringing { .. }, _) if self.role == Role::Caller => {
                 EndReason::ConnectionLost("the peer closed the connection before answering".into())
             }
             // Cut mid-message (a killed peer): lost, not malformed.
@@ -474,7 +488,14 @@ impl Connection {
                             .map_err(|e| protocol(&e))?;
                         let msg3 = noise.write(&finale).map_err(|e| protocol(&e))?;
                         wire::frame(&msg3, &mut self.outgoing);
-                        self.connected(now, *noise, intro)
+                        let hash = self.take_keys(*noise)?;
+                        self.phase = Phase::Revealing {
+                            hash,
+                            intro,
+                            their_commitment,
+                            until: now + ANSWER_TIMEOUT,
+                        };
+                        Ok(())
                     }
                     Role::Callee if noise.messages() == 1 => {
                         let mut intro = Vec::new();
@@ -494,32 +515,40 @@ impl Connection {
                         if secure::commitment(&finale.nonce) != their_commitment {
                             return Err(protocol(&secure::SecureError::Commitment));
                         }
-                        self.nonce = finale.nonce;
-                        self.connected(now, *noise, finale.intro)
+                        let hash = self.take_keys(*noise)?;
+                        let code = secure::sas(&hash, &finale.nonce, &self.nonce);
+                        self.connected(now, code, finale.intro);
+                        Ok(())
                     }
                 }
             }
-            // The ciphers exist from Ringing on: those phases never get here.
-            phase @ (Phase::Ringing { .. } | Phase::Open | Phase::Closed) => {
+            // The ciphers exist from Revealing on: those phases never get here.
+            phase @ (Phase::Revealing { .. } | Phase::Ringing { .. } | Phase::Open | Phase::Closed) => {
                 self.phase = phase;
                 Ok(())
             }
         }
     }
 
-    fn connected(&mut self, now: Instant, noise: Handshake, intro: Intro) -> Result<(), EndReason> {
+    /// Ends the handshake: the ciphers from now on, and the hash the code covers.
+    fn take_keys(&mut self, noise: Handshake) -> Result<Vec<u8>, EndReason> {
         let (hash, sealer, opener) = noise
             .finish()
             .map_err(|e| EndReason::Protocol(e.to_string()))?;
+        self.ciphers = Some((sealer, opener));
+        self.decoder.set_max_len(MAX_SEALED_LEN);
+        Ok(hash)
+    }
+
+    /// The code is known: the call rings until it is answered.
+    fn connected(&mut self, now: Instant, code: String, intro: Intro) {
         let info = PeerInfo {
             name: wire::safe_name(&intro.name),
-            code: secure::sas(&hash, &self.nonce),
+            code,
             width: intro.width,
             height: intro.height,
             codecs: intro.codecs,
         };
-        self.ciphers = Some((sealer, opener));
-        self.decoder.set_max_len(MAX_SEALED_LEN);
         self.peer = Some(info.clone());
         self.events.push_back(Event::Connected(info));
         let ring = match self.role {
@@ -527,11 +556,42 @@ impl Connection {
             Role::Callee => RING_TIMEOUT,
         };
         self.phase = Phase::Ringing { until: now + ring };
+    }
+
+    /// The callee's nonce, which it sends as it rings (the caller's side).
+    fn revealed(&mut self, now: Instant, nonce: [u8; 32]) -> Result<(), EndReason> {
+        let Phase::Revealing {
+            hash,
+            intro,
+            their_commitment,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Closed)
+        else {
+            return Err(EndReason::Protocol("peer revealed its code twice".into()));
+        };
+        if secure::commitment(&nonce) != their_commitment {
+            return Err(EndReason::Protocol(
+                secure::SecureError::Commitment.to_string(),
+            ));
+        }
+        let code = secure::sas(&hash, &self.nonce, &nonce);
+        self.connected(now, code, intro);
         Ok(())
     }
 
     /// One decrypted message of a ringing or running call.
     fn handle_message(&mut self, now: Instant, msg: Message) -> Result<(), EndReason> {
+        if matches!(self.phase, Phase::Revealing { .. }) {
+            return match msg {
+                Message::Reveal { nonce } => self.revealed(now, nonce),
+                // A call may be declined (or hung up) before it rings.
+                Message::Answer { accepted: false } => Err(EndReason::Declined),
+                Message::Bye { .. } => Err(EndReason::PeerHungUp),
+                _ => Err(EndReason::Protocol(
+                    "peer sent call messages before it rang".into(),
+                )),
+            };
+        }
         let ringing = matches!(self.phase, Phase::Ringing { .. });
         match msg {
             Message::Answer { accepted } if ringing && self.role == Role::Caller => {
@@ -553,6 +613,9 @@ impl Connection {
                 return Err(EndReason::Protocol(
                     "peer answered a call already in progress".into(),
                 ));
+            }
+            Message::Reveal { .. } => {
+                return Err(EndReason::Protocol("peer revealed its code twice".into()));
             }
             Message::Frame(frame) => self.handle_frame(frame)?,
             Message::Ping { sent_us } => {
@@ -619,10 +682,27 @@ impl Connection {
         });
     }
 
+    /// The callee shows the code to the person: only now does its nonce,
+    /// and with it the code, go to the caller, so a caller that hangs up to
+    /// try again is seen ringing every time. Nothing happens unless the
+    /// call rings on the callee's side, or after the first time.
+    pub fn ring(&mut self) {
+        if self.role == Role::Callee && matches!(self.phase, Phase::Ringing { .. }) && !self.revealed
+        {
+            self.revealed = true;
+            self.queue(&Message::Reveal { nonce: self.nonce });
+        }
+    }
+
     /// The callee's answer at `now`. Nothing happens unless the call rings.
+    /// Accepting rings first (the caller learns the code); declining does
+    /// not reveal it.
     pub fn answer(&mut self, now: Instant, accepted: bool) {
         if self.role != Role::Callee || !matches!(self.phase, Phase::Ringing { .. }) {
             return;
+        }
+        if accepted {
+            self.ring();
         }
         self.queue(&Message::Answer { accepted });
         if accepted {
@@ -682,8 +762,11 @@ impl Connection {
         if matches!(self.phase, Phase::Closed) && self.end.is_some() {
             return;
         }
-        if reason == EndReason::HungUp && matches!(self.phase, Phase::Open | Phase::Ringing { .. })
-        {
+        let keyed = matches!(
+            self.phase,
+            Phase::Open | Phase::Ringing { .. } | Phase::Revealing { .. }
+        );
+        if reason == EndReason::HungUp && keyed {
             self.queue(&Message::Bye {
                 reason: ByeReason::HungUp,
             });
@@ -864,6 +947,8 @@ pub(crate) mod tests {
     fn a_whole_call() {
         let mut pair = Pair::new();
         pair.drive();
+        pair.callee.ring();
+        pair.drive();
         let (Some(Event::Connected(at_caller)), Some(Event::Connected(at_callee))) =
             (pair.caller.poll_event(), pair.callee.poll_event())
         else {
@@ -938,7 +1023,12 @@ pub(crate) mod tests {
             from.take_outgoing(&mut bytes);
             to.handle_bytes(now, &bytes);
         };
-        for _ in 0..4 {
+        for round in 0..5 {
+            if round == 3 {
+                // Both callees ring: the relay's too, to see the caller's code.
+                relay_in.ring();
+                callee.ring();
+            }
             pass(&mut caller, &mut relay_in);
             pass(&mut relay_in, &mut caller);
             pass(&mut relay_out, &mut callee);
@@ -948,6 +1038,62 @@ pub(crate) mod tests {
         assert_eq!(code(&caller), code(&relay_in));
         assert_eq!(code(&relay_out), code(&callee));
         assert_ne!(code(&caller), code(&callee), "the relay went unnoticed");
+    }
+
+    #[test]
+    fn a_caller_that_hangs_up_to_try_again_learns_no_code_before_the_listener_rings() {
+        // A relay holding the real caller plays caller to the listener and
+        // would hang up on every try whose code differs from the one it
+        // needs. It can compute none: the handshake is done and the
+        // listener's code fixed, but the listener's nonce comes only as it
+        // rings, so every code the relay learns is a ring the person saw.
+        let mut codes = std::collections::HashSet::new();
+        let tries = 100;
+        for n in 0..tries {
+            let mut pair = Pair::new();
+            pair.drive();
+            let listener_code = pair.callee.peer().expect("the code is fixed").code.clone();
+            pair.advance(Duration::from_secs(1));
+            assert!(
+                pair.caller.peer().is_none(),
+                "the caller knows the code before the listener rang"
+            );
+            assert!(
+                !events(&mut pair.caller)
+                    .iter()
+                    .any(|e| matches!(e, Event::Connected(_))),
+                "the caller was told a code before the listener rang"
+            );
+            // Declining (or the ring's own timeout) reveals nothing either.
+            if n % 2 == 1 {
+                pair.callee.answer(pair.now, false);
+                pair.drive();
+                assert!(pair.caller.peer().is_none());
+                assert_eq!(ended(&mut pair.caller), Some(EndReason::Declined));
+                codes.insert(listener_code);
+                continue;
+            }
+            pair.callee.ring();
+            pair.drive();
+            assert_eq!(pair.caller.peer().map(|p| p.code.clone()), Some(listener_code.clone()));
+            codes.insert(listener_code);
+        }
+        // Real codes, not one fixed one (a broken scheme could pass above).
+        assert!(codes.len() > tries * 9 / 10, "{} codes in {tries} tries", codes.len());
+    }
+
+    #[test]
+    fn a_reveal_that_breaks_the_commitment_ends_the_call() {
+        let mut pair = Pair::new();
+        pair.drive();
+        // A callee sending a nonce other than the one its Hello committed to.
+        pair.callee.nonce[0] ^= 1;
+        pair.callee.ring();
+        pair.drive();
+        assert!(pair.caller.peer().is_none());
+        assert!(
+            matches!(ended(&mut pair.caller), Some(EndReason::Protocol(why)) if why.contains("commitment")),
+        );
     }
 
     #[test]

@@ -135,6 +135,8 @@ fn ask(
             info.code, info.name
         ));
     }
+    // The code is in front of the person: now the caller may learn it.
+    peer.conn.ring();
     loop {
         peer.pump(Instant::now());
         // Ctrl-C while asked: no, and (the caller of `listen` sees it) done.

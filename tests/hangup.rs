@@ -6,11 +6,11 @@
 //! (`.ci/run` installs it).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{BIN, GUARD, finish, listen, stderr, vidchat};
+use util::{BIN, GUARD, Terminal, finish, have_tmux, listen, stderr, vidchat};
 
 /// A headless test-pattern caller to our listener on `port`.
 fn caller(port: u16) -> Command {
@@ -75,77 +75,6 @@ fn ctrl_c_sigterm_and_sighup_hang_up_and_the_peer_is_told() {
             stderr(&peer)
         );
     }
-}
-
-fn have_tmux() -> bool {
-    let here = Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !here {
-        eprintln!("SKIPPED: tmux is not installed (`.ci/run` installs it)");
-    }
-    here
-}
-
-/// A terminal of its own (a tmux server on its own socket), killed on drop.
-struct Terminal {
-    socket: String,
-}
-
-impl Terminal {
-    /// Runs `command` (a shell line) in a new 200x50 terminal.
-    fn run(command: &str) -> Terminal {
-        let socket = format!("vidchat-test-{}-{}", std::process::id(), unique());
-        let terminal = Terminal { socket };
-        terminal.tmux(&["new-session", "-d", "-x", "200", "-y", "50", command]);
-        terminal
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-J"])
-    }
-
-    /// Waits until the screen shows `words`; the screen.
-    fn wait_for(&self, words: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(words) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < GUARD,
-                "the terminal never showed {words:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn unique() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[test]
@@ -217,22 +146,7 @@ fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
         out.display()
     );
     let terminal = Terminal::run(&line);
-    let port = {
-        let start = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
-            let port = text
-                .split("port ")
-                .nth(1)
-                .and_then(|r| r.split(' ').next())
-                .and_then(|p| p.parse::<u16>().ok());
-            if let Some(port) = port {
-                break port;
-            }
-            assert!(start.elapsed() < GUARD, "the listener printed no port");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let port = util::port_from_file(&out);
     let first = caller(port).spawn().unwrap();
     let asked = terminal.wait_for("accept? [y/N]");
     assert!(asked.contains("read the code to each other"), "{asked}");

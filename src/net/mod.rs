@@ -9,6 +9,7 @@
 pub mod busy;
 pub mod connection;
 pub mod door;
+pub mod guessing;
 pub mod ladder;
 pub mod link;
 pub mod nearby;

@@ -54,10 +54,21 @@ fn stdin_lines() -> Receiver<String> {
     rx
 }
 
+/// How a ring ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rang {
+    /// The call is on.
+    Taken,
+    /// Declined, by the person or by the ring's timeout.
+    NotTaken,
+    /// The caller went away after it was shown the code, before an answer
+    /// (what someone trying codes does).
+    CallerLeft,
+}
+
 /// Rings: asks the person (or applies `--yes`) whether to take the call,
-/// keeping the connection pumped meanwhile, and sends the answer. True when
-/// the call is on.
-pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) -> bool {
+/// keeping the connection pumped meanwhile, and sends the answer.
+pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) -> Rang {
     let who = peer.describe();
     let decided = match answering {
         Answering::Always => {
@@ -80,21 +91,25 @@ pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) 
         window.ask(None);
     }
     // What ended the attempt, unless the person did (a "no" needs no card).
-    let ended = match peer.conn.end_reason() {
-        None => return peer.conn.is_open(),
-        Some(EndReason::Declined) if decided.is_none() => format!(
-            "not answered within {} s: declined",
-            RING_TIMEOUT.as_secs()
+    let (rang, ended) = match peer.conn.end_reason() {
+        None if peer.conn.is_open() => return Rang::Taken,
+        None => return Rang::NotTaken,
+        Some(EndReason::Declined) if decided.is_none() => (
+            Rang::NotTaken,
+            format!("not answered within {} s: declined", RING_TIMEOUT.as_secs()),
         ),
         Some(EndReason::Declined) => {
             eprintln!("{who} - declined");
-            return false;
+            return Rang::NotTaken;
         }
-        Some(reason) => format!("the call ended before it was answered: {reason}"),
+        Some(reason) => (
+            Rang::CallerLeft,
+            format!("the call ended before it was answered: {reason}"),
+        ),
     };
     eprintln!("{who} - {ended}");
     screen.show_card(&format!("{who}\n{ended}"));
-    false
+    rang
 }
 
 /// Asks on the terminal and in the window, whichever answers first. None

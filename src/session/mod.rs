@@ -31,7 +31,7 @@ use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, PUMP_INTERVAL, Peer, nearby};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::wire::{self, Intro, VideoFormat};
-use answer::{Answering, ring};
+use answer::{Answering, Rang, ring};
 use screen::Screen;
 pub use target::{CallTarget, peers};
 
@@ -122,8 +122,15 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
         match door.poll(Instant::now()) {
             Some(mut peer) => {
                 let busy_tone = door.busy_tone().map_err(|e| eprintln!("{e:#}")).ok();
-                if ring(&mut peer, &answering, &mut screen) {
-                    break (peer, busy_tone);
+                match ring(&mut peer, &answering, &mut screen) {
+                    Rang::Taken => break (peer, busy_tone),
+                    Rang::NotTaken => {}
+                    Rang::CallerLeft => {
+                        let ip = peer.address().ip();
+                        if let Some(warning) = door.hung_up_after_code(ip, Instant::now()) {
+                            eprintln!("{warning}");
+                        }
+                    }
                 }
                 drop(busy_tone);
                 if let Screen::Window(window) = &mut screen {

@@ -1,11 +1,12 @@
-//! What the end-to-end tests share: running the built binary, and a
-//! headless test-pattern listener whose port is read from its first line.
+//! What the end-to-end tests share: running the built binary, a headless
+//! test-pattern listener whose port is read from its first line, and a
+//! terminal of its own (tmux) to type in and read.
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
 
@@ -82,4 +83,98 @@ pub fn stderr(out: &Output) -> String {
 pub fn stop(mut child: Child) -> String {
     let _ = child.kill();
     stderr(&child.wait_with_output().unwrap())
+}
+
+pub fn have_tmux() -> bool {
+    let here = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !here {
+        eprintln!("SKIPPED: tmux is not installed (`.ci/run` installs it)");
+    }
+    here
+}
+
+/// A terminal of its own (a tmux server on its own socket), killed on drop.
+pub struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    /// Runs `command` (a shell line) in a new 200x50 terminal.
+    pub fn run(command: &str) -> Terminal {
+        let socket = format!("vidchat-test-{}-{}", std::process::id(), unique());
+        let terminal = Terminal { socket };
+        terminal.tmux(&["new-session", "-d", "-x", "200", "-y", "50", command]);
+        terminal
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-J"])
+    }
+
+    /// Waits until the screen shows `words`; the screen.
+    pub fn wait_for(&self, words: &str) -> String {
+        self.wait_for_count(words, 1)
+    }
+
+    /// Waits until the screen shows `words` `count` times; the screen.
+    pub fn wait_for_count(&self, words: &str, count: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.matches(words).count() >= count {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < GUARD,
+                "the terminal never showed {words:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn unique() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The port a `vidchat listen` whose stdout goes to `path` printed first.
+pub fn port_from_file(path: &std::path::Path) -> u16 {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let port = text
+            .split("port ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        if let Some(port) = port {
+            return port;
+        }
+        assert!(start.elapsed() < GUARD, "the listener printed no port");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -24,7 +24,7 @@ start_listener "$OUT/listen.err"
 echo "hostile clients against vidchat listen on port $PORT:"
 EXPECTED=$(python3 bench/hostile.py "$PORT" | tee /dev/stderr | tail -1)
 PEAK=$(awk '/VmHWM/ {print $2}' /proc/$LP/status)
-"$BIN" connect "127.0.0.1:$PORT" --source test --no-window --duration 2 2>"$OUT/connect.err"
+"$BIN" connect "127.0.0.1:$PORT" --yes --source test --no-window --duration 2 2>"$OUT/connect.err"
 wait $LP
 REFUSED=$(grep -c '^refused connection' "$OUT/listen.err" || true)
 echo
@@ -48,7 +48,7 @@ PYEOF
 CROWD=$!
 sleep 0.5
 T0=$(date +%s%6N)
-"$BIN" connect "127.0.0.1:$PORT" --source test --no-window --duration 2 --stats "$OUT/crowd.jsonl" 2>"$OUT/crowd-connect.err"
+"$BIN" connect "127.0.0.1:$PORT" --yes --source test --no-window --duration 2 --stats "$OUT/crowd.jsonl" 2>"$OUT/crowd-connect.err"
 wait $LP
 kill $CROWD 2>/dev/null || true
 FIRST=$(python3 -c "import json,sys; print(min(json.loads(l)['shown_us'] for l in open(sys.argv[1])))" "$OUT/crowd.jsonl")
@@ -60,7 +60,7 @@ start_listener "$OUT/capture.err"
 tcpdump -i lo -U -w "$OUT/call.pcap" "tcp port $PORT" 2>/dev/null &
 TP=$!
 sleep 1
-"$BIN" connect "127.0.0.1:$PORT" --source test --no-window --duration 3 2>/dev/null
+"$BIN" connect "127.0.0.1:$PORT" --yes --source test --no-window --duration 3 2>/dev/null
 wait $LP
 sleep 1; kill $TP; wait $TP 2>/dev/null || true
 python3 - "$OUT/call.pcap" "$(hostname)" <<'PYEOF'

@@ -63,7 +63,7 @@ call() {
         $view --duration "$secs" --stats "$WORK/$tag.a.jsonl" >/dev/null 2>"$WORK/$tag.log_a" &
     local lp=$!
     for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done
-    $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --source "$src" --size "${w}x$h" --codec "$codec" \
+    $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --yes --source "$src" --size "${w}x$h" --codec "$codec" \
         $view --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
     local cp=$!
     [ -n "${DURING:-}" ] && $DURING

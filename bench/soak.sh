@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 LP=$!
 for _ in $(seq 100); do grep -q 'port [0-9]' "$OUT/listen.out" 2>/dev/null && break; sleep 0.05; done
 PORT=$(grep -o 'port [0-9]*' "$OUT/listen.out" | head -1 | cut -d' ' -f2)
-"$BIN" connect "127.0.0.1:$PORT" --source test --no-window --duration "$SECS" 2>"$OUT/connect.err" &
+"$BIN" connect "127.0.0.1:$PORT" --yes --source test --no-window --duration "$SECS" 2>"$OUT/connect.err" &
 CP=$!
 sample() { # PID -> "rss_kb fds"
     echo "$(awk '/VmRSS/ {print $2}' /proc/"$1"/status 2>/dev/null || echo 0) $(ls /proc/"$1"/fd 2>/dev/null | wc -l)"

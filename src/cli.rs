@@ -29,7 +29,9 @@ Examples, two laptops on the same Wi-Fi:
   vidchat devices                   list cameras and their formats
 
 The code: both sides show the same six-digit code. Read it to each other;
-if the two screens differ, hang up: someone is between you.
+if the two screens differ, hang up: someone is between you. The listener
+accepts the call, then the caller confirms the code (y): no camera picture
+leaves either side before its own person said yes.
 
 In the window:
   Esc / q   hang up            v   pause/resume my video
@@ -77,6 +79,10 @@ pub enum Command {
         /// Port to call when TARGET gives none [default: 9999].
         #[arg(long)]
         port: Option<u16>,
+        /// Send your video without asking you to confirm the code first
+        /// (for scripts; asked in the window or on the terminal otherwise).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         call: CallArgs,
     },

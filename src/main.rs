@@ -40,11 +40,16 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
             interrupt::install();
             session::listen(&how, &options)?
         }
-        Command::Connect { target, port, call } => {
+        Command::Connect {
+            target,
+            port,
+            yes,
+            call,
+        } => {
             let target = call_target(target.as_deref(), port)?;
             let options = call.into_options()?;
             interrupt::install();
-            session::connect(&target, &options)?
+            session::connect(&target, yes, &options)?
         }
         Command::Loopback { call } => {
             let options = call.into_options()?;

@@ -18,6 +18,11 @@ pub struct Counters {
     pub video_paused: AtomicBool,
     /// The peer says its video is paused.
     pub peer_video_paused: AtomicBool,
+    /// Our person said yes to the call (a caller: compared the code and
+    /// confirmed): until then the sender sends no frame.
+    pub confirmed: AtomicBool,
+    /// The peer's person said yes (a callee learns it from the caller).
+    pub peer_confirmed: AtomicBool,
     /// Frames the capture thread replaced before the sender took them.
     pub capture_dropped: AtomicU64,
     /// Frames written to the socket.

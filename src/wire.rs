@@ -200,6 +200,9 @@ pub enum Message {
     /// The callee's nonce for the code, sent as it rings (its first
     /// message); it committed to it in its Hello.
     Reveal { nonce: [u8; 32] },
+    /// The caller's person compared the code and said yes: its video
+    /// follows (none may come before).
+    Confirmed,
 }
 
 /// What can be wrong with bytes from a peer.

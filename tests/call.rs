@@ -15,7 +15,14 @@ use vidchat::wire::VERSION;
 /// A headless test-pattern `vidchat connect` to our listener on `port`.
 fn caller(port: u16, extra: &[&str]) -> Command {
     let target = format!("127.0.0.1:{port}");
-    let mut cmd = vidchat(&["connect", &target, "--source", "test", "--no-window"]);
+    let mut cmd = vidchat(&[
+        "connect",
+        &target,
+        "--yes",
+        "--source",
+        "test",
+        "--no-window",
+    ]);
     cmd.args(extra);
     cmd
 }

@@ -35,13 +35,8 @@ fn attempt(port: u16, give_up: Duration) -> (TcpStream, Try) {
     stream
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
-    let mut conn = Connection::new(
-        Role::Caller,
-        Intro::new("guesser", 0, 0),
-        Instant::now(),
-        0,
-    )
-    .unwrap();
+    let mut conn =
+        Connection::new(Role::Caller, Intro::new("guesser", 0, 0), Instant::now(), 0).unwrap();
     let (mut out, mut buf) = (Vec::new(), [0u8; 4096]);
     let start = Instant::now();
     let seen = loop {
@@ -96,8 +91,12 @@ fn someone_guessing_the_code_learns_it_only_as_the_listener_rings_and_is_turned_
         drop(stream);
         terminal.wait_for_count("the call ended before it was answered", n);
     }
-    let screen = terminal.wait_for("3 calls from 127.0.0.1 hung up right after their code was shown");
-    assert!(screen.contains("someone may be guessing the code"), "{screen}");
+    let screen =
+        terminal.wait_for("3 calls from 127.0.0.1 hung up right after their code was shown");
+    assert!(
+        screen.contains("someone may be guessing the code"),
+        "{screen}"
+    );
 
     // Turned away now: no handshake, let alone a code.
     let (_, seen) = attempt(port, Duration::from_secs(10));

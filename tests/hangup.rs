@@ -15,7 +15,14 @@ use util::{BIN, GUARD, Terminal, finish, have_tmux, listen, stderr, vidchat};
 /// A headless test-pattern caller to our listener on `port`.
 fn caller(port: u16) -> Command {
     let target = format!("127.0.0.1:{port}");
-    vidchat(&["connect", &target, "--source", "test", "--no-window"])
+    vidchat(&[
+        "connect",
+        &target,
+        "--yes",
+        "--source",
+        "test",
+        "--no-window",
+    ])
 }
 
 /// Reads `err` until a line containing `words`; the lines read.
@@ -83,8 +90,9 @@ fn ctrl_c_typed_in_a_terminal_hangs_up_cleanly() {
         return;
     }
     let (listener, port, _out) = listen(&[]);
-    let line =
-        format!("{BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60");
+    let line = format!(
+        "{BIN} connect 127.0.0.1:{port} --yes --source test --no-window; echo exit=$?; sleep 60"
+    );
     let terminal = Terminal::run(&line);
     terminal.wait_for(" - in a call");
     // A status line each second: hang up over a live one.

@@ -141,7 +141,7 @@ impl Lan {
     /// `vidchat connect ARGS` with the test pattern and no window, run to
     /// its end in `b`: its output and how long it took.
     fn connect(&self, args: &[&str]) -> (Output, Duration) {
-        let mut all = vec!["connect", "--source", "test", "--no-window"];
+        let mut all = vec!["connect", "--yes", "--source", "test", "--no-window"];
         all.extend_from_slice(args);
         run(Lan::vidchat(&self.b, &all))
     }

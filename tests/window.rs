@@ -167,6 +167,7 @@ fn call_window_shows_video_self_view_and_reacts_to_keys() {
         .args([
             "connect",
             &format!("127.0.0.1:{port}"),
+            "--yes",
             "--source",
             "test",
             "--duration",

@@ -86,6 +86,9 @@ pub enum Event {
     Frame(Frame),
     /// The peer paused (true) or resumed its video.
     PeerPaused(bool),
+    /// The caller's person compared the code and said yes: its video may
+    /// come (the callee's side).
+    PeerConfirmed,
     /// A new smallest round trip to the peer, microseconds.
     Rtt(u64),
     /// The call is over (or never started), and why. Always the last event.
@@ -179,6 +182,11 @@ pub struct Connection {
     nonce: [u8; 32],
     /// The callee told the caller its nonce (it rang).
     revealed: bool,
+    /// Our person said yes: the callee's answer, the caller's confirmation
+    /// once the codes were compared. No frame leaves before.
+    confirmed: bool,
+    /// The peer's person said yes (the caller's: its Confirmed).
+    peer_confirmed: bool,
     /// Both Hellos, caller's first, for the Noise prologue.
     hellos: Vec<Vec<u8>>,
     decoder: FrameDecoder,
@@ -230,6 +238,9 @@ impl Connection {
             our_intro: intro,
             nonce,
             revealed: false,
+            confirmed: false,
+            // The callee's yes is its answer; the caller's comes later.
+            peer_confirmed: role == Role::Caller,
             hellos: Vec::new(),
             decoder: FrameDecoder::new(MAX_HELLO_LEN),
             ciphers: None,
@@ -251,6 +262,11 @@ impl Connection {
         })
     }
 
+    /// Which end of the call this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Who the peer is, once the handshake is done.
     pub fn peer(&self) -> Option<&PeerInfo> {
         self.peer.as_ref()
@@ -261,9 +277,32 @@ impl Connection {
         self.end.as_ref()
     }
 
-    /// True while video may flow.
+    /// True while the call runs (answered, not ended).
     pub fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open)
+    }
+
+    /// True while our video may flow: the call runs and our person said yes.
+    pub fn may_send_video(&self) -> bool {
+        self.is_open() && self.confirmed
+    }
+
+    /// Whether the peer's person said yes (always, on the caller's side).
+    pub fn peer_confirmed(&self) -> bool {
+        self.peer_confirmed
+    }
+
+    /// The caller's person compared the code and said yes: its video may
+    /// go, and the callee is told (as soon as the call is answered).
+    /// Nothing happens on the callee's side, whose yes is its answer.
+    pub fn confirm(&mut self) {
+        if self.role != Role::Caller || self.confirmed {
+            return;
+        }
+        self.confirmed = true;
+        if self.is_open() {
+            self.queue(&Message::Confirmed);
+        }
     }
 
     /// The next event, if any.
@@ -523,7 +562,10 @@ impl Connection {
                 }
             }
             // The ciphers exist from Revealing on: those phases never get here.
-            phase @ (Phase::Revealing { .. } | Phase::Ringing { .. } | Phase::Open | Phase::Closed) => {
+            phase @ (Phase::Revealing { .. }
+            | Phase::Ringing { .. }
+            | Phase::Open
+            | Phase::Closed) => {
                 self.phase = phase;
                 Ok(())
             }
@@ -599,6 +641,9 @@ impl Connection {
                     return Err(EndReason::Declined);
                 }
                 self.open(now);
+                if self.confirmed {
+                    self.queue(&Message::Confirmed);
+                }
                 self.events.push_back(Event::Accepted);
             }
             Message::Bye {
@@ -616,6 +661,22 @@ impl Connection {
             }
             Message::Reveal { .. } => {
                 return Err(EndReason::Protocol("peer revealed its code twice".into()));
+            }
+            Message::Confirmed if self.role == Role::Callee => {
+                if !self.peer_confirmed {
+                    self.peer_confirmed = true;
+                    self.events.push_back(Event::PeerConfirmed);
+                }
+            }
+            Message::Confirmed => {
+                return Err(EndReason::Protocol(
+                    "the callee sent a confirmation only a caller sends".into(),
+                ));
+            }
+            Message::Frame(_) if !self.peer_confirmed => {
+                return Err(EndReason::Protocol(
+                    "peer sent video before its person confirmed the call".into(),
+                ));
             }
             Message::Frame(frame) => self.handle_frame(frame)?,
             Message::Ping { sent_us } => {
@@ -687,7 +748,9 @@ impl Connection {
     /// try again is seen ringing every time. Nothing happens unless the
     /// call rings on the callee's side, or after the first time.
     pub fn ring(&mut self) {
-        if self.role == Role::Callee && matches!(self.phase, Phase::Ringing { .. }) && !self.revealed
+        if self.role == Role::Callee
+            && matches!(self.phase, Phase::Ringing { .. })
+            && !self.revealed
         {
             self.revealed = true;
             self.queue(&Message::Reveal { nonce: self.nonce });
@@ -703,6 +766,7 @@ impl Connection {
         }
         if accepted {
             self.ring();
+            self.confirmed = true;
         }
         self.queue(&Message::Answer { accepted });
         if accepted {
@@ -712,11 +776,11 @@ impl Connection {
         }
     }
 
-    /// Seals one frame into the outgoing bytes (only while the call is
-    /// open) and gives its data buffer back for reuse.
+    /// Seals one frame into the outgoing bytes (only while our video may
+    /// flow) and gives its data buffer back for reuse.
     pub fn send_frame(&mut self, frame: Frame) -> Result<Vec<u8>, EndReason> {
         let msg = Message::Frame(frame);
-        if self.is_open() {
+        if self.may_send_video() {
             self.send(&msg)?;
         }
         let Message::Frame(frame) = msg else {
@@ -884,11 +948,13 @@ pub(crate) mod tests {
             }
         }
 
-        /// Handshake, then the callee takes the call.
+        /// Handshake, then the callee takes the call and the caller
+        /// confirms it.
         fn answered() -> Pair {
             let mut pair = Pair::new();
             pair.drive();
             pair.callee.answer(pair.now, true);
+            pair.caller.confirm();
             pair.drive();
             events(&mut pair.caller);
             events(&mut pair.callee);
@@ -967,6 +1033,7 @@ pub(crate) mod tests {
         );
 
         pair.callee.answer(pair.now, true);
+        pair.caller.confirm();
         pair.drive();
         assert!(events(&mut pair.caller).contains(&Event::Accepted));
         // The first Ping's Pong gives the round trip.
@@ -1075,11 +1142,74 @@ pub(crate) mod tests {
             }
             pair.callee.ring();
             pair.drive();
-            assert_eq!(pair.caller.peer().map(|p| p.code.clone()), Some(listener_code.clone()));
+            assert_eq!(
+                pair.caller.peer().map(|p| p.code.clone()),
+                Some(listener_code.clone())
+            );
             codes.insert(listener_code);
         }
         // Real codes, not one fixed one (a broken scheme could pass above).
-        assert!(codes.len() > tries * 9 / 10, "{} codes in {tries} tries", codes.len());
+        assert!(
+            codes.len() > tries * 9 / 10,
+            "{} codes in {tries} tries",
+            codes.len()
+        );
+    }
+
+    #[test]
+    fn no_frame_leaves_the_caller_before_its_person_confirmed() {
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.callee.answer(pair.now, true);
+        pair.drive();
+        assert!(events(&mut pair.caller).contains(&Event::Accepted));
+        // Answered, but the caller's person has not compared the code yet.
+        assert!(pair.caller.is_open() && !pair.caller.may_send_video());
+        pair.caller.send_frame(frame(1, true)).unwrap();
+        assert!(!pair.caller.has_outgoing(), "a frame left unconfirmed");
+        // The callee's yes was its answer: its video goes at once.
+        assert!(pair.callee.may_send_video());
+        assert!(!pair.callee.peer_confirmed());
+        pair.caller.confirm();
+        pair.drive();
+        assert!(events(&mut pair.callee).contains(&Event::PeerConfirmed));
+        pair.caller.send_frame(frame(2, true)).unwrap();
+        pair.drive();
+        assert_eq!(frames(&mut pair.callee), [2]);
+    }
+
+    #[test]
+    fn a_confirmation_given_while_it_rings_goes_once_the_call_is_answered() {
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.callee.ring();
+        pair.drive();
+        pair.caller.confirm();
+        pair.drive();
+        assert_eq!(
+            pair.callee.end_reason(),
+            None,
+            "a message before the answer"
+        );
+        pair.callee.answer(pair.now, true);
+        pair.drive();
+        assert!(events(&mut pair.callee).contains(&Event::PeerConfirmed));
+        assert!(pair.caller.may_send_video());
+    }
+
+    #[test]
+    fn video_from_a_caller_that_did_not_confirm_ends_the_call() {
+        let mut pair = Pair::new();
+        pair.drive();
+        pair.callee.answer(pair.now, true);
+        pair.drive();
+        let mut plain = Vec::new();
+        wire::encode_payload(&Message::Frame(frame(1, true)), MAX_MESSAGE_LEN, &mut plain).unwrap();
+        pair.caller.send_raw(&plain);
+        pair.drive();
+        assert!(
+            matches!(ended(&mut pair.callee), Some(EndReason::Protocol(why)) if why.contains("before its person confirmed")),
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use anyhow::Result;
 
 use super::Peer;
 use super::busy::BusyTone;
-use super::guessing::Guessing;
 use super::connection::Role;
+use super::guessing::Guessing;
 use crate::wire::Intro;
 
 /// Handshakes in progress at once. Each costs a socket and a few kilobytes.

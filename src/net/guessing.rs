@@ -61,7 +61,10 @@ impl Guessing {
             self.forget_oldest();
         }
         let times = self.hang_ups.entry(source).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+        {
             times.pop_front();
         }
         times.push_back(now);
@@ -115,11 +118,17 @@ mod tests {
         let t0 = Instant::now();
         let relay = ip("192.168.1.66");
         assert_eq!(g.hung_up_after_code(relay, t0), None);
-        assert_eq!(g.hung_up_after_code(relay, t0 + Duration::from_secs(1)), None);
+        assert_eq!(
+            g.hung_up_after_code(relay, t0 + Duration::from_secs(1)),
+            None
+        );
         let warning = g
             .hung_up_after_code(relay, t0 + Duration::from_secs(2))
             .expect("a warning at the third");
-        assert!(warning.starts_with("3 calls from 192.168.1.66 hung up right after their code was shown"));
+        assert!(
+            warning
+                .starts_with("3 calls from 192.168.1.66 hung up right after their code was shown")
+        );
         assert!(g.is_slowed(relay, t0 + Duration::from_secs(3)));
         assert!(!g.is_slowed(ip("192.168.1.67"), t0 + Duration::from_secs(3)));
         assert!(!g.is_slowed(relay, t0 + Duration::from_secs(2) + SLOW_FOR));

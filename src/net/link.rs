@@ -253,14 +253,19 @@ impl Sending {
 
     fn send_frame(&mut self, frame: CapturedFrame) -> Result<(), EndReason> {
         let paused = self.counters.video_paused.load(Ordering::Relaxed);
-        let keyframe_wanted = self.shared.with(|c| {
+        let confirmed = self.counters.confirmed.load(Ordering::Relaxed);
+        let (keyframe_wanted, may_send) = self.shared.with(|c| {
+            if confirmed {
+                c.confirm();
+            }
             c.set_paused(paused);
-            c.take_keyframe_wanted()
+            (c.take_keyframe_wanted(), c.may_send_video())
         })?;
         if let Some(encoder) = self.h264.as_mut().filter(|_| keyframe_wanted) {
             encoder.force_keyframe();
         }
-        if paused {
+        // Not a frame of the camera before our person said yes.
+        if paused || !may_send {
             // A resumed picture starts from a keyframe.
             if let Some(encoder) = self.h264.as_mut() {
                 encoder.force_keyframe();
@@ -555,6 +560,9 @@ impl Receiving {
                                 .store(paused, Ordering::Relaxed);
                         }
                         Event::Rtt(rtt) => Counters::set(&self.counters.rtt_us, rtt),
+                        Event::PeerConfirmed => {
+                            self.counters.peer_confirmed.store(true, Ordering::Relaxed);
+                        }
                         Event::Connected(_) | Event::Accepted | Event::Ended(_) => {}
                     }
                 }
@@ -681,6 +689,7 @@ mod tests {
         caller
             .wait_for(|e| *e == Event::Accepted, &mut || true)
             .unwrap();
+        caller.conn.confirm();
         caller.conn.send_frame(frame).unwrap();
         caller.flush(Instant::now() + Duration::from_secs(5));
         let reason = callee.join().unwrap().expect("the call did not end");

@@ -39,7 +39,7 @@ impl Answering {
 }
 
 /// Lines typed on the terminal, read on their own thread (a read blocks).
-fn stdin_lines() -> Receiver<String> {
+pub(super) fn stdin_lines() -> Receiver<String> {
     let (tx, rx) = bounded(4);
     let _ = thread::Builder::new()
         .name("terminal".into())

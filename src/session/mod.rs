@@ -7,6 +7,7 @@
 //! the call ended is returned.
 
 mod answer;
+mod confirm;
 mod screen;
 mod target;
 
@@ -25,13 +26,14 @@ use crate::call::{EndReason, Shutdown, unix_us};
 use crate::capture::{CameraChoice, Capture, CaptureConfig, CapturedFrame, SourceInfo, SourceKind};
 use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
-use crate::net::connection::Event;
+use crate::net::connection::{Event, Role};
 use crate::net::door::Door;
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
 use crate::net::{self, PUMP_INTERVAL, Peer, nearby};
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::wire::{self, Intro, VideoFormat};
 use answer::{Answering, Rang, ring};
+use confirm::{Confirmation, Yes};
 use screen::Screen;
 pub use target::{CallTarget, peers};
 
@@ -144,7 +146,7 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     // In a call: no longer findable, and busy to whoever calls.
     drop(announcement);
     drop(door);
-    let ended = run_call(peer, Some(capture), &mut screen, options, None);
+    let ended = run_call(peer, Some(capture), &mut screen, options, None, Yes::Given);
     drop(busy_tone);
     ended
 }
@@ -198,8 +200,9 @@ fn open_capture(options: &CallOptions) -> Result<Capture> {
 }
 
 /// `vidchat connect [NAME | HOST[:PORT]]`. Whatever ends the attempt is
-/// shown in the window for a moment, as the end of a call is.
-pub fn connect(target: &CallTarget, options: &CallOptions) -> Result<EndReason> {
+/// shown in the window for a moment, as the end of a call is. Our video
+/// goes once the person confirmed the code (`yes`: without asking).
+pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<EndReason> {
     let to = target::find(target)?;
     let capture = open_capture(options)?;
     let connecting = format!("connecting to {}", to.whom);
@@ -218,7 +221,8 @@ pub fn connect(target: &CallTarget, options: &CallOptions) -> Result<EndReason> 
             return Err(e);
         }
     };
-    run_call(peer, Some(capture), &mut screen, options, None)
+    let yes = if yes { Yes::Given } else { Yes::Ask };
+    run_call(peer, Some(capture), &mut screen, options, None, yes)
 }
 
 /// `vidchat loopback`: a call to yourself over 127.0.0.1, through the whole
@@ -271,7 +275,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
         })
         .context("cannot start the loopback peer")?;
     let ended = match call(peer, &mut screen) {
-        Ok(Some(peer)) => run_call(peer, None, &mut screen, options, Some(self_out)),
+        Ok(Some(peer)) => run_call(peer, None, &mut screen, options, Some(self_out), Yes::Given),
         Ok(None) => Ok(EndReason::HungUp),
         Err(e) => Err(e),
     };
@@ -372,13 +376,15 @@ impl Call {
 }
 
 /// Runs a call on the main thread until it ends. `self_view` brings our own
-/// frames when they are captured elsewhere (the loopback).
+/// frames when they are captured elsewhere (the loopback); `yes` says
+/// whether our person still has to confirm before our video goes.
 fn run_call(
     peer: Peer,
     capture: Option<Capture>,
     screen: &mut Screen,
     options: &CallOptions,
     self_view: Option<Receiver<CapturedFrame>>,
+    yes: Yes,
 ) -> Result<EndReason> {
     let mut stats = options
         .stats
@@ -395,19 +401,28 @@ fn run_call(
     };
     let codecs = offer(options, capture.as_ref().map(|c| &c.info));
     let code = peer.info().map(|i| i.code.clone()).unwrap_or_default();
+    // A callee sees no video until the caller's person confirmed.
+    let awaiting_their_yes = (peer.conn.role() == Role::Callee).then(|| {
+        let name = peer.info().map_or("the caller", |i| i.name.as_str());
+        format!("waiting for {name} to compare the code and confirm")
+    });
     let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
     eprintln!("{} - in a call", call.peer_name);
     if let Screen::Window(window) = screen {
         window.set_title(&format!("{} - vidchat", call.peer_name));
         window.call_started(&code);
     }
+    let mut confirmation = Confirmation::start(yes, &code, screen, &call.counters);
     let started = Instant::now();
     let mut status = StatusLine::new(started);
     let mut last_redraw = started;
     let mut last_remote = started;
     let result = (|| -> Result<()> {
         while !call.shutdown.is_ended() {
-            if options.duration.is_some_and(|d| started.elapsed() >= d) || !screen.keep_open() {
+            if options.duration.is_some_and(|d| started.elapsed() >= d)
+                || !screen.keep_open()
+                || !confirmation.poll(screen, &call.counters)
+            {
                 call.shutdown.end(EndReason::HungUp);
                 break;
             }
@@ -434,6 +449,10 @@ fn run_call(
                     let paused = window.my_video_paused();
                     call.counters.video_paused.store(paused, Ordering::Relaxed);
                     window.set_peer_paused(call.counters.peer_video_paused.load(Ordering::Relaxed));
+                    let peer_said_yes = call.counters.peer_confirmed.load(Ordering::Relaxed);
+                    window.set_waiting_for_peer(
+                        awaiting_their_yes.clone().filter(|_| !peer_said_yes),
+                    );
                     if remote.is_some() {
                         last_remote = Instant::now();
                     }
@@ -474,7 +493,10 @@ fn run_call(
                 }
             }
             if let Some(text) = status.poll(Instant::now(), &call.counters) {
-                status.print(&text);
+                // A question on the terminal stays readable.
+                if !confirmation.asking_on_terminal() {
+                    status.print(&text);
+                }
                 if let Screen::Window(window) = screen {
                     window.set_stats(text.split(" | ").map(str::to_string).collect());
                 }

@@ -219,6 +219,31 @@ impl Canvas<'_> {
         }
     }
 
+    /// A dark strip along the bottom with a centred message (a question
+    /// over the video), wrapped (and smaller if need be) to fit.
+    pub fn banner(&mut self, message: &str, scale: usize) {
+        let room = (self.width - self.width / 16, self.height / 3);
+        let line_height = |s| CELL * s * 3 / 2;
+        let (scale, lines) = fit_text(message, room, scale, line_height);
+        let h = line_height(scale) * lines.len() + CELL * scale;
+        let top = self.height.saturating_sub(h);
+        self.fill_rect(
+            Rect {
+                x: 0,
+                y: top,
+                w: self.width,
+                h,
+            },
+            0x00_20_24_2c,
+        );
+        let mut y = top + CELL * scale / 2;
+        for line in &lines {
+            let x = self.width.saturating_sub(text_width(line, scale)) / 2;
+            self.text(x, y, scale, line, 0x00_f0_f0_f0);
+            y += line_height(scale);
+        }
+    }
+
     /// A dark card with a centred message, one or more lines (call
     /// states, paused video, an incoming call), wrapped (and smaller if need
     /// be) to fit the card.

@@ -69,6 +69,10 @@ struct Scene {
     peer_paused: bool,
     /// The call's code, "123 456", once a call runs.
     code: Option<String>,
+    /// A question along the bottom, over the video (confirm the call).
+    banner: Option<String>,
+    /// The peer has not said yes yet: why no video comes.
+    waiting_for_peer: Option<String>,
     /// Until when the code and "h: help" stay in the corner unasked.
     hint_until: Option<Instant>,
 }
@@ -84,6 +88,9 @@ pub struct CallWindow {
     /// An incoming call is shown: y/Enter or n/Esc answer it.
     asking: bool,
     answer: Option<bool>,
+    /// The caller is asked to confirm the code: y/Enter or n answer.
+    confirming: bool,
+    confirmation: Option<bool>,
     /// A redraw handled the window's events since the last pump.
     events_handled: bool,
 }
@@ -119,11 +126,15 @@ impl CallWindow {
                 my_video_paused: false,
                 peer_paused: false,
                 code: None,
+                banner: None,
+                waiting_for_peer: None,
                 hint_until: None,
             },
             hung_up: false,
             asking: false,
             answer: None,
+            confirming: false,
+            confirmation: None,
             events_handled: false,
         };
         call_window.redraw()?;
@@ -176,6 +187,24 @@ impl CallWindow {
         self.answer.take()
     }
 
+    /// Asks the caller to confirm the code (`question` along the bottom,
+    /// over the video) and takes y/Enter or n as the answer; None stops.
+    pub fn ask_confirmation(&mut self, question: Option<String>) {
+        self.confirming = question.is_some();
+        self.confirmation = None;
+        self.scene.banner = question;
+    }
+
+    /// The caller's answer to [`ask_confirmation`](Self::ask_confirmation), once given.
+    pub fn take_confirmation(&mut self) -> Option<bool> {
+        self.confirmation.take()
+    }
+
+    /// Says why no video comes while the peer has not said yes (None: it has).
+    pub fn set_waiting_for_peer(&mut self, why: Option<String>) {
+        self.scene.waiting_for_peer = why;
+    }
+
     pub fn set_self_view(&mut self, image: Arc<RgbImage>) {
         self.scene.self_view = Some(image);
     }
@@ -214,6 +243,10 @@ impl CallWindow {
                 Key::Y | Key::Enter | Key::NumPadEnter if self.asking => self.answer = Some(true),
                 Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
                 _ if self.asking => {}
+                Key::Y | Key::Enter | Key::NumPadEnter if self.confirming => {
+                    self.confirmation = Some(true);
+                }
+                Key::N if self.confirming => self.confirmation = Some(false),
                 Key::Escape | Key::Q => self.hung_up = true,
                 Key::P => self.scene.show_pip = !self.scene.show_pip,
                 Key::M => self.scene.mirror = !self.scene.mirror,
@@ -258,6 +291,10 @@ impl Scene {
         match (&self.card, &self.remote) {
             (Some(card), _) => canvas.card(whole, card, scale),
             (None, _) if self.peer_paused => canvas.card(whole, "video paused", scale),
+            (None, _) if self.waiting_for_peer.is_some() => {
+                let why = self.waiting_for_peer.as_deref().unwrap_or_default();
+                canvas.card(whole, why, scale);
+            }
             (None, Some(p)) => {
                 let area = letterbox(p.width, p.height, width, height);
                 canvas.fill_outside(area, 0);
@@ -296,6 +333,9 @@ impl Scene {
         }
         if !lines.is_empty() {
             canvas.panel(&lines, (scale / 2).max(1));
+        }
+        if let Some(banner) = &self.banner {
+            canvas.banner(banner, scale);
         }
     }
 }

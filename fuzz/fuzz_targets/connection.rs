@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use vidchat::codec;
 use vidchat::net::connection::{Connection, Event, Role};
-use vidchat::wire::Intro;
+use vidchat::wire::{Intro, VideoFormat};
 
 const T0_US: u64 = 1_800_000_000_000_000;
 
 fn intro() -> Intro {
-    Intro::new("fuzz", 64, 64)
+    Intro::new("fuzz", 64, 64).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg])
 }
 
 fn drain(conn: &mut Connection) {

@@ -8,7 +8,7 @@
 //! the decoder allocate for a picture larger than announced. Its errors are
 //! values.
 
-use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::nal::sps::{FrameMbsFlags, SeqParameterSet};
 use h264_reader::rbsp::{BitReader, decode_nal};
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
@@ -253,6 +253,15 @@ impl H264Decoder {
 
 /// NAL unit type of a sequence parameter set.
 const NAL_SPS: u8 = 7;
+/// NAL unit types a baseline stream is made of: slices (1), IDR slices
+/// (5), SEI (6), SPS (7), PPS (8), access unit delimiters (9), end of
+/// sequence and of stream (10, 11) and filler (12). Anything else (data
+/// partitions, SPS extensions, SVC and MVC units, subset SPS: parsed by
+/// openh264, not checked here) is refused before the decoder sees it.
+const BASELINE_NAL_TYPES: [u8; 9] = [1, 5, 6, 7, 8, 9, 10, 11, 12];
+/// Most reference frames an SPS may ask for: the decoder keeps that many
+/// pictures (and two more) of the full macroblock size. Our encoder uses 1.
+const MAX_REF_FRAMES: u32 = 4;
 
 /// The NAL units of an Annex B stream, without their start codes (nor the
 /// zero byte a four-byte start code leaves on the unit before it: a NAL
@@ -276,17 +285,46 @@ fn nal_units(data: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// Every SPS in `data` must describe a `width`x`height` picture: checked
-/// before the decoder, which allocates what an SPS says.
+/// Every NAL unit in `data` must be of a baseline stream, and every SPS
+/// must describe a `width`x`height` picture, cropped and uncropped (its
+/// macroblocks just cover that size), with few reference frames: checked
+/// before the decoder, which allocates what an SPS says (an SPS for
+/// 4096x2304 cropped to 16x16 would pass a check of the cropped size).
 fn check_parameter_sets(data: &[u8], width: u32, height: u32) -> Result<(), CodecError> {
     for nal in nal_units(data) {
-        if nal.first().map(|h| h & 0x1f) != Some(NAL_SPS) {
+        let kind = nal.first().map_or(0, |h| h & 0x1f);
+        if !BASELINE_NAL_TYPES.contains(&kind) {
+            return Err(CodecError::H264(format!(
+                "NAL unit type {kind} is not part of a baseline stream"
+            )));
+        }
+        if kind != NAL_SPS {
             continue;
         }
         let bad = |why: String| CodecError::H264(format!("bad sequence parameter set: {why}"));
         let rbsp = decode_nal(nal).map_err(|e| bad(e.to_string()))?;
         let sps = SeqParameterSet::from_bits(BitReader::new(&rbsp[..]))
             .map_err(|e| bad(format!("{e:?}")))?;
+        if sps.max_num_ref_frames > MAX_REF_FRAMES {
+            return Err(bad(format!(
+                "{} reference frames, over the {MAX_REF_FRAMES} allowed",
+                sps.max_num_ref_frames
+            )));
+        }
+        let field_rows = match sps.frame_mbs_flags {
+            FrameMbsFlags::Frames => 1,
+            FrameMbsFlags::Fields { .. } => 2,
+        };
+        let mb_w = u64::from(sps.pic_width_in_mbs_minus1) + 1;
+        let mb_h = (u64::from(sps.pic_height_in_map_units_minus1) + 1) * field_rows;
+        let covers = |mbs: u64, pixels: u32| mbs == u64::from(pixels).div_ceil(16);
+        if !covers(mb_w, width) || !covers(mb_h, height) {
+            return Err(bad(format!(
+                "its {}x{} macroblocks are not the {width}x{height} picture announced",
+                mb_w * 16,
+                mb_h * 16
+            )));
+        }
         let (w, h) = sps.pixel_dimensions().map_err(|e| bad(format!("{e:?}")))?;
         if (w, h) != (width, height) {
             return Err(CodecError::SizeMismatch {
@@ -399,10 +437,10 @@ mod tests {
         let mut bits = Vec::new();
         enc.encode(&frame(0), &mut bits).unwrap();
         let mut fresh = H264Decoder::new().unwrap();
-        assert!(matches!(
-            fresh.decode_0rgb(&bits, 320, 96, Some(&mut px)),
-            Err(CodecError::SizeMismatch { .. })
-        ));
+        let wrong = fresh
+            .decode_0rgb(&bits, 320, 96, Some(&mut px))
+            .unwrap_err();
+        assert!(wrong.to_string().contains("160x96 macroblocks"), "{wrong}");
     }
 
     #[test]
@@ -419,20 +457,139 @@ mod tests {
             1
         );
         check_parameter_sets(&bits, 640, 480).unwrap();
-        assert!(matches!(
-            check_parameter_sets(&bits, 160, 96),
-            Err(CodecError::SizeMismatch {
-                got_w: 640,
-                got_h: 480,
-                ..
-            })
-        ));
+        let refused = check_parameter_sets(&bits, 160, 96)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("640x480 macroblocks"), "{refused}");
         // A frame that announces 160x96 but carries this SPS never reaches openh264.
         let mut dec = H264Decoder::new().unwrap();
         assert!(dec.decode_0rgb(&bits, 160, 96, None).is_err());
         // Garbage after an SPS start code is an error, not a panic.
         let junk = [0, 0, 0, 1, 0x67, 0xff, 0xff, 0xff, 0, 0, 1, 0x67];
         assert!(check_parameter_sets(&junk, 160, 96).is_err());
+    }
+
+    /// Bits of an H.264 bitstream, written most significant first.
+    #[derive(Default)]
+    struct Bits {
+        bytes: Vec<u8>,
+        used: u32,
+    }
+
+    impl Bits {
+        fn bit(&mut self, one: bool) {
+            if self.used % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if one {
+                *self.bytes.last_mut().unwrap() |= 0x80 >> (self.used % 8);
+            }
+            self.used += 1;
+        }
+
+        fn bits(&mut self, value: u32, n: u32) {
+            (0..n).rev().for_each(|i| self.bit(value >> i & 1 == 1));
+        }
+
+        /// Unsigned exp-Golomb.
+        fn ue(&mut self, value: u32) {
+            let n = 32 - (value + 1).leading_zeros();
+            self.bits(0, n - 1);
+            self.bits(value + 1, n);
+        }
+
+        /// The RBSP trailing bits, then emulation prevention, as a NAL unit
+        /// of `kind` with its start code.
+        fn nal(mut self, kind: u8) -> Vec<u8> {
+            self.bit(true);
+            while self.used % 8 != 0 {
+                self.bit(false);
+            }
+            let mut out = vec![0, 0, 0, 1, 0x60 | kind];
+            let mut zeros = 0;
+            for b in self.bytes {
+                if zeros == 2 && b <= 3 {
+                    out.push(3);
+                    zeros = 0;
+                }
+                out.push(b);
+                zeros = if b == 0 { zeros + 1 } else { 0 };
+            }
+            out
+        }
+    }
+
+    /// A baseline SPS of `mb_w`x`mb_h` macroblocks cropped to `crop_to`,
+    /// with `refs` reference frames.
+    fn sps(mb_w: u32, mb_h: u32, crop_to: (u32, u32), refs: u32) -> Vec<u8> {
+        let mut b = Bits::default();
+        b.bits(66, 8); // profile: baseline
+        b.bits(0xc0, 8); // constraint flags
+        b.bits(51, 8); // level 5.1: up to 36,864 macroblocks
+        b.ue(0); // seq_parameter_set_id
+        b.ue(0); // log2_max_frame_num_minus4
+        b.ue(2); // pic_order_cnt_type
+        b.ue(refs);
+        b.bit(false); // gaps_in_frame_num_value_allowed_flag
+        b.ue(mb_w - 1);
+        b.ue(mb_h - 1);
+        b.bit(true); // frame_mbs_only_flag
+        b.bit(true); // direct_8x8_inference_flag
+        let (right, bottom) = ((mb_w * 16 - crop_to.0) / 2, (mb_h * 16 - crop_to.1) / 2);
+        b.bit(right > 0 || bottom > 0); // frame_cropping_flag
+        if right > 0 || bottom > 0 {
+            [0, right, 0, bottom].into_iter().for_each(|v| b.ue(v));
+        }
+        b.bit(false); // vui_parameters_present_flag
+        b.nal(NAL_SPS)
+    }
+
+    #[test]
+    fn a_crop_bomb_is_refused_before_the_decoder_sees_it() {
+        // 4096x2304 of macroblocks cropped to 16x16: a check of the
+        // cropped size alone passes it, and openh264 would allocate the
+        // full size for each of its reference pictures.
+        let bomb = sps(256, 144, (16, 16), 1);
+        let rbsp = decode_nal(&bomb[4..]).unwrap();
+        let parsed = SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).unwrap();
+        assert_eq!(
+            parsed.pixel_dimensions().unwrap(),
+            (16, 16),
+            "not a crop bomb"
+        );
+        let refused = check_parameter_sets(&bomb, 16, 16).unwrap_err().to_string();
+        assert!(refused.contains("4096x2304 macroblocks"), "{refused}");
+        // The honest SPS for 16x16 and for an odd-looking 1280x720 pass.
+        check_parameter_sets(&sps(1, 1, (16, 16), 1), 16, 16).unwrap();
+        check_parameter_sets(&sps(80, 45, (1280, 720), 1), 1280, 720).unwrap();
+        check_parameter_sets(&sps(40, 30, (640, 480), 1), 640, 480).unwrap();
+        // Many reference pictures are refused, however small.
+        let refs = check_parameter_sets(&sps(1, 1, (16, 16), 16), 16, 16).unwrap_err();
+        assert!(refs.to_string().contains("16 reference frames"), "{refs}");
+        let mut dec = H264Decoder::new().unwrap();
+        assert!(dec.decode_0rgb(&bomb, 16, 16, None).is_err());
+    }
+
+    #[test]
+    fn nal_units_a_baseline_stream_never_has_are_refused() {
+        // A subset SPS (15) is parsed by openh264 but checked by nobody.
+        let mut subset = sps(1, 1, (16, 16), 1);
+        subset[4] = 0x60 | 15;
+        let refused = check_parameter_sets(&subset, 16, 16)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("NAL unit type 15"), "{refused}");
+        for kind in [2, 14, 20] {
+            let unit = [0, 0, 0, 1, 0x60 | kind, 0x88];
+            assert!(check_parameter_sets(&unit, 16, 16).is_err(), "type {kind}");
+        }
+        // What our own encoder makes passes.
+        let mut enc = H264Encoder::new(30).unwrap();
+        let mut bits = Vec::new();
+        for n in 0..5 {
+            enc.encode(&frame(n), &mut bits).unwrap();
+            check_parameter_sets(&bits, 160, 96).unwrap();
+        }
     }
 
     #[test]

@@ -192,6 +192,8 @@ pub struct Connection {
     decoder: FrameDecoder,
     ciphers: Option<(Sealer, Opener)>,
     peer: Option<PeerInfo>,
+    /// The peer's safe name, from its intro.
+    their_name: Option<String>,
     /// Bytes for the socket, in order.
     outgoing: Vec<u8>,
     /// Reused buffers for one message before encryption and after decryption.
@@ -245,6 +247,7 @@ impl Connection {
             decoder: FrameDecoder::new(MAX_HELLO_LEN),
             ciphers: None,
             peer: None,
+            their_name: None,
             outgoing,
             plain: Vec::new(),
             events: VecDeque::new(),
@@ -260,6 +263,12 @@ impl Connection {
             paused: false,
             end: None,
         })
+    }
+
+    /// The peer's (safe) name, once its intro came: from message 2 on for
+    /// a caller, before the code is known (and after the call ended).
+    pub fn peer_name(&self) -> Option<&str> {
+        self.their_name.as_deref()
     }
 
     /// Which end of the call this is.
@@ -518,6 +527,7 @@ impl Connection {
                     Role::Caller => {
                         let intro: Intro =
                             wire::decode(&read, MAX_HELLO_LEN).map_err(|e| protocol(&e))?;
+                        self.their_name = Some(wire::safe_name(&intro.name));
                         let mut finale = Vec::new();
                         let ours = Finale {
                             nonce: self.nonce,
@@ -554,6 +564,7 @@ impl Connection {
                         if secure::commitment(&finale.nonce) != their_commitment {
                             return Err(protocol(&secure::SecureError::Commitment));
                         }
+                        self.their_name = Some(wire::safe_name(&finale.intro.name));
                         let hash = self.take_keys(*noise)?;
                         let code = secure::sas(&hash, &finale.nonce, &self.nonce);
                         self.connected(now, code, finale.intro);
@@ -719,6 +730,13 @@ impl Connection {
             return Err(EndReason::Protocol(format!(
                 "peer sent a {}x{} frame after announcing at most {max_w}x{max_h}",
                 frame.width, frame.height
+            )));
+        }
+        // JPEG is always understood; anything else only if we offered it.
+        if frame.format != VideoFormat::Jpeg && !self.our_intro.codecs.contains(&frame.format) {
+            return Err(EndReason::Protocol(format!(
+                "peer sent {:?} video, which this side did not offer",
+                frame.format
             )));
         }
         if self.last_seq.is_some_and(|last| frame.seq <= last) {
@@ -890,7 +908,7 @@ pub(crate) mod tests {
     const T0_US: u64 = 1_800_000_000_000_000;
 
     fn intro(name: &str) -> Intro {
-        Intro::new(name, 640, 480)
+        Intro::new(name, 640, 480).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg])
     }
 
     /// A caller and a callee; `deliver_to_*` cut a direction when false.
@@ -1209,6 +1227,29 @@ pub(crate) mod tests {
         pair.drive();
         assert!(
             matches!(ended(&mut pair.callee), Some(EndReason::Protocol(why)) if why.contains("before its person confirmed")),
+        );
+    }
+
+    #[test]
+    fn video_in_a_format_not_offered_ends_the_call() {
+        // The callee offered JPEG only (`--codec mjpeg`).
+        let now = Instant::now();
+        let mut pair = Pair::new();
+        let jpeg_only = Intro::new("callee", 640, 480);
+        pair.callee = Connection::new(Role::Callee, jpeg_only, now, T0_US).unwrap();
+        assert_eq!(pair.callee.our_intro.codecs, [VideoFormat::Jpeg]);
+        pair.drive();
+        pair.callee.answer(pair.now, true);
+        pair.caller.confirm();
+        pair.drive();
+        let h264 = Frame {
+            format: VideoFormat::H264,
+            ..frame(1, true)
+        };
+        pair.caller.send_frame(h264).unwrap();
+        pair.drive();
+        assert!(
+            matches!(ended(&mut pair.callee), Some(EndReason::Protocol(why)) if why.contains("did not offer")),
         );
     }
 

@@ -164,6 +164,11 @@ fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
         Err(EndReason::Busy) => {
             bail!("{addr} is busy: it is in another call; call again when it is over")
         }
+        // Declined before it rang (nobody there to ask): no code to name.
+        Err(EndReason::Declined) => match peer.conn.peer_name() {
+            Some(name) => bail!("call declined by {name} ({addr})"),
+            None => bail!("call declined by {addr}"),
+        },
         Err(reason) => bail!("call to {addr} failed: {reason}"),
     }
     let who = peer.describe();

@@ -478,7 +478,7 @@ mod tests {
 
     impl Bits {
         fn bit(&mut self, one: bool) {
-            if self.used % 8 == 0 {
+            if self.used.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             if one {
@@ -502,7 +502,7 @@ mod tests {
         /// of `kind` with its start code.
         fn nal(mut self, kind: u8) -> Vec<u8> {
             self.bit(true);
-            while self.used % 8 != 0 {
+            while !self.used.is_multiple_of(8) {
                 self.bit(false);
             }
             let mut out = vec![0, 0, 0, 1, 0x60 | kind];

@@ -314,7 +314,7 @@ fn a_declined_callers_window_says_why_before_it_closes() {
         assert!(log.read_line(&mut line).unwrap() > 0, "listener ended");
     }
     let declined = Instant::now();
-    let window = x.find("vidchat - waiting for an answer$");
+    let window = x.find("^vidchat - connecting to 127.0.0.1:");
     // A second after the decline the window is still there, saying why.
     while declined.elapsed() < Duration::from_secs(1) {
         assert!(

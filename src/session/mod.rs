@@ -26,6 +26,7 @@ use crate::call::{EndReason, Shutdown, unix_us};
 use crate::capture::{CameraChoice, Capture, CaptureConfig, CapturedFrame, SourceInfo, SourceKind};
 use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
+use crate::interrupt;
 use crate::net::connection::{Event, Role};
 use crate::net::door::Door;
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
@@ -208,7 +209,12 @@ fn open_capture(options: &CallOptions) -> Result<Capture> {
 /// shown in the window for a moment, as the end of a call is. Our video
 /// goes once the person confirmed the code (`yes`: without asking).
 pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<EndReason> {
-    let to = target::find(target)?;
+    let found = target::find(target);
+    // Ctrl-C while it looked: no reason to say what it did not find.
+    if interrupt::requested() {
+        return Ok(EndReason::HungUp);
+    }
+    let to = found?;
     let capture = open_capture(options)?;
     let connecting = format!("connecting to {}", to.whom);
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;

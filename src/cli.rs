@@ -239,12 +239,10 @@ pub fn call_target(target: Option<&str>, port: Option<u16>) -> Result<CallTarget
             .next()
             .and_then(|ip| ip.parse().ok())
             .ok_or_else(|| UsageError(format!("{target}: {inside} is not an IPv6 address")))?;
-        let explicit = match after {
-            "" => None,
-            _ => Some(port_number(
-                target,
-                after.strip_prefix(':').unwrap_or(after),
-            )?),
+        let explicit = match after.strip_prefix(':') {
+            None if after.is_empty() => None,
+            None => usage!("{target}: a ':' goes between the ']' and the port"),
+            Some(port) => Some(port_number(target, port)?),
         };
         let port = with_port(explicit)?;
         return match inside.contains('%') {
@@ -426,6 +424,7 @@ mod tests {
         assert!(refused(Some("host:9999"), Some(9999)).contains("twice"));
         assert!(refused(None, Some(9999)).contains("--port needs a host"));
         assert!(refused(Some("host"), Some(0)).contains("--port 0"));
+        assert!(refused(Some("[::1]9999"), None).contains("':'"));
     }
 
     #[test]

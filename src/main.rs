@@ -2,6 +2,7 @@
 //! dispatches: it parses the command line, runs the command, prints one
 //! line for what went wrong, and turns the outcome into the exit status.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -67,25 +68,33 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
     }))
 }
 
+/// Says one last line on stderr; a terminal that is gone (closed: SIGHUP)
+/// does not change the exit status.
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn main() -> ExitCode {
     // Usage errors of clap's own exit 2 here.
     let cli = Cli::parse();
     match run(cli) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(reason)) if reason.is_normal() => {
-            eprintln!("call ended: {reason}");
+            say(format_args!("call ended: {reason}"));
             ExitCode::SUCCESS
         }
         Ok(Some(reason)) => {
-            eprintln!("call ended: {reason}");
+            say(format_args!("call ended: {reason}"));
             ExitCode::from(EXIT_CALL_FAILED)
         }
         Err(e) if e.is::<UsageError>() => {
-            eprintln!("error: {e}\n\nFor more information, try '--help'.");
+            say(format_args!(
+                "error: {e}\n\nFor more information, try '--help'."
+            ));
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(format_args!("error: {e:#}"));
             ExitCode::from(EXIT_SETUP)
         }
     }

@@ -210,19 +210,21 @@ impl StatusLine {
         Some(text)
     }
 
-    /// Prints `text`: over the previous status on a terminal, a line otherwise.
+    /// Prints `text`: over the previous status on a terminal, a line
+    /// otherwise. A terminal that is gone (closed: SIGHUP) is no error.
     pub fn print(&self, text: &str) {
-        if self.live {
-            eprint!("\r\x1b[2K{text}");
+        let mut err = std::io::stderr();
+        let _ = if self.live {
+            write!(err, "\r\x1b[2K{text}")
         } else {
-            eprintln!("{text}");
-        }
+            writeln!(err, "{text}")
+        };
     }
 
     /// Ends a live status line so the next message starts on its own line.
     pub fn finish(&self) {
         if self.live {
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
         }
     }
 }

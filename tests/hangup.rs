@@ -1,7 +1,8 @@
 //! Ending a call and being turned away, as a person meets them, through the
 //! built binary: Ctrl-C, SIGTERM and SIGHUP hang up (the peer is told and
-//! both sides exit 0), also typed in a real terminal (tmux); and a caller
-//! who arrives while a call runs or rings is told "busy" at once.
+//! both sides exit 0), also typed in a real terminal (tmux), and a second
+//! Ctrl-C quits at once (130); and a caller who arrives while a call runs
+//! or rings is told "busy" at once.
 //! The terminal tests are skipped, with the reason printed, without tmux
 //! (`.ci/run` installs it).
 
@@ -174,5 +175,43 @@ fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
     terminal.tmux(&["send-keys", "C-c"]);
     let screen = terminal.wait_for("exit=");
     assert!(screen.contains("exit=0"), "{screen}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_exit_130() {
+    // A source that holds the start up: a FIFO nobody writes a header
+    // into. The first Ctrl-C asks to hang up, but nothing can act on it
+    // until the source opens; the second quits at once.
+    let dir = std::env::temp_dir().join(format!("vidchat-stuck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("stuck.y4m");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let child = vidchat(&[
+        "loopback",
+        "--no-window",
+        "--source",
+        fifo.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    // This open returns once vidchat opened the FIFO to read: it has taken
+    // over Ctrl-C by then, and waits for a header that never comes.
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let start = Instant::now();
+    let mut child = child;
+    let code = loop {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(start.elapsed() < GUARD, "Ctrl-C after Ctrl-C did not quit");
+        // Signals sent at once may arrive as one: send again shortly.
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(130));
+    drop(writer);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -181,18 +181,19 @@ fn find_camera(choice: &CameraChoice) -> Result<u32> {
     let listing = || {
         cameras
             .iter()
-            .map(|(index, name, _)| format!("\n    {index}: {}", printable(name)))
-            .collect::<String>()
+            .map(|(index, name, _)| format!("{index} {}", printable(name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     match matching.as_slice() {
         [(index, ..)] => Ok(*index),
         [] if cameras.is_empty() => bail!("no camera matches {wanted:?}: this machine lists none"),
         [] => bail!(
-            "no camera matches {wanted:?}; the cameras are:{}",
+            "no camera matches {wanted:?}; the cameras are: {}",
             listing()
         ),
         several => bail!(
-            "{} cameras match {wanted:?}; name one by its number:{}",
+            "{} cameras match {wanted:?}; name one by its number: {}",
             several.len(),
             listing()
         ),

@@ -26,6 +26,8 @@ const LINGER: Duration = Duration::from_secs(1);
 const READS_PER_ROUND: usize = 4;
 /// At most one log line this often.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+/// Connections taken per round (the rest wait in the kernel's queue).
+const ACCEPTS_PER_ROUND: usize = 64;
 
 /// The busy tone's thread; stops when dropped.
 pub struct BusyTone {
@@ -63,14 +65,16 @@ impl Drop for BusyTone {
 
 fn run(listener: &TcpListener, answer: &[u8], stop: &AtomicBool) {
     let mut closing: VecDeque<(TcpStream, Instant)> = VecDeque::new();
-    let mut told: Vec<SocketAddr> = Vec::new();
+    // Callers told since the last log line, and the last of them.
+    let (mut told, mut last): (usize, Option<SocketAddr>) = (0, None);
     let mut last_log: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        loop {
+        for _ in 0..ACCEPTS_PER_ROUND {
             match listener.accept() {
                 Ok((stream, addr)) => {
-                    told.push(canonical(addr));
+                    told += 1;
+                    last = Some(canonical(addr));
                     if let Some(stream) = tell(stream, answer) {
                         closing.push_back((stream, now + LINGER));
                     }
@@ -83,16 +87,12 @@ fn run(listener: &TcpListener, answer: &[u8], stop: &AtomicBool) {
             }
         }
         closing.retain_mut(|(stream, until)| now < *until && still_open(stream));
-        if !told.is_empty() && last_log.is_none_or(|at| now >= at + LOG_EVERY) {
-            match told.as_slice() {
-                [one] => eprintln!("told a caller from {one} that this side is busy"),
-                many => eprintln!(
-                    "told {} callers that this side is busy (the last from {})",
-                    many.len(),
-                    many[many.len() - 1]
-                ),
+        if let Some(from) = last.filter(|_| last_log.is_none_or(|at| now >= at + LOG_EVERY)) {
+            match told {
+                1 => eprintln!("told a caller from {from} that this side is busy"),
+                n => eprintln!("told {n} callers that this side is busy (the last from {from})"),
             }
-            told.clear();
+            (told, last) = (0, None);
             last_log = Some(now);
         }
         thread::sleep(PUMP_INTERVAL);

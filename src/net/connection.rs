@@ -617,7 +617,7 @@ impl Connection {
             hash,
             intro,
             their_commitment,
-            ..
+            until,
         } = std::mem::replace(&mut self.phase, Phase::Closed)
         else {
             return Err(EndReason::Protocol("peer revealed its code twice".into()));
@@ -629,6 +629,8 @@ impl Connection {
         }
         let code = secure::sas(&hash, &self.nonce, &nonce);
         self.connected(now, code, intro);
+        // The caller's wait for an answer runs from message 3, not anew.
+        self.phase = Phase::Ringing { until };
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The caller's yes, as in Bluetooth's numeric comparison: once the call
 //! is answered, the caller's person compares the code with the other
-//! screen and confirms (y or Enter, in the window or on the terminal)
-//! before any frame of its camera leaves; n hangs up. `connect --yes`
+//! screen and confirms (y or Enter in the window, y on the terminal)
+//! before any frame of its camera leaves; n (or, on the terminal, any
+//! other line, as for [y/N]) hangs up. `connect --yes`
 //! confirms for scripts. The listener's yes is its answer; until the
 //! caller's comes, the listener sees "waiting for NAME to confirm".
 

@@ -550,3 +550,73 @@ fn a_peer_that_sends_but_never_reads_is_let_go() {
         stderr(&out)
     );
 }
+
+/// Peak memory of process `pid` in kB (VmHWM), where /proc has it.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
+    use vidchat::codec::RgbImage;
+    use vidchat::codec::h264::H264Encoder;
+    use vidchat::net::Peer;
+    use vidchat::net::connection::{Event, Role};
+    use vidchat::wire::{Frame, Intro, VideoFormat};
+
+    let (listener, port, _out) = listen(&[]);
+    let pid = listener.id();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect(addr).unwrap();
+    let intro = Intro::new("flood", 640, 480).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg]);
+    let mut peer = Peer::new(stream, addr, Role::Caller, &intro).unwrap();
+    peer.wait_for(|e| *e == Event::Accepted, &mut || true)
+        .unwrap();
+    peer.conn.confirm();
+    // One keyframe, then the same picture again and again: skip frames of a
+    // few dozen bytes, each a full decode for the receiver.
+    let mut encoder = H264Encoder::new(30).unwrap();
+    let picture = RgbImage::new(640, 480);
+    let started = std::time::Instant::now();
+    let mut sizes = Vec::new();
+    for seq in 1..=3_000u64 {
+        let mut data = Vec::new();
+        let keyframe = encoder.encode(&picture, &mut data).unwrap();
+        sizes.push(data.len());
+        let frame = Frame {
+            seq,
+            capture_us: seq,
+            width: 640,
+            height: 480,
+            format: VideoFormat::H264,
+            keyframe,
+            quality: 100,
+            encode_us: 1,
+            data,
+        };
+        if peer.conn.send_frame(frame).is_err() {
+            break;
+        }
+        peer.flush(std::time::Instant::now() + Duration::from_millis(100));
+        if peer.conn.end_reason().is_some() {
+            break;
+        }
+    }
+    let rss = peak_rss_kb(pid);
+    let out = finish(listener);
+    let log = stderr(&out);
+    eprintln!(
+        "the listener ended the call after {} frames ({} bytes each after the first), {:.2} s into the flood; its peak RSS {} kB",
+        sizes.len(),
+        sizes.get(1).copied().unwrap_or(0),
+        started.elapsed().as_secs_f64(),
+        rss.map_or("?".into(), |k| k.to_string())
+    );
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(log.contains("faster than any camera"), "{log}");
+    if let Some(kb) = rss {
+        assert!(kb < 64 * 1024, "peak RSS {kb} kB");
+    }
+}

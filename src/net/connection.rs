@@ -49,6 +49,12 @@ const MAX_QUEUED: usize = 64 * 1024;
 const PINGS_KEPT: usize = 8;
 /// Round-trip samples kept for the clock estimate's minimum filter.
 const CLOCK_SAMPLES: usize = 16;
+/// Frames a second a peer may send: twice the highest `--fps`, so decode
+/// work is bounded whatever a peer sends (a flood of tiny skip frames costs
+/// a full decode each)...
+pub const MAX_FRAME_RATE: f64 = 240.0;
+/// ...with a second's worth at once (what waited behind a stall).
+const MAX_FRAME_BURST: f64 = MAX_FRAME_RATE;
 
 /// Which end of the call this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +221,8 @@ pub struct Connection {
     keyframe_wanted: bool,
     /// Whether the peer was last told our video is paused.
     paused: bool,
+    /// Frames the peer may still send now (a token bucket), as of when.
+    frame_budget: (f64, Option<Instant>),
     end: Option<EndReason>,
 }
 
@@ -261,6 +269,7 @@ impl Connection {
             decode_errors: 0,
             keyframe_wanted: false,
             paused: false,
+            frame_budget: (MAX_FRAME_BURST, None),
             end: None,
         })
     }
@@ -691,7 +700,7 @@ impl Connection {
                     "peer sent video before its person confirmed the call".into(),
                 ));
             }
-            Message::Frame(frame) => self.handle_frame(frame)?,
+            Message::Frame(frame) => self.handle_frame(now, frame)?,
             Message::Ping { sent_us } => {
                 // Stamped on arrival; a flood while we cannot send is dropped.
                 if self.outgoing.len() < MAX_QUEUED {
@@ -726,7 +735,16 @@ impl Connection {
 
     /// Passes on a frame that is new, no larger than the peer announced, and
     /// decodable (not a P-frame while a keyframe is awaited).
-    fn handle_frame(&mut self, frame: Frame) -> Result<(), EndReason> {
+    fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), EndReason> {
+        let (tokens, at) = self.frame_budget;
+        let refill = at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+        let tokens = (tokens + refill * MAX_FRAME_RATE).min(MAX_FRAME_BURST);
+        if tokens < 1.0 {
+            return Err(EndReason::Protocol(format!(
+                "peer sends frames faster than any camera (over {MAX_FRAME_RATE} a second)"
+            )));
+        }
+        self.frame_budget = (tokens - 1.0, Some(now));
         let (max_w, max_h) = self.peer.as_ref().map_or((0, 0), |p| (p.width, p.height));
         if frame.width > max_w || frame.height > max_h {
             return Err(EndReason::Protocol(format!(
@@ -1252,6 +1270,37 @@ pub(crate) mod tests {
         pair.drive();
         assert!(
             matches!(ended(&mut pair.callee), Some(EndReason::Protocol(why)) if why.contains("did not offer")),
+        );
+    }
+
+    #[test]
+    fn a_peer_that_floods_frames_ends_the_call_but_a_burst_after_a_stall_does_not() {
+        let mut pair = Pair::answered();
+        // 30 fps for 5 s, then a second's stall and what waited behind it.
+        let mut seq = 0;
+        for _ in 0..150 {
+            seq += 1;
+            pair.caller.send_frame(frame(seq, seq == 1)).unwrap();
+            pair.advance(Duration::from_millis(33));
+        }
+        // The stall: frames wait on the caller's side, then come at once.
+        for _ in 0..30 {
+            seq += 1;
+            pair.caller.send_frame(frame(seq, false)).unwrap();
+            pair.now += Duration::from_millis(33);
+        }
+        pair.drive();
+        assert_eq!(pair.callee.end_reason(), None);
+        // A flood of (tiny) frames: each would cost a decode.
+        for _ in 0..1_000 {
+            seq += 1;
+            pair.caller.send_frame(frame(seq, false)).unwrap();
+        }
+        pair.drive();
+        let reason = ended(&mut pair.callee);
+        assert!(
+            matches!(&reason, Some(EndReason::Protocol(why)) if why.contains("faster than any camera")),
+            "{reason:?}"
         );
     }
 

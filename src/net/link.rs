@@ -582,6 +582,10 @@ impl Receiving {
     fn show(&mut self, frames: &mut Vec<Frame>) -> Result<(), EndReason> {
         let count = frames.len();
         for (n, frame) in frames.drain(..).enumerate() {
+            // A hang-up does not wait for the rest of a batch.
+            if self.shared.shutdown.is_ended() {
+                break;
+            }
             let newest = n + 1 == count;
             if !newest && frame.format == VideoFormat::Jpeg {
                 Counters::add(&self.counters.receive_skipped, 1);

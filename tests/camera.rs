@@ -182,3 +182,51 @@ fn by_default_an_mjpeg_camera_is_sent_as_h264() {
         assert_eq!(f["codec"].as_str(), Some("h264"), "{f}");
     }
 }
+
+/// Frames from `camera` for `secs`: (real frames, cards) in order of arrival.
+fn watch(camera: &fakecam_util::Running, secs: u64) -> Vec<bool> {
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        let frame = next(camera);
+        seen.push(frame.image.data[..3] == vidchat::capture::CARD_RGB);
+    }
+    seen
+}
+
+#[test]
+fn a_lost_camera_sends_its_card_at_the_asked_rate_not_as_fast_as_it_can() {
+    let _lock = camera_lock();
+    let camera = start_camera(config(b"YUYV", Mode::Vanish, 3), 320, 240);
+    let seen = watch(&camera, 4);
+    let cards = seen.iter().filter(|&&c| c).count();
+    assert!(cards > 0, "no card");
+    // About 30 a second (the asked rate) for the seconds without a camera,
+    // not hundreds.
+    assert!(cards <= 4 * 30 + 10, "{cards} cards in 4 s");
+    assert!(
+        !camera.shutdown.is_ended(),
+        "the call ended with the camera"
+    );
+}
+
+#[test]
+fn a_camera_that_comes_back_is_picked_up_again() {
+    let _lock = camera_lock();
+    let mut cfg = config(b"YUYV", Mode::Return, 3);
+    cfg.back = std::time::Duration::from_millis(1500);
+    let camera = start_camera(cfg, 320, 240);
+    let seen = watch(&camera, 7);
+    let first_card = seen
+        .iter()
+        .position(|&c| c)
+        .expect("the camera was never lost");
+    let back = seen[first_card..]
+        .iter()
+        .position(|&c| !c)
+        .expect("the camera was never picked up again");
+    let cards = seen[first_card..first_card + back].len();
+    eprintln!("{cards} cards while the camera was away");
+    // Real frames again, and they go on.
+    assert!(seen[first_card + back..].iter().filter(|&&c| !c).count() > 30);
+}

@@ -12,8 +12,9 @@
 //!
 //! What it serves is set with [`configure`] or, under `LD_PRELOAD`, with
 //! `FAKECAM_FORMATS` (MJPG,YUYV,NV12), `FAKECAM_SIZES` (640x480,1280x720),
-//! `FAKECAM_FPS` (30), `FAKECAM_MODE` (ok, junk, truncate, stall, vanish)
-//! and `FAKECAM_AFTER` (frames served well before misbehaving).
+//! `FAKECAM_FPS` (30), `FAKECAM_MODE` (ok, junk, truncate, stall, vanish,
+//! return), `FAKECAM_AFTER` (frames served well before misbehaving) and
+//! `FAKECAM_BACK_MS` (how long a `return` camera stays away).
 //!
 //! The picture is [`expected_rgb`]: a horizontal grey ramp with a bright
 //! square whose position follows the frame number.
@@ -38,8 +39,12 @@ pub enum Mode {
     Truncate,
     /// No more frames: `poll` never reports one.
     Stall,
-    /// The device is unplugged: `poll` reports an error, `DQBUF` ENODEV.
+    /// The device is unplugged: `poll` reports an error, `DQBUF` ENODEV,
+    /// and it cannot be opened again.
     Vanish,
+    /// Unplugged as `Vanish`, and plugged in again [`Config::back`] later:
+    /// from then on it opens and serves for good.
+    Return,
 }
 
 /// What the fake camera offers.
@@ -51,6 +56,8 @@ pub struct Config {
     pub fps: u32,
     pub mode: Mode,
     pub after: u64,
+    /// How long a [`Mode::Return`] camera stays away.
+    pub back: Duration,
 }
 
 impl Default for Config {
@@ -61,6 +68,7 @@ impl Default for Config {
             fps: 30,
             mode: Mode::Ok,
             after: 0,
+            back: Duration::from_secs(3),
         }
     }
 }
@@ -93,8 +101,12 @@ impl Config {
             Some("truncate") => Mode::Truncate,
             Some("stall") => Mode::Stall,
             Some("vanish") => Mode::Vanish,
+            Some("return") => Mode::Return,
             _ => Mode::Ok,
         };
+        if let Some(ms) = var("FAKECAM_BACK_MS").and_then(|m| m.parse().ok()) {
+            config.back = Duration::from_millis(ms);
+        }
         config
     }
 }
@@ -126,6 +138,8 @@ pub fn open_devices() -> usize {
 /// Replaces what the camera offers (for devices opened from now on).
 pub fn configure(config: Config) {
     *lock(config_slot()) = config;
+    // A new camera: not unplugged, whatever the last one did.
+    *lock(gone_since()) = None;
 }
 
 fn config_slot() -> &'static Mutex<Config> {
@@ -224,6 +238,22 @@ macro_rules! real {
     }};
 }
 
+/// When an unplugged camera went (it cannot be opened while gone).
+fn gone_since() -> &'static Mutex<Option<Instant>> {
+    static GONE: OnceLock<Mutex<Option<Instant>>> = OnceLock::new();
+    GONE.get_or_init(|| Mutex::new(None))
+}
+
+/// Whether a device in `mode` that served `served` of `after` frames is
+/// unplugged now; the first time, it is gone from then on.
+fn unplugged(mode: Mode, served: u64, after: u64) -> bool {
+    let out = matches!(mode, Mode::Vanish | Mode::Return) && served >= after;
+    if out {
+        lock(gone_since()).get_or_insert_with(Instant::now);
+    }
+    out
+}
+
 fn set_errno(e: c_int) -> c_int {
     unsafe { *libc::__errno_location() = e };
     -1
@@ -239,9 +269,17 @@ pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: libc::mod
         );
         return unsafe { real(path, flags, mode) };
     }
+    let mut config = lock(config_slot()).clone();
+    let gone = *lock(gone_since());
+    match (config.mode, gone) {
+        (Mode::Vanish, Some(_)) => return set_errno(libc::ENOENT),
+        (Mode::Return, Some(at)) if at.elapsed() < config.back => return set_errno(libc::ENOENT),
+        // Back for good.
+        (Mode::Return, Some(_)) => config.after = u64::MAX,
+        _ => {}
+    }
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if fd >= 0 {
-        let config = lock(config_slot()).clone();
         let fourcc = config.formats.first().copied().unwrap_or(*b"MJPG");
         let size = config.sizes.first().copied().unwrap_or((640, 480));
         let fps = config.fps;
@@ -328,7 +366,8 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeou
     };
     let limit = (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
     match (mode, bad) {
-        (Mode::Vanish, true) => {
+        (Mode::Vanish | Mode::Return, true) => {
+            lock(gone_since()).get_or_insert_with(Instant::now);
             unsafe { (*fds).revents = libc::POLLERR };
             1
         }
@@ -562,7 +601,7 @@ unsafe fn handle(d: &mut Device, request: c_ulong, arg: *mut c_void) -> Result<(
         d.queued.push_back(b.index);
     } else if req == vidioc::VIDIOC_DQBUF {
         let b = unsafe { &mut *arg.cast::<v4l2_buffer>() };
-        if d.config.mode == Mode::Vanish && d.served >= d.config.after {
+        if unplugged(d.config.mode, d.served, d.config.after) {
             return Err(libc::ENODEV);
         }
         let index = d.queued.pop_front().ok_or(libc::EAGAIN)?;

@@ -6,13 +6,15 @@
 //! on a stuck device. The capture thread waits on it with a watchdog: no
 //! frame for [`STALL_TIMEOUT`] (or a read error, or an unplugged camera) and
 //! the camera is reopened once; if that fails too the call goes on with a
-//! "camera lost" card as video, and the camera is picked up again if it
-//! comes back. Broken frames (a truncated JPEG) are skipped.
+//! "camera lost" card as video, at the asked frame rate, and the camera is
+//! tried again every [`RETRY_EVERY`] for as long as the call lasts, so one
+//! that comes back is picked up again. Broken frames (a truncated JPEG)
+//! are skipped.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nokhwa::Camera;
@@ -21,11 +23,13 @@ use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
 };
 
-use super::{CameraChoice, CaptureConfig, FrameSource, SourceInfo, card};
+use super::{CameraChoice, CaptureConfig, FrameSource, Pacer, SourceInfo, card};
 use crate::codec::{RgbImage, decode_jpeg_rgb, nv12_to_rgb, rgb_len, trim_jpeg, yuyv_to_rgb};
 
 /// Silence after which a camera counts as stalled.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a lost camera is tried again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(2);
 /// Broken frames in a row after which the camera counts as failed.
 const MAX_BROKEN: u32 = 30;
 
@@ -57,7 +61,9 @@ pub struct CameraSource {
     size: (u32, u32),
     reader: Reader,
     reopened: bool,
-    lost: bool,
+    /// Lost: the card goes out at this pace, and the camera is tried again
+    /// at `retry_at`.
+    lost: Option<(Pacer, Instant)>,
     jpeg: Option<Vec<u8>>,
 }
 
@@ -362,7 +368,7 @@ pub(super) fn open(
         size,
         reader,
         reopened: false,
-        lost: false,
+        lost: None,
         jpeg: None,
     };
     Ok((Box::new(source), info))
@@ -371,27 +377,53 @@ pub(super) fn open(
 impl CameraSource {
     /// The camera stalled or failed: reopen it once, then carry on with a
     /// "camera lost" card. True when a new reader is running.
+    /// Reopens the camera once after it failed; true when that worked.
     fn recover(&mut self, why: &str) -> bool {
-        if !self.reopened {
-            self.reopened = true;
-            eprintln!("camera {} {why}; reopening it", self.index);
-            match spawn_reader(self.index, &self.config) {
-                Ok(reader) if reader.start.send(()).is_ok() => {
-                    self.reader = reader;
-                    return true;
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("camera {} does not reopen: {e:#}", self.index),
+        if self.reopened {
+            return false;
+        }
+        self.reopened = true;
+        eprintln!("camera {} {why}; reopening it", self.index);
+        match spawn_reader(self.index, &self.config) {
+            Ok(reader) if reader.start.send(()).is_ok() => {
+                self.reader = reader;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                eprintln!("camera {} does not reopen: {e:#}", self.index);
+                false
             }
         }
-        if !self.lost {
-            eprintln!(
-                "camera {} lost ({why}); the call goes on without video",
-                self.index
-            );
-            self.lost = true;
+    }
+
+    /// The camera is lost: a frame from it if it came back, else the card,
+    /// at the asked pace; every [`RETRY_EVERY`] the camera is opened again.
+    fn while_lost(&mut self, out: &mut RgbImage) -> Result<()> {
+        let Some((pacer, retry_at)) = self.lost.as_mut() else {
+            return Ok(());
+        };
+        pacer.wait();
+        if let Ok(Report::Frame(grab)) = self.reader.reports.try_recv() {
+            eprintln!("camera {} is back", self.index);
+            self.lost = None;
+            self.reopened = false;
+            *out = grab.image;
+            self.jpeg = grab.jpeg;
+            return Ok(());
         }
-        false
+        if Instant::now() >= *retry_at {
+            *retry_at = Instant::now() + RETRY_EVERY;
+            // Quietly: it fails every time until the camera is back.
+            if let Ok(reader) = spawn_reader(self.index, &self.config)
+                && reader.start.send(()).is_ok()
+            {
+                self.reader = reader;
+            }
+        }
+        *out = card(self.size.0, self.size.1, "camera lost");
+        self.jpeg = None;
+        Ok(())
     }
 }
 
@@ -404,33 +436,30 @@ impl FrameSource for CameraSource {
     }
 
     fn next_frame(&mut self, out: &mut RgbImage) -> Result<()> {
+        if self.lost.is_some() {
+            return self.while_lost(out);
+        }
         loop {
-            // While lost, a card a second, watching for the camera's return.
-            let wait = if self.lost {
-                Duration::from_secs(1)
-            } else {
-                STALL_TIMEOUT
-            };
-            let why = match self.reader.reports.recv_timeout(wait) {
+            let why = match self.reader.reports.recv_timeout(STALL_TIMEOUT) {
                 Ok(Report::Frame(grab)) => {
-                    if self.lost {
-                        eprintln!("camera {} is back", self.index);
-                        self.lost = false;
-                    }
                     *out = grab.image;
                     self.jpeg = grab.jpeg;
                     return Ok(());
                 }
                 Ok(Report::Failed(why)) => why,
                 Err(RecvTimeoutError::Timeout) => {
-                    format!("stalled (no frame for {} s)", wait.as_secs())
+                    format!("stalled (no frame for {} s)", STALL_TIMEOUT.as_secs())
                 }
                 Err(RecvTimeoutError::Disconnected) => "stopped".to_string(),
             };
-            if self.lost || !self.recover(&why) {
-                *out = card(self.size.0, self.size.1, "camera lost");
-                self.jpeg = None;
-                return Ok(());
+            if !self.recover(&why) {
+                eprintln!(
+                    "camera {} lost ({why}); the call goes on without video, and the camera is tried again every {} s",
+                    self.index,
+                    RETRY_EVERY.as_secs()
+                );
+                self.lost = Some((Pacer::new(self.config.fps), Instant::now() + RETRY_EVERY));
+                return self.while_lost(out);
             }
         }
     }

@@ -145,14 +145,14 @@ pub struct Capture {
 
 /// Sources that pace themselves to `fps` with this clock (camera ones are
 /// paced by the device).
-struct Pacer {
+pub(crate) struct Pacer {
     start: Instant,
     period: Duration,
     ticks: u32,
 }
 
 impl Pacer {
-    fn new(fps: u32) -> Self {
+    pub(crate) fn new(fps: u32) -> Self {
         Pacer {
             start: Instant::now(),
             period: Duration::from_secs(1) / fps.max(1),
@@ -161,7 +161,7 @@ impl Pacer {
     }
 
     /// Sleeps until the next tick; a late caller skips the ticks it missed.
-    fn wait(&mut self) {
+    pub(crate) fn wait(&mut self) {
         let now = Instant::now();
         let due = self.start + self.period * self.ticks;
         if due > now {

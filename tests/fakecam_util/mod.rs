@@ -102,6 +102,7 @@ pub fn config(format: &[u8; 4], mode: Mode, after: u64) -> Config {
         fps: 30,
         mode,
         after,
+        back: Duration::from_secs(3),
     }
 }
 

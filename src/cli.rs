@@ -40,7 +40,7 @@ In the window:
 Without a window (--no-window): Ctrl-C hangs up (a second one quits at once).
 
 Exit status: 0 hung up (either side), 1 the call did not start or was not
-taken, 2 bad usage, 3 the call failed after it started.";
+taken, 2 bad usage, 3 the call failed after it started, 130 a second Ctrl-C.";
 
 /// Two-peer video chat for the command line.
 #[derive(Debug, Parser)]
@@ -125,7 +125,8 @@ pub struct CallArgs {
     /// Hang up by itself after this many seconds.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Write one JSON line per frame received to this file.
+    /// Write one JSON line per frame received to this file (live figures:
+    /// the s key in the window, or the status line without one).
     #[arg(long, value_name = "PATH")]
     stats: Option<PathBuf>,
 }

@@ -12,17 +12,9 @@ mod util;
 use util::{GUARD, finish, listen, stderr, stop, vidchat};
 use vidchat::wire::VERSION;
 
-/// A headless test-pattern `vidchat connect` to our listener on `port`.
+/// A headless test-pattern `vidchat connect --yes` to our listener on `port`.
 fn caller(port: u16, extra: &[&str]) -> Command {
-    let target = format!("127.0.0.1:{port}");
-    let mut cmd = vidchat(&[
-        "connect",
-        &target,
-        "--yes",
-        "--source",
-        "test",
-        "--no-window",
-    ]);
+    let mut cmd = util::caller(port);
     cmd.args(extra);
     cmd
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 mod util;
-use util::{finish, listen, stderr, vidchat};
+use util::{finish, listen, stderr};
 
 fn unix_us() -> u64 {
     std::time::SystemTime::now()
@@ -74,19 +74,11 @@ fn a_real_caller_gets_through_a_flood_from_another_address() {
     }
     let stats = std::env::temp_dir().join(format!("vidchat-flood-{}.jsonl", std::process::id()));
     let called_us = unix_us();
-    let target = format!("127.0.0.1:{port}");
-    let caller = vidchat(&[
-        "connect",
-        &target,
-        "--yes",
-        "--source",
-        "test",
-        "--no-window",
-    ])
-    .args(["--duration", "3", "--stats"])
-    .arg(&stats)
-    .spawn()
-    .unwrap();
+    let caller = util::caller(port)
+        .args(["--duration", "3", "--stats"])
+        .arg(&stats)
+        .spawn()
+        .unwrap();
     let out = finish(caller);
     stop.store(true, Ordering::Relaxed);
     flooder.join().unwrap();

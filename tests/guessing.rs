@@ -15,7 +15,7 @@ use vidchat::net::connection::{Connection, Event, Role};
 use vidchat::wire::Intro;
 
 mod util;
-use util::{BIN, GUARD, Terminal, have_tmux};
+use util::{GUARD, have_tmux};
 
 /// What one try saw.
 #[derive(Debug, PartialEq)]
@@ -70,14 +70,7 @@ fn someone_guessing_the_code_learns_it_only_as_the_listener_rings_and_is_turned_
         return;
     }
     let dir = std::env::temp_dir().join(format!("vidchat-guess-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("listen.out");
-    let line = format!(
-        "{BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
-        out.display()
-    );
-    let terminal = Terminal::run(&line);
-    let port = util::port_from_file(&out);
+    let (terminal, port) = util::listener_on_a_terminal(&dir);
 
     for n in 1..=3 {
         let (stream, seen) = attempt(port, GUARD);

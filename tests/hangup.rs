@@ -11,20 +11,7 @@ use std::process::{Child, ChildStderr, Command};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{BIN, GUARD, Terminal, finish, have_tmux, listen, stderr, vidchat};
-
-/// A headless test-pattern caller to our listener on `port`.
-fn caller(port: u16) -> Command {
-    let target = format!("127.0.0.1:{port}");
-    vidchat(&[
-        "connect",
-        &target,
-        "--yes",
-        "--source",
-        "test",
-        "--no-window",
-    ])
-}
+use util::{BIN, GUARD, Terminal, caller, finish, have_tmux, listen, stderr, vidchat};
 
 /// Reads `err` until a line containing `words`; the lines read.
 fn read_until(err: &mut BufReader<ChildStderr>, words: &str) -> String {
@@ -146,16 +133,9 @@ fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
     if !have_tmux() {
         return;
     }
-    // A listener with a terminal asks there; a port file says where it is.
+    // A listener with a terminal asks there.
     let dir = std::env::temp_dir().join(format!("vidchat-ring-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("listen.out");
-    let line = format!(
-        "{BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
-        out.display()
-    );
-    let terminal = Terminal::run(&line);
-    let port = util::port_from_file(&out);
+    let (terminal, port) = util::listener_on_a_terminal(&dir);
     let first = caller(port).spawn().unwrap();
     let asked = terminal.wait_for("accept? [y/N]");
     assert!(asked.contains("read the code to each other"), "{asked}");

@@ -38,6 +38,18 @@ impl Answering {
     }
 }
 
+/// Completes the terminal's question with what was answered in the window.
+pub(super) fn say_window_answer(yes: bool) {
+    eprintln!(
+        "{}",
+        if yes {
+            "y (in the window)"
+        } else {
+            "n (in the window)"
+        }
+    );
+}
+
 /// Lines typed on the terminal, read on their own thread (a read blocks).
 pub(super) fn stdin_lines() -> Receiver<String> {
     let (tx, rx) = bounded(4);
@@ -174,14 +186,7 @@ fn ask(
             let open = window.redraw().is_ok() && window.pump();
             if let Some(answer) = window.take_answer() {
                 if terminal.is_some() {
-                    eprintln!(
-                        "{}",
-                        if answer {
-                            "y (in the window)"
-                        } else {
-                            "n (in the window)"
-                        }
-                    );
+                    say_window_answer(answer);
                 }
                 return Some(answer);
             }

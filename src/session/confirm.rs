@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 
-use super::answer::stdin_lines;
+use super::answer::{say_window_answer, stdin_lines};
 use super::screen::Screen;
 use crate::stats::Counters;
 
@@ -82,14 +82,7 @@ impl Confirmation {
             (Some(line), _) => matches!(line.trim().to_lowercase().as_str(), "y" | "yes"),
             (None, Some(answer)) => {
                 if self.terminal.is_some() {
-                    eprintln!(
-                        "{}",
-                        if answer {
-                            "y (in the window)"
-                        } else {
-                            "n (in the window)"
-                        }
-                    );
+                    say_window_answer(answer);
                 }
                 answer
             }

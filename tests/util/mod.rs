@@ -36,6 +36,20 @@ pub const HEADLESS_LISTEN: [&str; 8] = [
     "--no-window",
 ];
 
+/// A headless test-pattern `vidchat connect --yes` to a listener on
+/// 127.0.0.1:`port`.
+pub fn caller(port: u16) -> Command {
+    let target = format!("127.0.0.1:{port}");
+    vidchat(&[
+        "connect",
+        &target,
+        "--yes",
+        "--source",
+        "test",
+        "--no-window",
+    ])
+}
+
 /// Starts `vidchat listen --port 0 ... --yes` and reads the port it prints.
 pub fn listen(extra: &[&str]) -> (Child, u16, BufReader<ChildStdout>) {
     let mut args = HEADLESS_LISTEN.to_vec();
@@ -177,4 +191,19 @@ pub fn port_from_file(path: &std::path::Path) -> u16 {
         assert!(start.elapsed() < GUARD, "the listener printed no port");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A headless test-pattern `vidchat listen` (no `--yes`) on a terminal of
+/// its own, so it asks there; its stdout goes to a file in `dir`, whence
+/// its port. The shell prints `exit=N` when it ends.
+pub fn listener_on_a_terminal(dir: &std::path::Path) -> (Terminal, u16) {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join("listen.out");
+    let line = format!(
+        "{BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
+        out.display()
+    );
+    let terminal = Terminal::run(&line);
+    let port = port_from_file(&out);
+    (terminal, port)
 }

@@ -21,34 +21,21 @@ pub const SLOW_FOR: Duration = Duration::from_secs(60);
 /// Sources remembered at once (the oldest is forgotten first).
 const MAX_SOURCES: usize = 256;
 
-/// Where calls come from, as far as counting goes: the address, an IPv4
-/// one written as IPv6 being that IPv4 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Source(IpAddr);
-
-impl Source {
-    fn of(ip: IpAddr) -> Source {
-        match ip {
-            IpAddr::V6(v6) => Source(v6.to_ipv4_mapped().map_or(ip, IpAddr::V4)),
-            v4 => Source(v4),
-        }
-    }
-}
-
 /// The count, per source.
 #[derive(Debug, Default)]
 pub struct Guessing {
-    /// Recent hang-ups after a code, oldest first.
-    hang_ups: HashMap<Source, VecDeque<Instant>>,
+    /// Recent hang-ups after a code, oldest first, per address (an IPv4
+    /// address written as IPv6 counts as that IPv4 address).
+    hang_ups: HashMap<IpAddr, VecDeque<Instant>>,
     /// Sources turned away, until when.
-    slowed: HashMap<Source, Instant>,
+    slowed: HashMap<IpAddr, Instant>,
 }
 
 impl Guessing {
     /// A call from `ip` hung up at `now` after its code was shown. Returns
     /// the warning to print when that makes the source suspect.
     pub fn hung_up_after_code(&mut self, ip: IpAddr, now: Instant) -> Option<String> {
-        let source = Source::of(ip);
+        let source = ip.to_canonical();
         if !self.hang_ups.contains_key(&source) && self.hang_ups.len() >= MAX_SOURCES {
             self.forget_oldest();
         }
@@ -80,7 +67,7 @@ impl Guessing {
     /// Whether calls from `ip` are turned away at `now`.
     pub fn is_slowed(&self, ip: IpAddr, now: Instant) -> bool {
         self.slowed
-            .get(&Source::of(ip))
+            .get(&ip.to_canonical())
             .is_some_and(|until| now < *until)
     }
 
@@ -89,7 +76,7 @@ impl Guessing {
             .hang_ups
             .iter()
             .min_by_key(|(_, times)| times.back().copied())
-            .map(|(source, _)| *source);
+            .map(|(ip, _)| *ip);
         if let Some(source) = oldest {
             self.hang_ups.remove(&source);
         }

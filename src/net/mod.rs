@@ -16,10 +16,10 @@ pub mod nearby;
 pub mod rate;
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use socket2::{Domain, Socket, Type};
 
 use crate::call::{EndReason, unix_us};
@@ -250,20 +250,6 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
         ip @ IpAddr::V4(_) => SocketAddr::new(ip, addr.port()),
         IpAddr::V6(_) => addr,
     }
-}
-
-/// The addresses of `target` ("host:port", "1.2.3.4:port", "[::1]:port").
-pub fn resolve(target: &str) -> Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = target
-        .to_socket_addrs()
-        .with_context(|| {
-            format!("cannot resolve {target:?}; expected HOST:PORT, e.g. 192.168.1.23:9999")
-        })?
-        .collect();
-    if addrs.is_empty() {
-        bail!("{target} resolves to no address");
-    }
-    Ok(addrs)
 }
 
 /// Connects to the first of `addrs` that answers and starts the handshake

@@ -462,7 +462,7 @@ fn run_call(
                     window.set_peer_paused(call.counters.peer_video_paused.load(Ordering::Relaxed));
                     let peer_said_yes = call.counters.peer_confirmed.load(Ordering::Relaxed);
                     window.set_waiting_for_peer(
-                        awaiting_their_yes.clone().filter(|_| !peer_said_yes),
+                        awaiting_their_yes.as_deref().filter(|_| !peer_said_yes),
                     );
                     if remote.is_some() {
                         last_remote = Instant::now();

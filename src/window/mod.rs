@@ -201,8 +201,10 @@ impl CallWindow {
     }
 
     /// Says why no video comes while the peer has not said yes (None: it has).
-    pub fn set_waiting_for_peer(&mut self, why: Option<String>) {
-        self.scene.waiting_for_peer = why;
+    pub fn set_waiting_for_peer(&mut self, why: Option<&str>) {
+        if self.scene.waiting_for_peer.as_deref() != why {
+            self.scene.waiting_for_peer = why.map(str::to_string);
+        }
     }
 
     pub fn set_self_view(&mut self, image: Arc<RgbImage>) {

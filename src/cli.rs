@@ -24,6 +24,7 @@ Examples, two laptops on the same Wi-Fi:
   laptop B$ vidchat connect 192.168.1.23:9999   (where multicast does not pass)
 
   vidchat peers                     who is listening nearby
+  vidchat peers --known             the peers confirmed in earlier calls
   vidchat loopback                  a call to yourself: check camera and window
   vidchat loopback --source test    the same with a test pattern
   vidchat devices                   list cameras and their formats
@@ -31,7 +32,9 @@ Examples, two laptops on the same Wi-Fi:
 The code: both sides show the same six-digit code. Read it to each other;
 if the two screens differ, hang up: someone is between you. The listener
 accepts the call, then the caller confirms the code (y): no camera picture
-leaves either side before its own person said yes.
+leaves either side before its own person said yes. After that call, each
+side knows the other's key: next time it shows 'known: NAME' and the caller
+need not confirm again; the same name with another key is a loud warning.
 
 In the window:
   Esc / q   hang up            v   pause/resume my video
@@ -92,7 +95,15 @@ pub enum Command {
         call: CallArgs,
     },
     /// List the vidchat listeners on the local network, and exit.
-    Peers,
+    Peers {
+        /// List the peers confirmed in earlier calls instead.
+        #[arg(long, conflicts_with = "forget")]
+        known: bool,
+        /// Forget the known peer of this name: its next call is a stranger's,
+        /// whose code is compared again (after it got a new key, say).
+        #[arg(long, value_name = "NAME")]
+        forget: Option<String>,
+    },
     /// List cameras and the formats each offers.
     Devices,
 }

@@ -18,5 +18,6 @@ pub mod secure;
 pub mod session;
 pub mod stats;
 pub mod text;
+pub mod trust;
 pub mod window;
 pub mod wire;

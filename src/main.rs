@@ -57,8 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
             interrupt::install();
             session::loopback(&options)?
         }
-        Command::Peers => {
-            session::peers()?;
+        Command::Peers { known, forget } => {
+            match (known, forget) {
+                (false, None) => session::peers()?,
+                (_, forget) => session::known_peers(forget.as_deref())?,
+            }
             return Ok(None);
         }
         Command::Devices => {

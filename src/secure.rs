@@ -60,6 +60,42 @@ pub enum SecureError {
     Random(getrandom::Error),
 }
 
+/// A side's long-lived Noise key (X25519 private key): who it is across
+/// calls. The peer sees its public half in the handshake; `trust` keeps
+/// the ones confirmed before. Never printed.
+#[derive(Clone)]
+pub struct StaticKey([u8; 32]);
+
+impl StaticKey {
+    /// A new random key.
+    pub fn generate() -> Result<StaticKey, SecureError> {
+        let keys = snow::Builder::new(params()?)
+            .generate_keypair()
+            .map_err(SecureError::Handshake)?;
+        let bytes = keys
+            .private
+            .try_into()
+            .map_err(|_| SecureError::Unfinished)?;
+        Ok(StaticKey(bytes))
+    }
+
+    /// The key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> StaticKey {
+        StaticKey(bytes)
+    }
+
+    /// Its 32 bytes, to keep it in a file.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticKey(..)")
+    }
+}
+
 /// A fresh random 32-byte nonce.
 pub fn random_nonce() -> Result<[u8; 32], SecureError> {
     let mut nonce = [0; 32];
@@ -105,18 +141,14 @@ pub struct Handshake {
 const CODE_MESSAGE: usize = 2;
 
 impl Handshake {
-    /// Starts a handshake as caller (`initiator`) or callee, binding the
-    /// plaintext `prologue` (both Hellos) into it.
-    pub fn new(initiator: bool, prologue: &[u8]) -> Result<Handshake, SecureError> {
-        let keys = snow::Builder::new(params()?)
-            .generate_keypair()
-            .map_err(SecureError::Handshake)?;
-        Self::build(
-            snow::Builder::new(params()?),
-            initiator,
-            prologue,
-            &keys.private,
-        )
+    /// Starts a handshake as caller (`initiator`) or callee with our
+    /// static `key`, binding the plaintext `prologue` (both Hellos) into it.
+    pub fn new(
+        initiator: bool,
+        prologue: &[u8],
+        key: &StaticKey,
+    ) -> Result<Handshake, SecureError> {
+        Self::build(snow::Builder::new(params()?), initiator, prologue, &key.0)
     }
 
     /// The same with fixed keys, so a test can replay one side exactly.
@@ -189,27 +221,43 @@ impl Handshake {
         Ok(payload)
     }
 
-    /// The handshake hash the code covers (after message 2) and the two
-    /// directions' ciphers.
-    pub fn finish(self) -> Result<(Vec<u8>, Sealer, Opener), SecureError> {
+    /// The handshake hash the code covers (after message 2), the peer's
+    /// static public key, and the two directions' ciphers.
+    pub fn finish(self) -> Result<Finished, SecureError> {
         let hash = self.code_hash.ok_or(SecureError::Unfinished)?;
+        let peer_key: [u8; 32] = self
+            .state
+            .get_remote_static()
+            .and_then(|k| k.try_into().ok())
+            .ok_or(SecureError::Unfinished)?;
         let transport = Arc::new(
             self.state
                 .into_stateless_transport_mode()
                 .map_err(SecureError::Handshake)?,
         );
-        Ok((
+        Ok(Finished {
             hash,
-            Sealer {
+            peer_key,
+            sealer: Sealer {
                 transport: transport.clone(),
                 nonce: 0,
             },
-            Opener {
+            opener: Opener {
                 transport,
                 nonce: 0,
             },
-        ))
+        })
     }
+}
+
+/// A finished handshake.
+pub struct Finished {
+    /// What the code covers.
+    pub hash: Vec<u8>,
+    /// The peer's static public key: who it is across calls.
+    pub peer_key: [u8; 32],
+    pub sealer: Sealer,
+    pub opener: Opener,
 }
 
 /// Size of a sealed payload of `plain` bytes (an empty one is one chunk).
@@ -280,6 +328,15 @@ mod tests {
     /// One side after the handshake: its hash and ciphers.
     type Side = (Vec<u8>, Sealer, Opener);
 
+    fn side(done: Finished) -> Side {
+        (done.hash, done.sealer, done.opener)
+    }
+
+    /// A handshake with a new static key.
+    fn fresh(initiator: bool, prologue: &[u8]) -> Handshake {
+        Handshake::new(initiator, prologue, &StaticKey::generate().unwrap()).unwrap()
+    }
+
     /// Runs the three XX messages between two handshakes.
     fn handshake(a: &mut Handshake, b: &mut Handshake) {
         let m1 = a.write(b"").unwrap();
@@ -291,10 +348,10 @@ mod tests {
     }
 
     fn pair(prologue_a: &[u8], prologue_b: &[u8]) -> (Side, Side) {
-        let mut a = Handshake::new(true, prologue_a).unwrap();
-        let mut b = Handshake::new(false, prologue_b).unwrap();
+        let mut a = fresh(true, prologue_a);
+        let mut b = fresh(false, prologue_b);
         handshake(&mut a, &mut b);
-        (a.finish().unwrap(), b.finish().unwrap())
+        (side(a.finish().unwrap()), side(b.finish().unwrap()))
     }
 
     #[test]
@@ -353,8 +410,8 @@ mod tests {
 
     #[test]
     fn different_prologues_do_not_complete() {
-        let mut a = Handshake::new(true, b"hello from a").unwrap();
-        let mut b = Handshake::new(false, b"tampered hello").unwrap();
+        let mut a = fresh(true, b"hello from a");
+        let mut b = fresh(false, b"tampered hello");
         let m1 = a.write(b"").unwrap();
         b.read(&m1).unwrap();
         let m2 = b.write(b"").unwrap();
@@ -387,7 +444,7 @@ mod tests {
         b.read(&a.write(b"").unwrap()).unwrap();
         a.read(&b.write(b"callee intro").unwrap()).unwrap();
         b.read(&a.write(payload).unwrap()).unwrap();
-        b.finish().unwrap().0
+        b.finish().unwrap().hash
     }
 
     #[test]
@@ -428,6 +485,34 @@ mod tests {
     }
 
     #[test]
+    fn each_side_learns_the_other_static_key_and_it_stays_the_same() {
+        let (alice, bob) = (
+            StaticKey::generate().unwrap(),
+            StaticKey::generate().unwrap(),
+        );
+        let keys_seen = |callee: &StaticKey| {
+            let mut a = Handshake::new(true, b"p", &alice).unwrap();
+            let mut b = Handshake::new(false, b"p", callee).unwrap();
+            handshake(&mut a, &mut b);
+            (a.finish().unwrap().peer_key, b.finish().unwrap().peer_key)
+        };
+        let (bob_seen, alice_seen) = keys_seen(&bob);
+        assert_eq!(
+            keys_seen(&bob),
+            (bob_seen, alice_seen),
+            "a key changed between calls"
+        );
+        let (mallory_seen, alice_again) = keys_seen(&StaticKey::generate().unwrap());
+        assert_ne!(mallory_seen, bob_seen);
+        assert_eq!(alice_again, alice_seen);
+        assert_ne!(
+            bob_seen,
+            bob.to_bytes(),
+            "the public key is the private one"
+        );
+    }
+
+    #[test]
     fn commitment_binds_the_nonce() {
         let nonce = random_nonce().unwrap();
         let mut other = nonce;
@@ -448,12 +533,13 @@ mod cost {
     #[test]
     #[ignore = "a measurement, run by hand"]
     fn seal_and_open_cost_per_frame() {
-        let mut a = Handshake::new(true, b"").unwrap();
-        let mut b = Handshake::new(false, b"").unwrap();
+        let key = StaticKey::generate().unwrap();
+        let mut a = Handshake::new(true, b"", &key).unwrap();
+        let mut b = Handshake::new(false, b"", &key).unwrap();
         b.read(&a.write(b"").unwrap()).unwrap();
         a.read(&b.write(b"").unwrap()).unwrap();
         b.read(&a.write(b"").unwrap()).unwrap();
-        let ((_, mut seal, _), (_, _, mut open)) = (a.finish().unwrap(), b.finish().unwrap());
+        let (mut seal, mut open) = (a.finish().unwrap().sealer, b.finish().unwrap().opener);
         // A 720p JPEG at the qualities the controller uses is 60-200 KB.
         for size in [60_000, 150_000, 1280 * 720 * 3] {
             let plain = vec![0x5a; size];

@@ -497,7 +497,11 @@ fn a_peer_that_sends_but_never_reads_is_let_go() {
     let (listener, port, _out) = listen(&[]);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let stream = TcpStream::connect(addr).unwrap();
-    let mut peer = Peer::new(stream, addr, Role::Caller, &Intro::new("deaf", 64, 64)).unwrap();
+    let us = vidchat::net::Us {
+        intro: Intro::new("deaf", 64, 64),
+        key: vidchat::secure::StaticKey::generate().unwrap(),
+    };
+    let mut peer = Peer::new(stream, addr, Role::Caller, &us).unwrap();
     peer.wait_for(|e| *e == Event::Accepted, &mut || true)
         .unwrap();
     peer.conn.confirm();
@@ -563,7 +567,11 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let stream = TcpStream::connect(addr).unwrap();
     let intro = Intro::new("flood", 640, 480).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg]);
-    let mut peer = Peer::new(stream, addr, Role::Caller, &intro).unwrap();
+    let us = vidchat::net::Us {
+        intro,
+        key: vidchat::secure::StaticKey::generate().unwrap(),
+    };
+    let mut peer = Peer::new(stream, addr, Role::Caller, &us).unwrap();
     peer.wait_for(|e| *e == Event::Accepted, &mut || true)
         .unwrap();
     peer.conn.confirm();

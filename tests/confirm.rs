@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 mod util;
-use util::{BIN, GUARD, Terminal, finish, have_tmux, listen, stderr};
+use util::{BIN, CONFIG_DIR, GUARD, Terminal, finish, have_tmux, listen, own_config, stderr};
 
 fn frames_in(stats: &Path) -> usize {
     std::fs::read_to_string(stats).map_or(0, |s| s.lines().count())
@@ -37,7 +37,8 @@ fn no_frame_of_the_callers_camera_leaves_before_its_person_confirms() {
     let (at_listener, at_caller) = (dir.join("listener.jsonl"), dir.join("caller.jsonl"));
     let (listener, port, _out) = listen(&["--stats", at_listener.to_str().unwrap()]);
     let line = format!(
-        "{BIN} connect 127.0.0.1:{port} --source test --no-window --stats {}; echo exit=$?; sleep 60",
+        "{CONFIG_DIR}={} {BIN} connect 127.0.0.1:{port} --source test --no-window --stats {}; echo exit=$?; sleep 60",
+        own_config().display(),
         at_caller.display()
     );
     let terminal = Terminal::run(&line);
@@ -74,8 +75,10 @@ fn n_instead_of_yes_hangs_up_without_a_frame_sent() {
     std::fs::create_dir_all(&dir).unwrap();
     let at_listener = dir.join("listener.jsonl");
     let (listener, port, _out) = listen(&["--stats", at_listener.to_str().unwrap()]);
-    let line =
-        format!("{BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60");
+    let line = format!(
+        "{CONFIG_DIR}={} {BIN} connect 127.0.0.1:{port} --source test --no-window; echo exit=$?; sleep 60",
+        own_config().display()
+    );
     let terminal = Terminal::run(&line);
     terminal.wait_for("does the other screen show the same code?");
     terminal.tmux(&["send-keys", "n", "Enter"]);

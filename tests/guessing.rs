@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use vidchat::call::EndReason;
 use vidchat::net::connection::{Connection, Event, Role};
+use vidchat::secure::StaticKey;
 use vidchat::wire::Intro;
 
 mod util;
@@ -35,8 +36,14 @@ fn attempt(port: u16, give_up: Duration) -> (TcpStream, Try) {
     stream
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
-    let mut conn =
-        Connection::new(Role::Caller, Intro::new("guesser", 0, 0), Instant::now(), 0).unwrap();
+    let mut conn = Connection::new(
+        Role::Caller,
+        Intro::new("guesser", 0, 0),
+        &StaticKey::generate().unwrap(),
+        Instant::now(),
+        0,
+    )
+    .unwrap();
     let (mut out, mut buf) = (Vec::new(), [0u8; 4096]);
     let start = Instant::now();
     let seen = loop {

@@ -11,7 +11,10 @@ use std::process::{Child, ChildStderr, Command};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{BIN, GUARD, Terminal, caller, finish, have_tmux, listen, stderr, vidchat};
+use util::{
+    BIN, CONFIG_DIR, GUARD, Terminal, caller, finish, have_tmux, listen, own_config, stderr,
+    vidchat,
+};
 
 /// Reads `err` until a line containing `words`; the lines read.
 fn read_until(err: &mut BufReader<ChildStderr>, words: &str) -> String {
@@ -79,7 +82,8 @@ fn ctrl_c_typed_in_a_terminal_hangs_up_cleanly() {
     }
     let (listener, port, _out) = listen(&[]);
     let line = format!(
-        "{BIN} connect 127.0.0.1:{port} --yes --source test --no-window; echo exit=$?; sleep 60"
+        "{CONFIG_DIR}={} {BIN} connect 127.0.0.1:{port} --yes --source test --no-window; echo exit=$?; sleep 60",
+        own_config().display()
     );
     let terminal = Terminal::run(&line);
     terminal.wait_for(" - in a call");

@@ -130,7 +130,8 @@ impl Lan {
     /// `vidchat ARGS` inside namespace `ns`.
     fn vidchat(ns: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, BIN])
+        cmd.env(util::CONFIG_DIR, util::own_config())
+            .args(["netns", "exec", ns, BIN])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -141,7 +141,8 @@ fn connect_localhost_reaches_a_listener_on_localhost_9999() {
     }
     let in_ns = |args: &[&str]| {
         let mut ip = Command::new("ip");
-        ip.args(["netns", "exec", &ns.0, BIN])
+        ip.env(util::CONFIG_DIR, util::own_config())
+            .args(["netns", "exec", &ns.0, BIN])
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())

@@ -164,6 +164,7 @@ fn call_window_shows_video_self_view_and_reacts_to_keys() {
     let (mut listener, port, _out) = util::listen(&["--duration", "60"]);
     let stats = std::env::temp_dir().join(format!("vidchat-window-{}.jsonl", std::process::id()));
     let mut caller = Command::new(BIN)
+        .env(util::CONFIG_DIR, util::own_config())
         .args([
             "connect",
             &format!("127.0.0.1:{port}"),
@@ -315,6 +316,7 @@ fn a_declined_callers_window_says_why_before_it_closes() {
     cmd.args(["--name", name]);
     let (mut listener, port, _out) = util::spawn_listener(cmd);
     let mut caller = Command::new(BIN)
+        .env(util::CONFIG_DIR, util::own_config())
         .args(["connect", &format!("127.0.0.1:{port}"), "--source", "test"])
         .env("DISPLAY", &x.display)
         .stdout(Stdio::null())

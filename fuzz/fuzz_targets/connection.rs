@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use vidchat::codec;
 use vidchat::net::connection::{Connection, Event, Role};
+use vidchat::secure::StaticKey;
 use vidchat::wire::{Intro, VideoFormat};
 
 const T0_US: u64 = 1_800_000_000_000_000;
@@ -29,7 +30,10 @@ fn drain(conn: &mut Connection) {
 
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
-    let Ok(mut stranger) = Connection::new(Role::Callee, intro(), now, T0_US) else {
+    let Ok(key) = StaticKey::generate() else {
+        return;
+    };
+    let Ok(mut stranger) = Connection::new(Role::Callee, intro(), &key, now, T0_US) else {
         return;
     };
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
@@ -40,8 +44,8 @@ fuzz_target!(|data: &[u8]| {
     drain(&mut stranger);
 
     let (Ok(mut peer), Ok(mut us)) = (
-        Connection::new(Role::Caller, intro(), now, T0_US),
-        Connection::new(Role::Callee, intro(), now, T0_US),
+        Connection::new(Role::Caller, intro(), &key, now, T0_US),
+        Connection::new(Role::Callee, intro(), &key, now, T0_US),
     ) else {
         return;
     };

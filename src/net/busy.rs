@@ -130,6 +130,7 @@ fn still_open(stream: &mut TcpStream) -> bool {
 mod tests {
     use super::*;
     use crate::call::EndReason;
+    use crate::net::connection::tests::key;
     use crate::net::connection::{Connection, Event, Role};
     use crate::wire::Intro;
 
@@ -137,7 +138,8 @@ mod tests {
     fn call_and_wait(addr: SocketAddr) -> EndReason {
         let stream = TcpStream::connect(addr).unwrap();
         let now = Instant::now();
-        let mut conn = Connection::new(Role::Caller, Intro::new("caller", 0, 0), now, 0).unwrap();
+        let mut conn =
+            Connection::new(Role::Caller, Intro::new("caller", 0, 0), &key(), now, 0).unwrap();
         let mut out = Vec::new();
         conn.take_outgoing(&mut out);
         (&stream).write_all(&out).unwrap();

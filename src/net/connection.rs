@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::call::{EndReason, IDLE_TIMEOUT};
-use crate::secure::{self, Handshake, Opener, Sealer};
+use crate::secure::{self, Handshake, Opener, Sealer, StaticKey};
 use crate::wire::{
     self, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_HELLO_LEN, MAX_MESSAGE_LEN,
     Message, VideoFormat, WireError,
@@ -73,6 +73,9 @@ pub struct PeerInfo {
     pub name: String,
     /// The six-digit code both people compare, "123 456".
     pub code: String,
+    /// The peer's static public key, proven in the handshake: who it is
+    /// across calls (see `trust`).
+    pub key: [u8; 32],
     /// Largest picture the peer will send (0x0: none).
     pub width: u32,
     pub height: u32,
@@ -184,6 +187,10 @@ pub struct Connection {
     role: Role,
     phase: Phase,
     our_intro: Intro,
+    /// Who we are across calls.
+    our_key: StaticKey,
+    /// The peer's static public key, once the handshake proved it.
+    their_key: Option<[u8; 32]>,
     /// Our nonce for the code; we committed to it in our Hello.
     nonce: [u8; 32],
     /// The callee told the caller its nonce (it rang).
@@ -228,10 +235,12 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection at `now` (whose wall-clock time is `now_unix_us`),
-    /// introducing ourselves with `intro`; our Hello is ready to send.
+    /// introducing ourselves with `intro` and proving `key`; our Hello is
+    /// ready to send.
     pub fn new(
         role: Role,
         intro: Intro,
+        key: &StaticKey,
         now: Instant,
         now_unix_us: u64,
     ) -> Result<Connection, EndReason> {
@@ -246,6 +255,8 @@ impl Connection {
             role,
             phase: Phase::Hello { ours },
             our_intro: intro,
+            our_key: key.clone(),
+            their_key: None,
             nonce,
             revealed: false,
             confirmed: false,
@@ -514,7 +525,7 @@ impl Connection {
                     &self.hellos[1],
                 ]
                 .concat();
-                let mut noise = Handshake::new(self.role == Role::Caller, &prologue)
+                let mut noise = Handshake::new(self.role == Role::Caller, &prologue, &self.our_key)
                     .map_err(|e| protocol(&e))?;
                 self.decoder.set_max_len(secure::NOISE_MAX as u64);
                 if self.role == Role::Caller {
@@ -594,12 +605,13 @@ impl Connection {
 
     /// Ends the handshake: the ciphers from now on, and the hash the code covers.
     fn take_keys(&mut self, noise: Handshake) -> Result<Vec<u8>, EndReason> {
-        let (hash, sealer, opener) = noise
+        let done = noise
             .finish()
             .map_err(|e| EndReason::Protocol(e.to_string()))?;
-        self.ciphers = Some((sealer, opener));
+        self.ciphers = Some((done.sealer, done.opener));
+        self.their_key = Some(done.peer_key);
         self.decoder.set_max_len(MAX_SEALED_LEN);
-        Ok(hash)
+        Ok(done.hash)
     }
 
     /// The code is known: the call rings until it is answered.
@@ -607,6 +619,8 @@ impl Connection {
         let info = PeerInfo {
             name: wire::safe_name(&intro.name),
             code,
+            // Set with the ciphers, before any code exists.
+            key: self.their_key.unwrap_or_default(),
             width: intro.width,
             height: intro.height,
             codecs: intro.codecs,
@@ -931,23 +945,40 @@ pub(crate) mod tests {
         Intro::new(name, 640, 480).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg])
     }
 
+    /// A new static key.
+    pub(crate) fn key() -> StaticKey {
+        StaticKey::generate().unwrap()
+    }
+
     /// A caller and a callee; `deliver_to_*` cut a direction when false.
-    struct Pair {
-        caller: Connection,
-        callee: Connection,
-        now: Instant,
+    pub(crate) struct Pair {
+        pub(crate) caller: Connection,
+        pub(crate) callee: Connection,
+        pub(crate) now: Instant,
         deliver_to_caller: bool,
         deliver_to_callee: bool,
     }
 
     impl Pair {
         fn new() -> Pair {
+            Pair::between(("caller", &key()), ("callee", &key()))
+        }
+
+        /// A caller and a callee of these names and static keys.
+        pub(crate) fn between(caller: (&str, &StaticKey), callee: (&str, &StaticKey)) -> Pair {
             let now = Instant::now();
             Pair {
-                caller: Connection::new(Role::Caller, intro("caller"), now, T0_US).unwrap(),
-                // The callee's clock runs 3 s ahead of the caller's.
-                callee: Connection::new(Role::Callee, intro("callee"), now, T0_US + 3_000_000)
+                caller: Connection::new(Role::Caller, intro(caller.0), caller.1, now, T0_US)
                     .unwrap(),
+                // The callee's clock runs 3 s ahead of the caller's.
+                callee: Connection::new(
+                    Role::Callee,
+                    intro(callee.0),
+                    callee.1,
+                    now,
+                    T0_US + 3_000_000,
+                )
+                .unwrap(),
                 now,
                 deliver_to_caller: true,
                 deliver_to_callee: true,
@@ -955,7 +986,7 @@ pub(crate) mod tests {
         }
 
         /// Moves bytes both ways until neither side has more to say.
-        fn drive(&mut self) {
+        pub(crate) fn drive(&mut self) {
             let mut bytes = Vec::new();
             loop {
                 let mut moved = false;
@@ -1000,7 +1031,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn events(conn: &mut Connection) -> Vec<Event> {
+    pub(crate) fn events(conn: &mut Connection) -> Vec<Event> {
         std::iter::from_fn(|| conn.poll_event()).collect()
     }
 
@@ -1014,7 +1045,8 @@ pub(crate) mod tests {
     #[test]
     fn a_busy_listener_ends_the_call_before_the_handshake() {
         let now = Instant::now();
-        let mut caller = Connection::new(Role::Caller, intro("caller"), now, T0_US).unwrap();
+        let mut caller =
+            Connection::new(Role::Caller, intro("caller"), &key(), now, T0_US).unwrap();
         caller.handle_bytes(now, &wire::busy_answer().unwrap());
         assert_eq!(ended(&mut caller), Some(EndReason::Busy));
         let mut bytes = Vec::new();
@@ -1023,7 +1055,7 @@ pub(crate) mod tests {
         assert_eq!(bytes.len(), 8 + hello_len, "sent more than its Hello");
     }
 
-    fn frame(seq: u64, keyframe: bool) -> Frame {
+    pub(crate) fn frame(seq: u64, keyframe: bool) -> Frame {
         Frame {
             seq,
             capture_us: T0_US + seq,
@@ -1037,7 +1069,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn frames(conn: &mut Connection) -> Vec<u64> {
+    pub(crate) fn frames(conn: &mut Connection) -> Vec<u64> {
         events(conn)
             .into_iter()
             .filter_map(|e| match e {
@@ -1119,10 +1151,10 @@ pub(crate) mod tests {
         // caller <-> relay (as callee), relay (as caller) <-> callee; the
         // relay passes every intro on, as a careful eavesdropper would.
         let now = Instant::now();
-        let mut caller = Connection::new(Role::Caller, intro("a"), now, T0_US).unwrap();
-        let mut relay_in = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
-        let mut relay_out = Connection::new(Role::Caller, intro("a"), now, T0_US).unwrap();
-        let mut callee = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut caller = Connection::new(Role::Caller, intro("a"), &key(), now, T0_US).unwrap();
+        let mut relay_in = Connection::new(Role::Callee, intro("b"), &key(), now, T0_US).unwrap();
+        let mut relay_out = Connection::new(Role::Caller, intro("a"), &key(), now, T0_US).unwrap();
+        let mut callee = Connection::new(Role::Callee, intro("b"), &key(), now, T0_US).unwrap();
         let mut bytes = Vec::new();
         let mut pass = |from: &mut Connection, to: &mut Connection| {
             from.take_outgoing(&mut bytes);
@@ -1256,7 +1288,7 @@ pub(crate) mod tests {
         let now = Instant::now();
         let mut pair = Pair::new();
         let jpeg_only = Intro::new("callee", 640, 480);
-        pair.callee = Connection::new(Role::Callee, jpeg_only, now, T0_US).unwrap();
+        pair.callee = Connection::new(Role::Callee, jpeg_only, &key(), now, T0_US).unwrap();
         assert_eq!(pair.callee.our_intro.codecs, [VideoFormat::Jpeg]);
         pair.drive();
         pair.callee.answer(pair.now, true);
@@ -1480,7 +1512,7 @@ pub(crate) mod tests {
     fn strangers_get_a_reason_and_silence_a_deadline() {
         let refused = |bytes: &[u8]| {
             let mut conn =
-                Connection::new(Role::Callee, intro("b"), Instant::now(), T0_US).unwrap();
+                Connection::new(Role::Callee, intro("b"), &key(), Instant::now(), T0_US).unwrap();
             conn.handle_bytes(Instant::now(), bytes);
             conn.handle_closed();
             ended(&mut conn).unwrap().to_string()
@@ -1490,7 +1522,7 @@ pub(crate) mod tests {
         assert!(refused(&(1u64 << 63).to_le_bytes()).contains("over the 4096-byte limit"));
         assert!(refused(b"").contains("without a word"));
         let now = Instant::now();
-        let mut silent = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut silent = Connection::new(Role::Callee, intro("b"), &key(), now, T0_US).unwrap();
         silent.handle_timeout(now + HANDSHAKE_TIMEOUT - Duration::from_millis(1));
         assert_eq!(silent.end_reason(), None);
         silent.handle_timeout(now + HANDSHAKE_TIMEOUT);
@@ -1511,11 +1543,12 @@ pub(crate) mod tests {
                 name: "x - code: 111 111 \u{202E}".into(),
                 ..intro("")
             },
+            &key(),
             now,
             T0_US,
         )
         .unwrap();
-        let mut callee = Connection::new(Role::Callee, intro("b"), now, T0_US).unwrap();
+        let mut callee = Connection::new(Role::Callee, intro("b"), &key(), now, T0_US).unwrap();
         let mut bytes = Vec::new();
         for _ in 0..3 {
             caller.take_outgoing(&mut bytes);

@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::Peer;
 use super::busy::BusyTone;
 use super::connection::Role;
 use super::guessing::Guessing;
-use crate::wire::Intro;
+use super::{Peer, Us};
 
 /// Handshakes in progress at once. Each costs a socket and a few kilobytes.
 pub const MAX_PENDING: usize = 16;
@@ -40,7 +39,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 /// A listening socket and the handshakes in progress on it.
 pub struct Door {
     listener: TcpListener,
-    intro: Intro,
+    us: Us,
     pending: VecDeque<Peer>,
     guessing: Guessing,
     log: DoorLog,
@@ -130,11 +129,11 @@ impl DoorLog {
 }
 
 impl Door {
-    pub fn new(listener: TcpListener, intro: Intro) -> Result<Door> {
+    pub fn new(listener: TcpListener, us: Us) -> Result<Door> {
         listener.set_nonblocking(true)?;
         Ok(Door {
             listener,
-            intro,
+            us,
             pending: VecDeque::new(),
             guessing: Guessing::default(),
             log: DoorLog::default(),
@@ -190,7 +189,7 @@ impl Door {
                 Ok((_, addr)) if self.guessing.is_slowed(addr.ip(), now) => {
                     self.log.turned_away += 1;
                 }
-                Ok((stream, addr)) => match Peer::new(stream, addr, Role::Callee, &self.intro) {
+                Ok((stream, addr)) => match Peer::new(stream, addr, Role::Callee, &self.us) {
                     Ok(peer) => {
                         let from = peer.address().ip();
                         self.pending.push_back(peer);

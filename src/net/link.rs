@@ -649,10 +649,18 @@ mod tests {
     //! that completes the handshake and then sends video that does not
     //! decode as announced: the receiver thread ends the call, with why.
     use super::*;
+    use crate::net::Us;
     use crate::net::connection::Role;
-    use crate::net::connection::tests::assert_protocol;
+    use crate::net::connection::tests::{assert_protocol, key};
     use crate::wire::Intro;
     use std::net::{TcpListener, TcpStream};
+
+    fn us(name: &str, width: u32, height: u32) -> Us {
+        Us {
+            intro: Intro::new(name, width, height),
+            key: key(),
+        }
+    }
 
     /// Runs a callee; the caller sends `frame` once the call is on. Returns
     /// why the callee's call ended.
@@ -661,8 +669,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let callee = thread::spawn(move || {
             let (stream, from) = listener.accept().unwrap();
-            let mut peer =
-                Peer::new(stream, from, Role::Callee, &Intro::new("callee", 0, 0)).unwrap();
+            let mut peer = Peer::new(stream, from, Role::Callee, &us("callee", 0, 0)).unwrap();
             peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || true)
                 .unwrap();
             peer.conn.answer(Instant::now(), true);
@@ -688,8 +695,7 @@ mod tests {
             shutdown.reason()
         });
         let stream = TcpStream::connect(addr).unwrap();
-        let mut caller =
-            Peer::new(stream, addr, Role::Caller, &Intro::new("hostile", 640, 480)).unwrap();
+        let mut caller = Peer::new(stream, addr, Role::Caller, &us("hostile", 640, 480)).unwrap();
         caller
             .wait_for(|e| *e == Event::Accepted, &mut || true)
             .unwrap();

@@ -23,6 +23,7 @@ use anyhow::{Result, anyhow, bail};
 use socket2::{Domain, Socket, Type};
 
 use crate::call::{EndReason, unix_us};
+use crate::secure::StaticKey;
 use crate::wire::Intro;
 use connection::{Connection, Event, PeerInfo, Role};
 
@@ -43,6 +44,13 @@ pub const PUMP_INTERVAL: Duration = Duration::from_millis(5);
 /// handshake message is at most 64 KiB and arrives over several reads).
 const PUMP_CHUNK: usize = 4096;
 
+/// Who we are to a peer: what we tell it, and the key we prove.
+#[derive(Debug, Clone)]
+pub struct Us {
+    pub intro: Intro,
+    pub key: StaticKey,
+}
+
 /// A connection's state machine on its socket (non-blocking until the call
 /// runs), with the bytes it has produced but the socket not yet taken.
 pub struct Peer {
@@ -55,10 +63,10 @@ pub struct Peer {
 
 impl Peer {
     /// Starts the protocol as `role` on a connected `stream`.
-    pub fn new(stream: TcpStream, addr: SocketAddr, role: Role, ours: &Intro) -> Result<Peer> {
+    pub fn new(stream: TcpStream, addr: SocketAddr, role: Role, us: &Us) -> Result<Peer> {
         stream.set_nonblocking(true)?;
         tune(&stream)?;
-        let conn = Connection::new(role, ours.clone(), Instant::now(), unix_us())
+        let conn = Connection::new(role, us.intro.clone(), &us.key, Instant::now(), unix_us())
             .map_err(|e| anyhow!("{e}"))?;
         Ok(Peer {
             stream,
@@ -254,9 +262,9 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
 
 /// Connects to the first of `addrs` that answers and starts the handshake
 /// as the caller.
-pub fn connect(addrs: &[SocketAddr], ours: &Intro) -> Result<Peer> {
+pub fn connect(addrs: &[SocketAddr], us: &Us) -> Result<Peer> {
     let (stream, addr) = first_to_answer(addrs)?;
-    Peer::new(stream, addr, Role::Caller, ours)
+    Peer::new(stream, addr, Role::Caller, us)
 }
 
 /// Addresses of one listener tried at once at most (it announces 4).

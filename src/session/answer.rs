@@ -1,6 +1,7 @@
 //! Answering a call on the listening side: `--yes`, nobody to ask, or the
 //! person on the terminal and in the window, whichever answers first; with
-//! the code to compare, said where the question is asked.
+//! the code to compare (and whether the caller is known, or claims a known
+//! name with another key) said where the question is asked.
 
 use std::io::{BufRead, IsTerminal};
 use std::thread;
@@ -13,28 +14,30 @@ use crate::call::EndReason;
 use crate::interrupt;
 use crate::net::connection::RING_TIMEOUT;
 use crate::net::{PUMP_INTERVAL, Peer};
+use crate::trust::Trust;
 
 /// How a listener answers a call.
-pub(super) enum Answering {
-    /// `--yes`: every call that completes the handshake.
-    Always,
-    /// Nobody to ask (no terminal, no window): every call is declined.
-    Never,
-    /// The person, on the terminal (lines read by a helper thread), in the
-    /// window, or both.
-    Ask { terminal: Option<Receiver<String>> },
+pub(super) struct Answering {
+    /// `--yes`: every call that completes the handshake, but for a changed key.
+    yes: bool,
+    /// The terminal's lines, read by a helper thread, if it is one.
+    terminal: Option<Receiver<String>>,
+    /// A window to ask in.
+    window: bool,
 }
 
 impl Answering {
     pub(super) fn choose(yes: bool, window: bool) -> Answering {
-        let terminal = std::io::stdin().is_terminal();
-        match (yes, terminal, window) {
-            (true, ..) => Answering::Always,
-            (false, false, false) => Answering::Never,
-            (false, terminal, _) => Answering::Ask {
-                terminal: terminal.then(stdin_lines),
-            },
+        Answering {
+            yes,
+            terminal: std::io::stdin().is_terminal().then(stdin_lines),
+            window,
         }
+    }
+
+    /// Nobody to ask, and no `--yes`: every call will be declined.
+    pub(super) fn declines_all(&self) -> bool {
+        !self.yes && self.terminal.is_none() && !self.window
     }
 }
 
@@ -78,22 +81,46 @@ pub(super) enum Rang {
     CallerLeft,
 }
 
-/// Rings: asks the person (or applies `--yes`) whether to take the call,
-/// keeping the connection pumped meanwhile, and sends the answer.
-pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) -> Rang {
+/// Rings: asks the person (or applies `--yes`) whether to take the call
+/// from a caller of this `trust`, keeping the connection pumped meanwhile,
+/// and sends the answer.
+pub(super) fn ring(
+    peer: &mut Peer,
+    trust: Trust,
+    answering: &Answering,
+    screen: &mut Screen,
+) -> Rang {
     let who = peer.describe();
-    let decided = match answering {
-        Answering::Always => {
-            eprintln!("{who} - incoming call - accepted (--yes)");
-            Some(true)
-        }
-        Answering::Never => {
-            eprintln!(
-                "{who} - incoming call - declined: no terminal or window to ask on (--yes takes calls)"
-            );
-            Some(false)
-        }
-        Answering::Ask { terminal } => ask(peer, &who, terminal.as_ref(), screen),
+    let name = peer.info().map(|i| i.name.clone()).unwrap_or_default();
+    let warning = (trust == Trust::Changed).then(|| Trust::changed_warning(&name, false));
+    if let Some(warning) = &warning {
+        eprintln!("{who} - {warning}");
+    }
+    let person = answering.terminal.is_some() || answering.window;
+    let decided = if trust.listener_answers_unasked(answering.yes) {
+        let known = if trust == Trust::Known { ", known" } else { "" };
+        eprintln!("{who} - incoming call{known} - accepted (--yes)");
+        Some(true)
+    } else if !person {
+        let why = match warning {
+            Some(_) => "a changed key is never taken by --yes, and nobody is here to ask",
+            None => "no terminal or window to ask on (--yes takes calls)",
+        };
+        eprintln!("{who} - incoming call - declined: {why}");
+        Some(false)
+    } else {
+        let label = match (&warning, trust) {
+            (Some(warning), _) => Some(warning.clone()),
+            (None, Trust::Known) => Some(format!("known: {name} (confirmed in an earlier call)")),
+            (None, _) => None,
+        };
+        ask(
+            peer,
+            &who,
+            label.as_deref(),
+            answering.terminal.as_ref(),
+            screen,
+        )
     };
     if let Some(accepted) = decided {
         peer.conn.answer(Instant::now(), accepted);
@@ -129,6 +156,7 @@ pub(super) fn ring(peer: &mut Peer, answering: &Answering, screen: &mut Screen) 
 fn ask(
     peer: &mut Peer,
     who: &str,
+    label: Option<&str>,
     terminal: Option<&Receiver<String>>,
     screen: &mut Screen,
 ) -> Option<bool> {
@@ -143,6 +171,11 @@ fn ask(
         "read the code to each other: the caller's screen must show {} too",
         info.code
     );
+    let compare = match label {
+        Some(label) => format!("{label}\n  {compare}"),
+        None => compare,
+    };
+    let label = label.map(|l| format!("{l}\n")).unwrap_or_default();
     if terminal.is_some() {
         eprint!("{who} - incoming call\n  {compare}\naccept? [y/N] ");
     } else {
@@ -152,7 +185,7 @@ fn ask(
     }
     if let Screen::Window(window) = screen {
         window.ask(Some(format!(
-            "incoming call from {} ({})\ncode {}\nthe caller's screen must show the same code\n\ny / Enter: accept   n / Esc: decline",
+            "{label}incoming call from {} ({})\ncode {}\nthe caller's screen must show the same code\n\ny / Enter: accept   n / Esc: decline",
             info.name,
             peer.address(),
             info.code,

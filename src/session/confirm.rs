@@ -2,9 +2,11 @@
 //! is answered, the caller's person compares the code with the other
 //! screen and confirms (y or Enter in the window, y on the terminal)
 //! before any frame of its camera leaves; n (or, on the terminal, any
-//! other line, as for [y/N]) hangs up. `connect --yes`
-//! confirms for scripts. The listener's yes is its answer; until the
-//! caller's comes, the listener sees "waiting for NAME to confirm".
+//! other line, as for [y/N]) hangs up. `connect --yes` confirms for
+//! scripts, and a known peer needs no confirming (see `trust`); a changed
+//! key is asked about, with its warning, whatever `--yes` says. The
+//! listener's yes is its answer; until the caller's comes, the listener
+//! sees "waiting for NAME to confirm".
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -16,12 +18,14 @@ use super::screen::Screen;
 use crate::stats::Counters;
 
 /// Whether our person still has to confirm the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Yes {
-    /// Already said: the listener's answer, `connect --yes`, a loopback.
+    /// Already said: the listener's answer, `connect --yes`, a known peer,
+    /// a loopback.
     Given,
-    /// The caller's person confirms after comparing the code.
-    Ask,
+    /// The caller's person confirms after comparing the code; with a
+    /// warning to show first (a changed key).
+    Ask(Option<String>),
 }
 
 /// Asking for the caller's yes while the call runs.
@@ -33,13 +37,16 @@ pub(super) struct Confirmation {
 impl Confirmation {
     /// Starts asking (or not), on the terminal and in the window.
     pub(super) fn start(yes: Yes, code: &str, screen: &mut Screen, counters: &Counters) -> Self {
-        if yes == Yes::Given {
-            counters.confirmed.store(true, Ordering::Relaxed);
-            return Confirmation {
-                terminal: None,
-                pending: false,
-            };
-        }
+        let warning = match yes {
+            Yes::Given => {
+                counters.confirmed.store(true, Ordering::Relaxed);
+                return Confirmation {
+                    terminal: None,
+                    pending: false,
+                };
+            }
+            Yes::Ask(warning) => warning.map(|w| format!("{w}\n")).unwrap_or_default(),
+        };
         let terminal = std::io::stdin().is_terminal().then(stdin_lines);
         let window = matches!(screen, Screen::Window(_));
         if terminal.is_none() && !window {
@@ -49,12 +56,14 @@ impl Confirmation {
         }
         if terminal.is_some() {
             eprint!(
-                "code {code}: does the other screen show the same code? y sends your video, n hangs up [y/N] "
+                "{warning}code {code}: does the other screen show the same code? y sends your video, n hangs up [y/N] "
             );
+        } else if !warning.is_empty() {
+            eprint!("{warning}");
         }
         if let Screen::Window(window) = screen {
             window.ask_confirmation(Some(format!(
-                "code {code}: the same on the other screen?   y: send my video   n: hang up"
+                "{warning}code {code}: the same on the other screen?   y: send my video   n: hang up"
             )));
         }
         Confirmation {

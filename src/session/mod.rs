@@ -30,8 +30,10 @@ use crate::interrupt;
 use crate::net::connection::{Event, Role};
 use crate::net::door::Door;
 use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
-use crate::net::{self, PUMP_INTERVAL, Peer, nearby};
+use crate::net::{self, PUMP_INTERVAL, Peer, Us, nearby};
+use crate::secure::StaticKey;
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
+use crate::trust::{self, KnownPeers, Trust};
 use crate::wire::{self, Intro, VideoFormat};
 use answer::{Answering, Rang, ring};
 use confirm::{Confirmation, Yes};
@@ -59,6 +61,86 @@ fn offer(options: &CallOptions, info: Option<&SourceInfo>) -> Vec<VideoFormat> {
 fn our_intro(info: Option<&SourceInfo>, options: &CallOptions) -> Intro {
     let (w, h) = info.map_or((0, 0), |i| (i.width, i.height));
     Intro::new(&options.name, w, h).with_codecs(&offer(options, info))
+}
+
+/// This machine's key and the peers it knows, from the config directory;
+/// where that cannot be used, a key for this run only (said in one line).
+fn keys() -> Result<(StaticKey, KnownPeers)> {
+    let kept = trust::config_dir()
+        .ok_or_else(|| anyhow!("no config directory (set {})", trust::CONFIG_DIR_ENV))
+        .and_then(|dir| Ok((trust::identity(&dir)?, KnownPeers::open(&dir)?)));
+    match kept {
+        Ok(keys) => Ok(keys),
+        Err(e) => {
+            eprintln!(
+                "this machine's key is for this run only ({e:#}): peers will not know it next time"
+            );
+            Ok((StaticKey::generate()?, KnownPeers::in_memory()))
+        }
+    }
+}
+
+/// `vidchat peers --known` (no `forget`) and `--forget NAME`.
+pub fn known_peers(forget: Option<&str>) -> Result<()> {
+    let dir = trust::config_dir()
+        .ok_or_else(|| anyhow!("no config directory (set {})", trust::CONFIG_DIR_ENV))?;
+    let mut known = KnownPeers::open(&dir)?;
+    match forget {
+        Some(name) => {
+            let name = wire::safe_name(name);
+            if !known.forget(&name)? {
+                bail!("no known peer is called {name} (`vidchat peers --known` lists them)");
+            }
+            println!("forgot {name}: its next call is a stranger's, whose code is compared again");
+        }
+        None => {
+            let mut any = false;
+            for (name, key) in known.list() {
+                println!("{name}  key {key}...");
+                any = true;
+            }
+            if !any {
+                eprintln!(
+                    "no known peers yet: a peer is known after a call both people said yes to"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `known` says about the peer of a finished handshake.
+fn trust_of(peer: &Peer, known: &KnownPeers) -> Trust {
+    peer.info()
+        .map_or(Trust::Stranger, |info| known.trust(&info.name, &info.key))
+}
+
+/// Remembers a stranger once both people said yes to the call.
+struct Remember<'a> {
+    known: &'a mut KnownPeers,
+    trust: Trust,
+    name: String,
+    key: [u8; 32],
+}
+
+impl Remember<'_> {
+    /// Both said yes: a stranger's key is kept, a changed one is not.
+    fn both_said_yes(self) {
+        let name = &self.name;
+        match self.trust {
+            Trust::Known => {}
+            Trust::Changed => eprintln!(
+                "{name}'s new key is not remembered: if {name} really has a new key (vidchat reinstalled), `vidchat peers --forget {name}`, then call again"
+            ),
+            Trust::Stranger => match self.known.remember(name, &self.key) {
+                Ok(true) => eprintln!(
+                    "remembered {name}: next time it is known (`vidchat peers --forget {name}` forgets it)"
+                ),
+                Ok(false) => {}
+                Err(e) => eprintln!("{name} is not remembered: {e:#}"),
+            },
+        }
+    }
 }
 
 /// How `vidchat listen` waits, validated.
@@ -110,23 +192,29 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     let _ = out.flush();
     drop(out);
     let answering = Answering::choose(how.yes, options.window);
-    if let Answering::Never = answering {
+    if answering.declines_all() {
         eprintln!(
             "no terminal and no window to ask on: every call will be declined (add --yes to take calls without asking)"
         );
     }
     let waiting = format!("waiting for a call on port {port}");
     let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
-    let mut door = Door::new(listener, our_intro(Some(&capture.info), options))?;
-    let (peer, busy_tone) = loop {
+    let (key, mut known) = keys()?;
+    let us = Us {
+        intro: our_intro(Some(&capture.info), options),
+        key,
+    };
+    let mut door = Door::new(listener, us)?;
+    let (peer, trust, busy_tone) = loop {
         if !screen.keep_waiting() {
             return Ok(EndReason::HungUp);
         }
         match door.poll(Instant::now()) {
             Some(mut peer) => {
                 let busy_tone = door.busy_tone().map_err(|e| eprintln!("{e:#}")).ok();
-                match ring(&mut peer, &answering, &mut screen) {
-                    Rang::Taken => break (peer, busy_tone),
+                let trust = trust_of(&peer, &known);
+                match ring(&mut peer, trust, &answering, &mut screen) {
+                    Rang::Taken => break (peer, trust, busy_tone),
                     Rang::NotTaken => {}
                     Rang::CallerLeft => {
                         let ip = peer.address().ip();
@@ -147,14 +235,34 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     // In a call: no longer findable, and busy to whoever calls.
     drop(announcement);
     drop(door);
-    let ended = run_call(peer, Some(capture), &mut screen, options, None, Yes::Given);
+    let remember = remembering(&peer, trust, &mut known);
+    let ended = run_call(
+        peer,
+        Some(capture),
+        &mut screen,
+        options,
+        None,
+        (Yes::Given, remember),
+    );
     drop(busy_tone);
     ended
 }
 
+/// What to remember of `peer` once both said yes.
+fn remembering<'k>(peer: &Peer, trust: Trust, known: &'k mut KnownPeers) -> Option<Remember<'k>> {
+    let info = peer.info()?;
+    Some(Remember {
+        known,
+        trust,
+        name: info.name.clone(),
+        key: info.key,
+    })
+}
+
 /// Handshakes with `peer` as the caller and waits for the callee's answer,
-/// keeping the window responsive. Ok(None) when this side hung up first.
-fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
+/// keeping the window responsive; says what `known` knows of the callee.
+/// Ok(None) when this side hung up first.
+fn call(mut peer: Peer, screen: &mut Screen, known: &KnownPeers) -> Result<Option<(Peer, Trust)>> {
     let addr = peer.address();
     let connected = peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || {
         screen.keep_waiting()
@@ -176,19 +284,26 @@ fn call(mut peer: Peer, screen: &mut Screen) -> Result<Option<Peer>> {
     let Some(info) = peer.info().cloned() else {
         bail!("call to {addr} failed: no handshake");
     };
+    let trust = trust_of(&peer, known);
+    let label = match trust {
+        Trust::Stranger => String::new(),
+        Trust::Known => format!("known: {} (confirmed in an earlier call)\n", info.name),
+        Trust::Changed => format!("{}\n", Trust::changed_warning(&info.name, true)),
+    };
     eprintln!(
-        "{who} - connected, waiting for an answer\n  read the code to each other: the other screen must show {} too",
+        "{who} - connected, waiting for an answer\n  {}read the code to each other: the other screen must show {} too",
+        label.replace('\n', "\n  "),
         info.code
     );
     if let Screen::Window(window) = screen {
         window.set_title(&format!("{who} - vidchat - waiting for an answer"));
         window.set_card(Some(format!(
-            "calling {} ({addr})\ncode {}\nthe other screen must show the same code\n\nwaiting for an answer",
+            "{label}calling {} ({addr})\ncode {}\nthe other screen must show the same code\n\nwaiting for an answer",
             info.name, info.code
         )));
     }
     match peer.wait_for(|e| *e == Event::Accepted, &mut || screen.keep_waiting()) {
-        Ok(_) => Ok(Some(peer)),
+        Ok(_) => Ok(Some((peer, trust))),
         Err(EndReason::HungUp) => Ok(None),
         Err(EndReason::Declined) => bail!("call declined by {who}"),
         Err(reason) => bail!("{who} - {reason}"),
@@ -218,22 +333,45 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
     let capture = open_capture(options)?;
     let connecting = format!("connecting to {}", to.whom);
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
-    let answered = net::connect(&to.addrs, &our_intro(Some(&capture.info), options))
+    let (key, mut known) = keys()?;
+    let us = Us {
+        intro: our_intro(Some(&capture.info), options),
+        key,
+    };
+    let answered = net::connect(&to.addrs, &us)
         .map_err(|e| match &to.hint {
             Some(hint) => anyhow!("{e:#}; {hint}"),
             None => e,
         })
-        .and_then(|peer| call(peer, &mut screen));
-    let peer = match answered {
-        Ok(Some(peer)) => peer,
+        .and_then(|peer| call(peer, &mut screen, &known));
+    let (peer, trust) = match answered {
+        Ok(Some(answered)) => answered,
         Ok(None) => return Ok(EndReason::HungUp),
         Err(e) => {
             screen.show_card(&format!("{e:#}"));
             return Err(e);
         }
     };
-    let yes = if yes { Yes::Given } else { Yes::Ask };
-    run_call(peer, Some(capture), &mut screen, options, None, yes)
+    if yes && trust == Trust::Changed {
+        eprintln!("--yes does not confirm a changed key: compare the code");
+    }
+    let asked = match trust {
+        _ if trust.caller_confirms_unasked(yes) => Yes::Given,
+        Trust::Changed => Yes::Ask(Some(Trust::changed_warning(
+            peer.info().map_or("", |i| i.name.as_str()),
+            true,
+        ))),
+        _ => Yes::Ask(None),
+    };
+    let remember = remembering(&peer, trust, &mut known);
+    run_call(
+        peer,
+        Some(capture),
+        &mut screen,
+        options,
+        None,
+        (asked, remember),
+    )
 }
 
 /// `vidchat loopback`: a call to yourself over 127.0.0.1, through the whole
@@ -257,12 +395,22 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
     eprintln!("loopback call with {}", capture.info.description);
     let listener = net::bind(Some(IpAddr::from([127, 0, 0, 1])), 0)?;
     let addr = listener.local_addr()?;
-    let mut door = Door::new(listener, our_intro(Some(&capture.info), options))?;
+    // Calling yourself: a key for this call, and nobody to remember.
+    let key = StaticKey::generate()?;
+    let us = Us {
+        intro: our_intro(Some(&capture.info), options),
+        key: key.clone(),
+    };
+    let mut door = Door::new(listener, us)?;
     let fps = options.capture.fps;
     let codecs = offer(options, Some(&capture.info));
     let (self_in, self_out) = latest();
     let mut screen = Screen::open(options, "vidchat - loopback", "connecting to yourself")?;
-    let peer = net::connect(&[addr], &our_intro(None, options))?;
+    let viewer = Us {
+        intro: our_intro(None, options),
+        key,
+    };
+    let peer = net::connect(&[addr], &viewer)?;
     let sending_side = thread::Builder::new()
         .name("loopback-peer".into())
         .spawn(move || -> Result<EndReason> {
@@ -285,8 +433,15 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             Ok(call.finish())
         })
         .context("cannot start the loopback peer")?;
-    let ended = match call(peer, &mut screen) {
-        Ok(Some(peer)) => run_call(peer, None, &mut screen, options, Some(self_out), Yes::Given),
+    let ended = match call(peer, &mut screen, &KnownPeers::in_memory()) {
+        Ok(Some((peer, _))) => run_call(
+            peer,
+            None,
+            &mut screen,
+            options,
+            Some(self_out),
+            (Yes::Given, None),
+        ),
         Ok(None) => Ok(EndReason::HungUp),
         Err(e) => Err(e),
     };
@@ -388,14 +543,15 @@ impl Call {
 
 /// Runs a call on the main thread until it ends. `self_view` brings our own
 /// frames when they are captured elsewhere (the loopback); `yes` says
-/// whether our person still has to confirm before our video goes.
+/// whether our person still has to confirm before our video goes, and
+/// what to remember of the peer once both said yes.
 fn run_call(
     peer: Peer,
     capture: Option<Capture>,
     screen: &mut Screen,
     options: &CallOptions,
     self_view: Option<Receiver<CapturedFrame>>,
-    yes: Yes,
+    (yes, mut remember): (Yes, Option<Remember>),
 ) -> Result<EndReason> {
     let mut stats = options
         .stats
@@ -417,7 +573,12 @@ fn run_call(
         let name = peer.info().map_or("the caller", |i| i.name.as_str());
         format!("waiting for {name} to compare the code and confirm")
     });
+    let role = peer.conn.role();
     let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
+    // The callee's yes was its answer.
+    if role == Role::Caller {
+        call.counters.peer_confirmed.store(true, Ordering::Relaxed);
+    }
     eprintln!("{} - in a call", call.peer_name);
     if let Screen::Window(window) = screen {
         window.set_title(&format!("{} - vidchat", call.peer_name));
@@ -436,6 +597,11 @@ fn run_call(
             {
                 call.shutdown.end(EndReason::HungUp);
                 break;
+            }
+            let both_said_yes = call.counters.confirmed.load(Ordering::Relaxed)
+                && call.counters.peer_confirmed.load(Ordering::Relaxed);
+            if let Some(remember) = remember.take_if(|_| both_said_yes) {
+                remember.both_said_yes();
             }
             let mut remote = call.remote.recv_timeout(Duration::from_millis(10)).ok();
             let shown_us = match screen {

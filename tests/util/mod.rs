@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,9 +15,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vidchat");
 /// Far beyond any call in these tests: a guard against hangs, not a timing.
 pub const GUARD: Duration = Duration::from_secs(60);
 
+/// Where vidchat keeps its key and known peers (`trust::CONFIG_DIR_ENV`).
+pub const CONFIG_DIR: &str = "VIDCHAT_CONFIG_DIR";
+
+/// A config directory of its own for one vidchat run (a key nobody knows
+/// yet): tests never touch the user's, nor each other's.
+pub fn own_config() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "config-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `vidchat ARGS`, with a config directory of its own.
 pub fn vidchat(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
+    cmd.env(CONFIG_DIR, own_config())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

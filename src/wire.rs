@@ -19,7 +19,9 @@ pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
 /// Protocol version; both sides must speak the same one. 2: both sides
 /// commit to a nonce for the code (the callee reveals its own as it
 /// rings), and a listener in a call answers a caller with a busy Hello.
-pub const VERSION: u16 = 2;
+/// 3: a caller whose handshake was under way when a call began to ring is
+/// told busy in its Bye.
+pub const VERSION: u16 = 3;
 /// Largest message after the handshake, in bytes. A 4K JPEG at quality 95 is
 /// about 3 MiB; raw video never travels, so 8 MiB leaves room without
 /// letting a peer make us hold much.
@@ -178,6 +180,9 @@ pub struct Frame {
 pub enum ByeReason {
     /// The person hung up (key, window closed, `--duration` reached).
     HungUp,
+    /// The callee is in another call (sent instead of ringing to a caller
+    /// whose handshake was under way when that call began).
+    Busy,
 }
 
 /// Every message after the Hellos.

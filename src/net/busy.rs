@@ -1,9 +1,12 @@
 //! The busy tone: while a call rings or runs, the listener still answers
 //! its port, so a second caller reads "busy" at once instead of a refused
 //! or silent connection. Every newcomer gets a busy Hello and the
-//! connection closes. On its own thread, with bounded work: at most
-//! [`MAX_CLOSING`] connections are held while they drain, each for at most
-//! [`LINGER`], a few reads each per round, and one log line a second.
+//! connection closes; a handshake that was already under way at the door
+//! is finished and told busy in its Bye (it never rings, so it learns no
+//! code). On its own thread, with bounded work: at most [`MAX_CLOSING`]
+//! connections are held while they drain, each for at most [`LINGER`], a
+//! few reads each per round, the door's handshakes (at most its
+//! `MAX_PENDING`) each within their own deadline, and one log line a second.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -15,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{PUMP_INTERVAL, canonical};
+use super::connection::HANDSHAKE_TIMEOUT;
+use super::{PUMP_INTERVAL, Peer, canonical};
+use crate::call::EndReason;
 use crate::wire;
 
 /// Told callers whose connections are still being drained.
@@ -36,8 +41,9 @@ pub struct BusyTone {
 }
 
 impl BusyTone {
-    /// Starts answering "busy" on (a handle to) `listener`.
-    pub fn start(listener: &TcpListener) -> Result<BusyTone> {
+    /// Starts answering "busy" on (a handle to) `listener`, and to the
+    /// callers whose handshakes are `under_way`.
+    pub fn start(listener: &TcpListener, under_way: Vec<Peer>) -> Result<BusyTone> {
         let listener = listener.try_clone().context("cannot answer callers busy")?;
         listener.set_nonblocking(true)?;
         let answer = wire::busy_answer()?;
@@ -45,7 +51,7 @@ impl BusyTone {
         let stopped = stop.clone();
         let thread = thread::Builder::new()
             .name("busy".into())
-            .spawn(move || run(&listener, &answer, &stopped))
+            .spawn(move || run(&listener, &answer, under_way, &stopped))
             .context("cannot start the busy tone")?;
         Ok(BusyTone {
             stop,
@@ -63,13 +69,30 @@ impl Drop for BusyTone {
     }
 }
 
-fn run(listener: &TcpListener, answer: &[u8], stop: &AtomicBool) {
+fn run(listener: &TcpListener, answer: &[u8], under_way: Vec<Peer>, stop: &AtomicBool) {
+    // Each handshake ends within its own deadline; its Bye has a moment more.
+    let until = Instant::now() + HANDSHAKE_TIMEOUT + LINGER;
+    let mut under_way: Vec<(Peer, Instant)> = under_way.into_iter().map(|p| (p, until)).collect();
     let mut closing: VecDeque<(TcpStream, Instant)> = VecDeque::new();
     // Callers told since the last log line, and the last of them.
     let (mut told, mut last): (usize, Option<SocketAddr>) = (0, None);
     let mut last_log: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
+        under_way.retain_mut(|(peer, until)| {
+            if now >= *until {
+                return false;
+            }
+            peer.pump(now);
+            while peer.conn.poll_event().is_some() {}
+            if peer.info().is_some() && peer.conn.end_reason().is_none() {
+                peer.conn.close(EndReason::Busy);
+                told += 1;
+                last = Some(peer.address());
+                peer.pump(now);
+            }
+            peer.conn.end_reason().is_none() || peer.is_flushing()
+        });
         for _ in 0..ACCEPTS_PER_ROUND {
             match listener.accept() {
                 Ok((stream, addr)) => {
@@ -155,17 +178,42 @@ mod tests {
             }
             while let Some(event) = conn.poll_event() {
                 if let Event::Ended(reason) = event {
+                    assert!(conn.peer().is_none(), "a caller told busy learned a code");
                     return reason;
                 }
             }
+            conn.take_outgoing(&mut out);
+            (&stream).write_all(&out).unwrap();
         }
+    }
+
+    #[test]
+    fn a_handshake_under_way_when_a_call_rings_is_told_busy_without_a_code() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let us = crate::net::Us {
+            intro: Intro::new("listener", 0, 0),
+            key: key(),
+        };
+        let mut door = crate::net::door::Door::new(listener, us).unwrap();
+        let caller = std::thread::spawn(move || call_and_wait(addr));
+        // The door took the caller, whose handshake is under way...
+        while door.waiting() == 0 {
+            assert!(door.poll(Instant::now()).is_none());
+            std::thread::sleep(PUMP_INTERVAL);
+        }
+        // ...when another call begins to ring.
+        let tone = door.busy_tone().unwrap();
+        assert_eq!(door.waiting(), 0);
+        assert_eq!(caller.join().unwrap(), EndReason::Busy);
+        drop(tone);
     }
 
     #[test]
     fn every_caller_hears_busy_while_the_tone_runs() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let tone = BusyTone::start(&listener).unwrap();
+        let tone = BusyTone::start(&listener, Vec::new()).unwrap();
         for _ in 0..3 {
             assert_eq!(call_and_wait(addr), EndReason::Busy);
         }

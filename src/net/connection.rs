@@ -664,6 +664,9 @@ impl Connection {
                 Message::Reveal { nonce } => self.revealed(now, nonce),
                 // A call may be declined (or hung up) before it rings.
                 Message::Answer { accepted: false } => Err(EndReason::Declined),
+                Message::Bye {
+                    reason: ByeReason::Busy,
+                } => Err(EndReason::Busy),
                 Message::Bye { .. } => Err(EndReason::PeerHungUp),
                 _ => Err(EndReason::Protocol(
                     "peer sent call messages before it rang".into(),
@@ -685,6 +688,9 @@ impl Connection {
             Message::Bye {
                 reason: ByeReason::HungUp,
             } => return Err(EndReason::PeerHungUp),
+            Message::Bye {
+                reason: ByeReason::Busy,
+            } => return Err(EndReason::Busy),
             _ if ringing => {
                 return Err(EndReason::Protocol(
                     "peer sent call messages before the call was answered".into(),
@@ -872,8 +878,10 @@ impl Connection {
         self.decode_errors = 0;
     }
 
-    /// Ends the call from this side: a hang-up says Bye; any other reason
-    /// (a local failure) just closes.
+    /// Ends the call from this side: a hang-up says Bye, and so does
+    /// busy (a callee whose handshake finished while another call rang: it
+    /// never rings, so the caller learns no code); any other reason (a
+    /// local failure) just closes.
     pub fn close(&mut self, reason: EndReason) {
         if matches!(self.phase, Phase::Closed) && self.end.is_some() {
             return;
@@ -882,10 +890,13 @@ impl Connection {
             self.phase,
             Phase::Open | Phase::Ringing { .. } | Phase::Revealing { .. }
         );
-        if reason == EndReason::HungUp && keyed {
-            self.queue(&Message::Bye {
-                reason: ByeReason::HungUp,
-            });
+        let bye = match reason {
+            EndReason::HungUp => Some(ByeReason::HungUp),
+            EndReason::Busy => Some(ByeReason::Busy),
+            _ => None,
+        };
+        if let Some(reason) = bye.filter(|_| keyed) {
+            self.queue(&Message::Bye { reason });
         }
         self.phase = Phase::Closed;
         self.events.push_back(Event::Ended(reason.clone()));

@@ -109,7 +109,7 @@ impl DoorLog {
         }
         if self.turned_away > 0 {
             parts.push(format!(
-                "turned away {} connection(s) from an address whose calls hung up right after their code",
+                "turned away {} connection(s) from an address whose calls hung up right after their code or rang out",
                 self.turned_away
             ));
         }
@@ -141,9 +141,20 @@ impl Door {
     }
 
     /// Answers every newcomer "busy" until the tone is dropped (while a
-    /// call rings or runs); the handshakes already in progress wait.
-    pub fn busy_tone(&self) -> Result<BusyTone> {
-        BusyTone::start(&self.listener)
+    /// call rings or runs), and the handshakes in progress as they finish.
+    pub fn busy_tone(&mut self) -> Result<BusyTone> {
+        BusyTone::start(&self.listener, self.pending.drain(..).collect())
+    }
+
+    /// Handshakes in progress.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// A call from `ip` rang out unanswered at `now`: the line to print.
+    pub fn rang_out(&mut self, ip: IpAddr, now: Instant) -> String {
+        self.guessing.rang_out(ip, now)
     }
 
     /// A call from `ip` hung up right after its code was shown; returns the

@@ -5,8 +5,13 @@
 //! so, and the door turns that address away for [`SLOW_FOR`]. (Not per
 //! IPv6 /64: on a LAN every machine shares one, and link-local is one for
 //! all, so one guesser would lock its neighbours out. A guesser that moves
-//! between addresses is still seen ringing every time.) Pure, on the
-//! caller's clock; at most [`MAX_SOURCES`] addresses are remembered.
+//! between addresses is still seen ringing every time.) And calls that
+//! ring out unanswered: a stranger that completes a handshake every 30 s
+//! would keep the listener ringing, and everyone else hearing "busy", for
+//! good; after one unanswered ring its address is turned away for
+//! [`RING_AGAIN_AFTER`], so one address has the line at most a third of
+//! the time. Pure, on the caller's clock; at most [`MAX_SOURCES`]
+//! addresses are remembered.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -18,6 +23,8 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub const WARN_AFTER: usize = 3;
 /// How long a suspect source is turned away at the door.
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
+/// How long an address whose call rang out unanswered is turned away.
+pub const RING_AGAIN_AFTER: Duration = Duration::from_secs(60);
 /// Sources remembered at once (the oldest is forgotten first).
 const MAX_SOURCES: usize = 256;
 
@@ -52,16 +59,32 @@ impl Guessing {
             return None;
         }
         times.clear();
-        if self.slowed.len() >= MAX_SOURCES {
-            self.slowed.retain(|_, until| *until > now);
-        }
-        if self.slowed.len() < MAX_SOURCES {
-            self.slowed.insert(source, now + SLOW_FOR);
-        }
+        self.slow(source, now + SLOW_FOR, now);
         Some(format!(
             "{count} calls from {ip} hung up right after their code was shown: someone may be guessing the code; calls from there are turned away for {} s",
             SLOW_FOR.as_secs()
         ))
+    }
+
+    /// A call from `ip` rang until `now` and nobody answered it. Returns
+    /// the line to print.
+    pub fn rang_out(&mut self, ip: IpAddr, now: Instant) -> String {
+        self.slow(ip.to_canonical(), now + RING_AGAIN_AFTER, now);
+        format!(
+            "calls from {ip} are turned away for {} s: one caller cannot keep this line ringing",
+            RING_AGAIN_AFTER.as_secs()
+        )
+    }
+
+    /// Turns `source` away until `until` (or longer, if it already was).
+    fn slow(&mut self, source: IpAddr, until: Instant, now: Instant) {
+        if self.slowed.len() >= MAX_SOURCES {
+            self.slowed.retain(|_, until| *until > now);
+        }
+        if self.slowed.len() < MAX_SOURCES || self.slowed.contains_key(&source) {
+            let at = self.slowed.entry(source).or_insert(until);
+            *at = (*at).max(until);
+        }
     }
 
     /// Whether calls from `ip` are turned away at `now`.
@@ -138,6 +161,18 @@ mod tests {
         g.hung_up_after_code(ip("::ffff:10.1.1.1"), t0);
         g.hung_up_after_code(ip("10.1.1.1"), t0);
         assert!(g.hung_up_after_code(ip("10.1.1.1"), t0).is_some());
+    }
+
+    #[test]
+    fn a_caller_that_rings_out_cannot_ring_again_at_once() {
+        let mut g = Guessing::default();
+        let t0 = Instant::now();
+        let stranger = ip("10.0.0.9");
+        let line = g.rang_out(stranger, t0);
+        assert!(line.contains("10.0.0.9"), "{line}");
+        assert!(g.is_slowed(stranger, t0 + RING_AGAIN_AFTER / 2));
+        assert!(!g.is_slowed(ip("10.0.0.10"), t0));
+        assert!(!g.is_slowed(stranger, t0 + RING_AGAIN_AFTER));
     }
 
     #[test]

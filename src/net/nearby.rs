@@ -81,6 +81,17 @@ impl Listener {
         Self::from_record(&service.fullname, addrs)
     }
 
+    /// Drops the addresses that are this machine's (`own`) when it has
+    /// others: an announcement that mixes them is not a listener here, and
+    /// calling this machine on behalf of someone else's name helps nobody.
+    /// One that gives only this machine's addresses is a listener on this
+    /// machine, and is kept.
+    pub fn drop_own(&mut self, own: &[IpAddr]) {
+        if self.addrs.iter().any(|a| !own.contains(&a.ip())) {
+            self.addrs.retain(|a| !own.contains(&a.ip()));
+        }
+    }
+
     /// The address shown for it: its first.
     pub fn address(&self) -> Option<SocketAddr> {
         self.addrs.first().copied()
@@ -222,9 +233,15 @@ pub fn look(time: Duration, name: Option<&str>) -> Result<Found> {
         .map_err(|e| anyhow!("cannot look for listeners: {e}"))?;
     let deadline = Instant::now() + time;
     let mut found = Found::default();
+    let own: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| i.ip().to_canonical())
+        .collect();
     while let Ok(event) = events.recv_deadline(deadline) {
         if let ServiceEvent::ServiceResolved(service) = event {
-            if let Some(listener) = Listener::from_resolved(&service) {
+            if let Some(mut listener) = Listener::from_resolved(&service) {
+                listener.drop_own(&own);
                 found.add(listener);
             }
             // IPv4 and IPv6 addresses come in separate packets, in either
@@ -247,6 +264,29 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn this_machines_addresses_are_dropped_from_someone_elses_announcement() {
+        let own = ["192.168.1.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+        let record = |addrs: &[&str]| {
+            let mut l = Listener::from_record(
+                "bob._vidchat._tcp.local.",
+                addrs.iter().map(|a| addr(a)),
+            )
+            .unwrap();
+            l.drop_own(&own);
+            l.addrs
+        };
+        assert_eq!(
+            record(&["192.168.1.5:9999", "192.168.1.23:9999", "[fd00::5]:9999"]),
+            [addr("192.168.1.23:9999")]
+        );
+        // Only this machine's: a listener here, kept.
+        assert_eq!(
+            record(&["192.168.1.5:9999", "[fd00::5]:9999"]),
+            [addr("192.168.1.5:9999"), addr("[fd00::5]:9999")]
+        );
     }
 
     #[test]

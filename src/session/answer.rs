@@ -74,8 +74,10 @@ pub(super) fn stdin_lines() -> Receiver<String> {
 pub(super) enum Rang {
     /// The call is on.
     Taken,
-    /// Declined, by the person or by the ring's timeout.
+    /// Declined by the person (or nobody to ask).
     NotTaken,
+    /// Nobody answered within the ring's timeout.
+    Unanswered,
     /// The caller went away after it was shown the code, before an answer
     /// (what someone trying codes does).
     CallerLeft,
@@ -134,7 +136,7 @@ pub(super) fn ring(
         None if peer.conn.is_open() => return Rang::Taken,
         None => return Rang::NotTaken,
         Some(EndReason::Declined) if decided.is_none() => (
-            Rang::NotTaken,
+            Rang::Unanswered,
             format!("not answered within {} s: declined", RING_TIMEOUT.as_secs()),
         ),
         Some(EndReason::Declined) => {

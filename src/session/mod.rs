@@ -216,6 +216,9 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
                 match ring(&mut peer, trust, &answering, &mut screen) {
                     Rang::Taken => break (peer, trust, busy_tone),
                     Rang::NotTaken => {}
+                    Rang::Unanswered => {
+                        eprintln!("{}", door.rang_out(peer.address().ip(), Instant::now()));
+                    }
                     Rang::CallerLeft => {
                         let ip = peer.address().ip();
                         if let Some(warning) = door.hung_up_after_code(ip, Instant::now()) {

@@ -490,21 +490,10 @@ fn forty_strangers_holding_connections_do_not_keep_a_caller_out() {
 #[test]
 fn a_peer_that_sends_but_never_reads_is_let_go() {
     use vidchat::codec::{RgbImage, encode_jpeg};
-    use vidchat::net::Peer;
-    use vidchat::net::connection::{Event, Role};
-    use vidchat::wire::{Frame, Intro, VideoFormat};
+    use vidchat::wire::{Frame, VideoFormat};
 
     let (listener, port, _out) = listen(&[]);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = TcpStream::connect(addr).unwrap();
-    let us = vidchat::net::Us {
-        intro: Intro::new("deaf", 64, 64),
-        key: vidchat::secure::StaticKey::generate().unwrap(),
-    };
-    let mut peer = Peer::new(stream, addr, Role::Caller, &us).unwrap();
-    peer.wait_for(|e| *e == Event::Accepted, &mut || true)
-        .unwrap();
-    peer.conn.confirm();
+    let mut peer = accepted_hostile_peer(port, 64, 64);
     // From here on nothing is read: no Pong ever answers the listener.
     let deaf_since = std::time::Instant::now();
     let mut jpeg = Vec::new();
@@ -554,27 +543,94 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[test]
-fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
-    use vidchat::codec::RgbImage;
-    use vidchat::codec::h264::H264Encoder;
-    use vidchat::net::Peer;
+/// A hostile caller to the listener on `port` that announced H.264 up to
+/// `width`x`height`, answered and confirmed: it may send frames now.
+fn accepted_hostile_peer(port: u16, width: u32, height: u32) -> vidchat::net::Peer {
     use vidchat::net::connection::{Event, Role};
-    use vidchat::wire::{Frame, Intro, VideoFormat};
+    use vidchat::wire::{Intro, VideoFormat};
 
-    let (listener, port, _out) = listen(&[]);
-    let pid = listener.id();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let stream = TcpStream::connect(addr).unwrap();
-    let intro = Intro::new("flood", 640, 480).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg]);
+    let intro =
+        Intro::new("hostile", width, height).with_codecs(&[VideoFormat::H264, VideoFormat::Jpeg]);
     let us = vidchat::net::Us {
         intro,
         key: vidchat::secure::StaticKey::generate().unwrap(),
     };
-    let mut peer = Peer::new(stream, addr, Role::Caller, &us).unwrap();
+    let mut peer = vidchat::net::Peer::new(stream, addr, Role::Caller, &us).unwrap();
     peer.wait_for(|e| *e == Event::Accepted, &mut || true)
         .unwrap();
     peer.conn.confirm();
+    peer
+}
+
+/// An H.264 frame of `data`.
+fn h264_frame(
+    seq: u64,
+    (width, height): (u32, u32),
+    keyframe: bool,
+    data: Vec<u8>,
+) -> vidchat::wire::Frame {
+    vidchat::wire::Frame {
+        seq,
+        capture_us: seq,
+        width,
+        height,
+        format: vidchat::wire::VideoFormat::H264,
+        keyframe,
+        quality: 100,
+        encode_us: 1,
+        data,
+    }
+}
+
+/// A sequence parameter set for 256x144 macroblocks (4096x2304) cropped to
+/// 16x16: `sps(256, 144, (16, 16), 1)` in `codec::h264`'s tests. A check of
+/// the cropped size alone passes it, and openh264 would allocate the full
+/// size for each of its reference pictures.
+const CROP_BOMB: [u8; 20] = [
+    0x00, 0x00, 0x00, 0x01, 0x67, 0x42, 0xc0, 0x33, 0xda, 0x00, 0x40, 0x00, 0x48, 0x78, 0x01, 0xfe,
+    0x60, 0x04, 0x79, 0x40,
+];
+
+#[test]
+fn a_crop_bomb_from_an_accepted_peer_is_refused_with_bounded_memory() {
+    let (listener, port, _out) = listen(&[]);
+    let pid = listener.id();
+    let mut peer = accepted_hostile_peer(port, 16, 16);
+    // Keyframes of it, as fast as the socket takes them.
+    for seq in 1..=300u64 {
+        let frame = h264_frame(seq, (16, 16), true, CROP_BOMB.to_vec());
+        if peer.conn.send_frame(frame).is_err() {
+            break;
+        }
+        peer.flush(std::time::Instant::now() + Duration::from_millis(100));
+    }
+    let rss = peak_rss_kb(pid);
+    let out = finish(listener);
+    let log = stderr(&out);
+    eprintln!(
+        "crop bombs: the listener's peak RSS {} kB; {}",
+        rss.map_or("?".into(), |k| k.to_string()),
+        log.lines()
+            .find(|l| l.contains("call ended"))
+            .unwrap_or_default()
+    );
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(log.contains("4096x2304 macroblocks"), "{log}");
+    if let Some(kb) = rss {
+        assert!(kb < 64 * 1024, "peak RSS {kb} kB");
+    }
+}
+
+#[test]
+fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
+    use vidchat::codec::RgbImage;
+    use vidchat::codec::h264::H264Encoder;
+
+    let (listener, port, _out) = listen(&[]);
+    let pid = listener.id();
+    let mut peer = accepted_hostile_peer(port, 640, 480);
     // One keyframe, then the same picture again and again: skip frames of a
     // few dozen bytes, each a full decode for the receiver.
     let mut encoder = H264Encoder::new(30).unwrap();
@@ -585,17 +641,7 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
         let mut data = Vec::new();
         let keyframe = encoder.encode(&picture, &mut data).unwrap();
         sizes.push(data.len());
-        let frame = Frame {
-            seq,
-            capture_us: seq,
-            width: 640,
-            height: 480,
-            format: VideoFormat::H264,
-            keyframe,
-            quality: 100,
-            encode_us: 1,
-            data,
-        };
+        let frame = h264_frame(seq, (640, 480), keyframe, data);
         if peer.conn.send_frame(frame).is_err() {
             break;
         }

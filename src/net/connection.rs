@@ -231,6 +231,10 @@ pub struct Connection {
     /// Frames the peer may still send now (a token bucket), as of when.
     frame_budget: (f64, Option<Instant>),
     end: Option<EndReason>,
+    /// Bytes to send as our next handshake payload instead of our intro or
+    /// finale, as a hostile peer could (tests and fuzzing only).
+    #[cfg(any(test, feature = "fuzzing"))]
+    raw_handshake: Option<Vec<u8>>,
 }
 
 impl Connection {
@@ -282,6 +286,8 @@ impl Connection {
             paused: false,
             frame_budget: (MAX_FRAME_BURST, None),
             end: None,
+            #[cfg(any(test, feature = "fuzzing"))]
+            raw_handshake: None,
         })
     }
 
@@ -555,6 +561,7 @@ impl Connection {
                         };
                         wire::encode_payload(&ours, MAX_HELLO_LEN, &mut finale)
                             .map_err(|e| protocol(&e))?;
+                        let finale = self.handshake_payload(finale);
                         let msg3 = noise.write(&finale).map_err(|e| protocol(&e))?;
                         wire::frame(&msg3, &mut self.outgoing);
                         let hash = self.take_keys(*noise)?;
@@ -570,6 +577,7 @@ impl Connection {
                         let mut intro = Vec::new();
                         wire::encode_payload(&self.our_intro, MAX_HELLO_LEN, &mut intro)
                             .map_err(|e| protocol(&e))?;
+                        let intro = self.handshake_payload(intro);
                         let msg2 = noise.write(&intro).map_err(|e| protocol(&e))?;
                         wire::frame(&msg2, &mut self.outgoing);
                         self.phase = Phase::Noise {
@@ -601,6 +609,16 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Our encrypted handshake payload: `encoded`, or in tests and fuzzing
+    /// whatever bytes replace it.
+    fn handshake_payload(&mut self, encoded: Vec<u8>) -> Vec<u8> {
+        #[cfg(any(test, feature = "fuzzing"))]
+        if let Some(raw) = self.raw_handshake.take() {
+            return raw;
+        }
+        encoded
     }
 
     /// Ends the handshake: the ciphers from now on, and the hash the code covers.
@@ -942,6 +960,12 @@ impl Connection {
         if sealer.seal(plain, &mut sealed).is_ok() {
             wire::frame(&sealed, &mut self.outgoing);
         }
+    }
+
+    /// Sends `payload` as our next encrypted handshake payload (a callee's
+    /// intro, a caller's finale) instead of ours.
+    pub fn replace_handshake_payload(&mut self, payload: Vec<u8>) {
+        self.raw_handshake = Some(payload);
     }
 }
 

@@ -270,11 +270,9 @@ mod tests {
     fn this_machines_addresses_are_dropped_from_someone_elses_announcement() {
         let own = ["192.168.1.5".parse().unwrap(), "fd00::5".parse().unwrap()];
         let record = |addrs: &[&str]| {
-            let mut l = Listener::from_record(
-                "bob._vidchat._tcp.local.",
-                addrs.iter().map(|a| addr(a)),
-            )
-            .unwrap();
+            let mut l =
+                Listener::from_record("bob._vidchat._tcp.local.", addrs.iter().map(|a| addr(a)))
+                    .unwrap();
             l.drop_own(&own);
             l.addrs
         };

@@ -1,8 +1,11 @@
 //! What every layer of a call shares, so that none has to import from a
 //! layer above it: why a call ended ([`EndReason`]), the call-wide stop flag
 //! ([`Shutdown`]), a guard that turns a panicking thread into an ended call,
-//! and the wall clock every timestamp on the wire is in ([`unix_us`]).
+//! the wall clock every timestamp on the wire is in ([`unix_us`]), and a
+//! line on stderr that a closed terminal or pipe cannot turn into a panic
+//! ([`say`]).
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,6 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Silence after which the peer is declared gone; several pings long, so
 /// one lost or late Pong is no reason to hang up.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes one line on stderr, as `eprintln!` does, but a stderr that is
+/// gone (the terminal closed, a pipe's reader left) is no reason to panic
+/// in the middle of a call.
+pub fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 /// Now, in Unix microseconds (the unit of every timestamp on the wire).
 pub fn unix_us() -> u64 {

@@ -2,12 +2,11 @@
 //! dispatches: it parses the command line, runs the command, prints one
 //! line for what went wrong, and turns the outcome into the exit status.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use vidchat::call::EndReason;
+use vidchat::call::{EndReason, say};
 use vidchat::capture;
 use vidchat::cli::{Cli, Command, UsageError, call_target};
 use vidchat::interrupt;
@@ -69,12 +68,6 @@ fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
             return Ok(None);
         }
     }))
-}
-
-/// Says one last line on stderr; a terminal that is gone (closed: SIGHUP)
-/// does not change the exit status.
-fn say(line: std::fmt::Arguments) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn main() -> ExitCode {

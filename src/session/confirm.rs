@@ -15,6 +15,7 @@ use crossbeam_channel::Receiver;
 
 use super::answer::{say_window_answer, stdin_lines};
 use super::screen::Screen;
+use crate::call::say;
 use crate::stats::Counters;
 
 /// Whether our person still has to confirm the call.
@@ -103,7 +104,7 @@ impl Confirmation {
         }
         if answer {
             counters.confirmed.store(true, Ordering::Relaxed);
-            eprintln!("confirmed: your video is on its way");
+            say(format_args!("confirmed: your video is on its way"));
         }
         answer
     }

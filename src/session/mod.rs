@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, bounded};
 
-use crate::call::{EndReason, Shutdown, unix_us};
+use crate::call::{EndReason, Shutdown, say, unix_us};
 use crate::capture::{CameraChoice, Capture, CaptureConfig, CapturedFrame, SourceInfo, SourceKind};
 use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
@@ -129,15 +129,15 @@ impl Remember<'_> {
         let name = &self.name;
         match self.trust {
             Trust::Known => {}
-            Trust::Changed => eprintln!(
+            Trust::Changed => say(format_args!(
                 "{name}'s new key is not remembered: if {name} really has a new key (vidchat reinstalled), `vidchat peers --forget {name}`, then call again"
-            ),
+            )),
             Trust::Stranger => match self.known.remember(name, &self.key) {
-                Ok(true) => eprintln!(
+                Ok(true) => say(format_args!(
                     "remembered {name}: next time it is known (`vidchat peers --forget {name}` forgets it)"
-                ),
+                )),
                 Ok(false) => {}
-                Err(e) => eprintln!("{name} is not remembered: {e:#}"),
+                Err(e) => say(format_args!("{name} is not remembered: {e:#}")),
             },
         }
     }

@@ -218,7 +218,8 @@ pub fn listener_on_a_terminal(dir: &std::path::Path) -> (Terminal, u16) {
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join("listen.out");
     let line = format!(
-        "{BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
+        "{CONFIG_DIR}={} {BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
+        own_config().display(),
         out.display()
     );
     let terminal = Terminal::run(&line);

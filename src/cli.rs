@@ -140,6 +140,10 @@ pub struct CallArgs {
     /// the s key in the window, or the status line without one).
     #[arg(long, value_name = "PATH")]
     stats: Option<PathBuf>,
+    /// Keep the typed text: one JSON line per line sent or received
+    /// (`at_us`, `who`, `text` as sent).
+    #[arg(long, value_name = "PATH")]
+    chat_log: Option<PathBuf>,
 }
 
 /// A value the command line gives that vidchat cannot use: bad usage, exit 2.
@@ -219,6 +223,7 @@ impl CallArgs {
             window: !self.no_window,
             duration,
             stats: self.stats,
+            chat_log: self.chat_log,
         })
     }
 }

@@ -46,6 +46,8 @@ pub struct Counters {
     pub rate_skipped: AtomicU64,
     /// Link capacity the rate controller measured, kbit/s (0 unknown).
     pub link_kbps: AtomicU64,
+    /// Text messages from the peer refused (too long, too many too fast).
+    pub texts_refused: AtomicU64,
 }
 
 impl Counters {
@@ -57,7 +59,7 @@ impl Counters {
         counter.store(value, Ordering::Relaxed);
     }
 
-    fn get(counter: &AtomicU64) -> u64 {
+    pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 }
@@ -219,6 +221,17 @@ impl StatusLine {
         } else {
             writeln!(err, "{text}")
         };
+    }
+
+    /// Prints `line` on stdout, on a line of its own: a live status line is
+    /// cleared first (and comes back at the next print). A stdout that is
+    /// gone is no error.
+    pub fn interject(&self, line: &str) {
+        if self.live {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
 
     /// Ends a live status line so the next message starts on its own line.

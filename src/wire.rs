@@ -20,8 +20,18 @@ pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
 /// commit to a nonce for the code (the callee reveals its own as it
 /// rings), and a listener in a call answers a caller with a busy Hello.
 /// 3: a caller whose handshake was under way when a call began to ring is
-/// told busy in its Bye.
-pub const VERSION: u16 = 3;
+/// told busy in its Bye. 4: typed text, and the intro says what the side
+/// can receive ([`Intro::features`]).
+pub const VERSION: u16 = 4;
+/// [`Intro::features`]: this side can receive [`Message::Text`].
+pub const FEATURE_TEXT: u32 = 1;
+/// Largest text message, in bytes of UTF-8 (a longer one is refused).
+pub const MAX_TEXT_BYTES: usize = 2048;
+/// Largest text message, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+/// Characters of one grapheme kept (a letter and its accents); a string of
+/// combining marks piled on one letter is cut to this.
+const MAX_GRAPHEME_CHARS: usize = 4;
 /// Largest message after the handshake, in bytes. A 4K JPEG at quality 95 is
 /// about 3 MiB; raw video never travels, so 8 MiB leaves room without
 /// letting a peer make us hold much.
@@ -81,6 +91,9 @@ pub struct Intro {
     pub height: u32,
     /// Video formats this side sends and receives, preferred first.
     pub codecs: Vec<VideoFormat>,
+    /// What else this side can receive, as bits ([`FEATURE_TEXT`]); bits
+    /// a side does not know are ignored.
+    pub features: u32,
 }
 
 impl Intro {
@@ -91,7 +104,13 @@ impl Intro {
             width,
             height,
             codecs: vec![VideoFormat::Jpeg],
+            features: FEATURE_TEXT,
         }
+    }
+
+    /// Whether this side can receive typed text.
+    pub fn can_receive_text(&self) -> bool {
+        self.features & FEATURE_TEXT != 0
     }
 
     /// The same, offering `codecs` (JPEG is always understood).
@@ -123,6 +142,44 @@ pub fn safe_name(name: &str) -> String {
     } else {
         safe
     }
+}
+
+/// Typed text from a peer made safe to show on a terminal or in a window:
+/// control characters (escape sequences, carriage returns, tabs) become
+/// spaces; format characters (bidi overrides and isolates, zero-width
+/// spaces and joiners, the byte-order mark, tags) go; each grapheme keeps
+/// at most [`MAX_GRAPHEME_CHARS`] characters (a tower of combining marks is
+/// cut); at most [`MAX_TEXT_CHARS`] characters in all. Letters of any
+/// script, accents and emoji stay.
+pub fn safe_text(text: &str) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    let mut out = String::new();
+    let mut count = 0;
+    for grapheme in text.graphemes(true) {
+        for c in grapheme
+            .chars()
+            .filter(|&c| !is_format(c))
+            .take(MAX_GRAPHEME_CHARS)
+        {
+            if count == MAX_TEXT_CHARS {
+                return out;
+            }
+            out.push(if c.is_control() { ' ' } else { c });
+            count += 1;
+        }
+    }
+    out
+}
+
+/// Unicode's format characters (category Cf) and the other invisible
+/// ones that change how the text around them reads.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}' | '\u{110BD}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The caller's last handshake payload: its SAS nonce, and its intro.
@@ -208,6 +265,9 @@ pub enum Message {
     /// The caller's person compared the code and said yes: its video
     /// follows (none may come before).
     Confirmed,
+    /// A line the person typed (UTF-8, at most [`MAX_TEXT_BYTES`]); only
+    /// to a peer whose intro has [`FEATURE_TEXT`].
+    Text { text: String },
 }
 
 /// What can be wrong with bytes from a peer.
@@ -703,6 +763,30 @@ mod tests {
         ));
         assert!(
             matches!(decode_hello(b"GET / HTTP/1.1\r\n\r\n"), Err(WireError::NotVidchat(s)) if s.contains("HTTP"))
+        );
+    }
+
+    #[test]
+    fn typed_text_is_made_safe_to_show() {
+        // Letters of any script stay, with their accents and emoji.
+        let hello = "héllo, мир, 世界, γειά 👋";
+        assert_eq!(safe_text(hello), hello);
+        // An escape sequence cannot move the cursor or clear the screen.
+        let escape = safe_text("\u{1b}[2J\u{1b}[Hcode: 111 111\r\u{7}");
+        assert!(!escape.chars().any(char::is_control), "{escape:?}");
+        assert!(escape.contains("code: 111 111"));
+        // Bidi overrides, isolates and zero-width characters go.
+        assert_eq!(
+            safe_text("abc\u{202E}fed\u{2066}x\u{200B}y\u{FEFF}"),
+            "abcfedxy"
+        );
+        // A tower of combining marks is cut to a few per letter.
+        let zalgo = format!("a{}b", "\u{0301}".repeat(10_000));
+        assert_eq!(safe_text(&zalgo).chars().count(), MAX_GRAPHEME_CHARS + 1);
+        // And any text is at most MAX_TEXT_CHARS.
+        assert_eq!(
+            safe_text(&"x".repeat(1 << 20)).chars().count(),
+            MAX_TEXT_CHARS
         );
     }
 

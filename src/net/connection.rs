@@ -55,6 +55,22 @@ const CLOCK_SAMPLES: usize = 16;
 pub const MAX_FRAME_RATE: f64 = 240.0;
 /// ...with a second's worth at once (what waited behind a stall).
 const MAX_FRAME_BURST: f64 = MAX_FRAME_RATE;
+/// Text messages a second a peer may send (a person types far fewer);
+/// beyond it they are refused, and the call goes on...
+pub const MAX_TEXT_RATE: f64 = 5.0;
+/// ...with this many at once (a few lines pasted together).
+const MAX_TEXT_BURST: f64 = 20.0;
+
+/// Why a line could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("the call is not on")]
+    NotInCall,
+    #[error("the other side's vidchat cannot receive text")]
+    PeerCannotReceive,
+    #[error("the line is too long (at most {} characters)", wire::MAX_TEXT_CHARS)]
+    TooLong,
+}
 
 /// Which end of the call this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +97,8 @@ pub struct PeerInfo {
     pub height: u32,
     /// Formats the peer sends and receives, preferred first.
     pub codecs: Vec<VideoFormat>,
+    /// Whether it can receive typed text (its intro says so).
+    pub can_receive_text: bool,
 }
 
 /// What the connection tells its driver.
@@ -98,6 +116,11 @@ pub enum Event {
     /// The caller's person compared the code and said yes: its video may
     /// come (the callee's side).
     PeerConfirmed,
+    /// A line the peer typed, as it sent it (at most
+    /// [`wire::MAX_TEXT_BYTES`]; `wire::safe_text` before showing it).
+    Text(String),
+    /// A line from the peer was refused: too long, or too many too fast.
+    TextRefused,
     /// A new smallest round trip to the peer, microseconds.
     Rtt(u64),
     /// The call is over (or never started), and why. Always the last event.
@@ -230,6 +253,8 @@ pub struct Connection {
     paused: bool,
     /// Frames the peer may still send now (a token bucket), as of when.
     frame_budget: (f64, Option<Instant>),
+    /// The same for text messages.
+    text_budget: (f64, Option<Instant>),
     end: Option<EndReason>,
     /// Bytes to send as our next handshake payload instead of our intro or
     /// finale, as a hostile peer could (tests and fuzzing only).
@@ -285,6 +310,7 @@ impl Connection {
             keyframe_wanted: false,
             paused: false,
             frame_budget: (MAX_FRAME_BURST, None),
+            text_budget: (MAX_TEXT_BURST, None),
             end: None,
             #[cfg(any(test, feature = "fuzzing"))]
             raw_handshake: None,
@@ -641,6 +667,7 @@ impl Connection {
             key: self.their_key.unwrap_or_default(),
             width: intro.width,
             height: intro.height,
+            can_receive_text: intro.can_receive_text(),
             codecs: intro.codecs,
         };
         self.peer = Some(info.clone());
@@ -766,6 +793,18 @@ impl Connection {
                 }
             }
             Message::VideoPaused { paused } => self.events.push_back(Event::PeerPaused(paused)),
+            Message::Text { text } => {
+                let (tokens, at) = self.text_budget;
+                let refill = at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+                let tokens = (tokens + refill * MAX_TEXT_RATE).min(MAX_TEXT_BURST);
+                let fits = tokens >= 1.0 && text.len() <= wire::MAX_TEXT_BYTES;
+                self.text_budget = (if fits { tokens - 1.0 } else { tokens }, Some(now));
+                self.events.push_back(if fits {
+                    Event::Text(text)
+                } else {
+                    Event::TextRefused
+                });
+            }
             Message::KeyframeRequest => self.keyframe_wanted = true,
         }
         Ok(())
@@ -863,6 +902,23 @@ impl Connection {
             return Ok(Vec::new());
         };
         Ok(frame.data)
+    }
+
+    /// Sends a line the person typed.
+    pub fn send_text(&mut self, text: &str) -> Result<(), TextError> {
+        if !self.is_open() {
+            return Err(TextError::NotInCall);
+        }
+        if !self.peer.as_ref().is_some_and(|p| p.can_receive_text) {
+            return Err(TextError::PeerCannotReceive);
+        }
+        if text.len() > wire::MAX_TEXT_BYTES || text.chars().count() > wire::MAX_TEXT_CHARS {
+            return Err(TextError::TooLong);
+        }
+        self.queue(&Message::Text {
+            text: text.to_string(),
+        });
+        Ok(())
     }
 
     /// Tells the peer our video paused or resumed (only when that changed).
@@ -1314,6 +1370,93 @@ pub(crate) mod tests {
         pair.drive();
         assert!(
             matches!(ended(&mut pair.callee), Some(EndReason::Protocol(why)) if why.contains("before its person confirmed")),
+        );
+    }
+
+    /// The texts and refusals `conn` has to tell.
+    fn texts(conn: &mut Connection) -> (Vec<String>, usize) {
+        let mut refused = 0;
+        let texts = events(conn)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Text(text) => Some(text),
+                Event::TextRefused => {
+                    refused += 1;
+                    None
+                }
+                _ => None,
+            })
+            .collect();
+        (texts, refused)
+    }
+
+    #[test]
+    fn typed_text_goes_both_ways_and_a_flood_or_a_megabyte_is_refused() {
+        let mut pair = Pair::answered();
+        pair.caller.send_text("héllo, мир, 世界").unwrap();
+        pair.drive();
+        assert_eq!(texts(&mut pair.callee).0, ["héllo, мир, 世界"]);
+        pair.callee.send_text("and back").unwrap();
+        pair.drive();
+        assert_eq!(texts(&mut pair.caller).0, ["and back"]);
+        // 10,000 lines at once: a burst goes through, the rest is refused.
+        for n in 0..10_000 {
+            let text = Message::Text {
+                text: n.to_string(),
+            };
+            pair.callee.send_raw(&encoded(&text));
+        }
+        pair.drive();
+        let (got, refused) = texts(&mut pair.caller);
+        assert!(
+            got.len() <= MAX_TEXT_BURST as usize,
+            "{} got through",
+            got.len()
+        );
+        assert_eq!(got.len() + refused, 10_000);
+        // A megabyte in one line, after the budget refilled: refused.
+        pair.advance(Duration::from_secs(5));
+        let huge = Message::Text {
+            text: "x".repeat(1 << 20),
+        };
+        pair.callee.send_raw(&encoded(&huge));
+        pair.drive();
+        assert_eq!(texts(&mut pair.caller), (vec![], 1));
+        assert!(
+            pair.caller.is_open() && pair.callee.is_open(),
+            "the call ended"
+        );
+        // Our own person's lines are checked before they go.
+        assert_eq!(
+            pair.caller.send_text(&"x".repeat(wire::MAX_TEXT_CHARS + 1)),
+            Err(TextError::TooLong)
+        );
+    }
+
+    #[test]
+    fn a_peer_that_cannot_receive_text_says_so_in_its_intro() {
+        let now = Instant::now();
+        let mut pair = Pair::new();
+        let older = Intro {
+            features: 0,
+            ..intro("callee")
+        };
+        pair.callee = Connection::new(Role::Callee, older, &key(), now, T0_US).unwrap();
+        assert_eq!(
+            pair.caller.send_text("too early"),
+            Err(TextError::NotInCall)
+        );
+        pair.drive();
+        pair.callee.answer(pair.now, true);
+        pair.drive();
+        assert!(!pair.caller.peer().unwrap().can_receive_text);
+        assert_eq!(
+            pair.caller.send_text("hello?"),
+            Err(TextError::PeerCannotReceive)
+        );
+        assert_eq!(
+            TextError::PeerCannotReceive.to_string(),
+            "the other side's vidchat cannot receive text"
         );
     }
 

@@ -80,6 +80,21 @@ pub struct VideoIn {
     pub recycle: Sender<RgbImage>,
 }
 
+/// Typed lines both ways: those to send, and where the peer's go (a
+/// bounded channel: lines the main thread has not taken are dropped).
+pub struct TextLink {
+    pub outgoing: Receiver<String>,
+    pub incoming: Sender<String>,
+}
+
+/// What the call's threads exchange with the rest of the program.
+pub struct Pipes {
+    /// Frames to send (None: a side that only watches, the loopback viewer).
+    pub video: Option<VideoIn>,
+    pub remote: VideoOut,
+    pub text: TextLink,
+}
+
 /// Where decoded frames go, and pixel buffers coming back for reuse.
 pub struct VideoOut {
     pub frames: Latest<RemoteFrame>,
@@ -117,17 +132,21 @@ impl Shared {
 }
 
 impl Link {
-    /// Starts both threads on the answered `peer`. `video` is None for a
-    /// side that only watches (the loopback viewer).
+    /// Starts both threads on the answered `peer`, sending `format` at
+    /// `fps`.
     pub fn start(
         peer: Peer,
-        video: Option<VideoIn>,
+        pipes: Pipes,
         fps: u32,
         format: VideoFormat,
-        remote: VideoOut,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> Result<Link> {
+        let Pipes {
+            video,
+            remote,
+            text,
+        } = pipes;
         let h264 = match format {
             VideoFormat::H264 if video.is_some() => Some(H264Encoder::new(fps)?),
             _ => None,
@@ -158,7 +177,7 @@ impl Link {
         let video = video.map_or_else(crossbeam_channel::never, |v| v.frames);
         let sender = thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sending.run(video, woken))
+            .spawn(move || sending.run(video, text.outgoing, woken))
             .context("cannot start the sender thread")?;
         let receiving = Receiving {
             stream: stream.try_clone()?,
@@ -168,6 +187,7 @@ impl Link {
             h264: None,
             remote: remote.frames,
             spare: remote.spare,
+            text: text.incoming,
         };
         let receiver = thread::Builder::new()
             .name("receiver".into())
@@ -214,9 +234,9 @@ struct Sending {
 }
 
 impl Sending {
-    fn run(mut self, video: Receiver<CapturedFrame>, woken: Receiver<()>) {
+    fn run(mut self, video: Receiver<CapturedFrame>, text: Receiver<String>, woken: Receiver<()>) {
         let _guard = self.shared.shutdown.crash_guard("sender");
-        if let Err(reason) = self.send(&video, &woken) {
+        if let Err(reason) = self.send(&video, &text, &woken) {
             self.shared.shutdown.end(reason);
         }
         let _ = self.stream.shutdown(SocketShutdown::Write);
@@ -225,6 +245,7 @@ impl Sending {
     fn send(
         &mut self,
         video: &Receiver<CapturedFrame>,
+        text: &Receiver<String>,
         woken: &Receiver<()>,
     ) -> Result<(), EndReason> {
         loop {
@@ -242,6 +263,10 @@ impl Sending {
             select! {
                 recv(video) -> frame => if let Ok(frame) = frame {
                     self.send_frame(frame)?;
+                },
+                recv(text) -> line => if let Ok(line) = line {
+                    // The main thread checked it; a refusal changes nothing.
+                    let _ = self.shared.with(|c| c.send_text(&line))?;
                 },
                 recv(woken) -> _ => {},
                 default(wait) => {},
@@ -511,6 +536,8 @@ struct Receiving {
     remote: Latest<RemoteFrame>,
     /// Pixel buffers the main thread is done with.
     spare: Receiver<Vec<u32>>,
+    /// The peer's typed lines, to the main thread.
+    text: Sender<String>,
 }
 
 impl Receiving {
@@ -563,6 +590,12 @@ impl Receiving {
                         Event::PeerConfirmed => {
                             self.counters.peer_confirmed.store(true, Ordering::Relaxed);
                         }
+                        Event::Text(line) => {
+                            if self.text.try_send(line).is_err() {
+                                Counters::add(&self.counters.texts_refused, 1);
+                            }
+                        }
+                        Event::TextRefused => Counters::add(&self.counters.texts_refused, 1),
                         Event::Connected(_) | Event::Accepted | Event::Ended(_) => {}
                     }
                 }
@@ -677,12 +710,18 @@ mod tests {
             let (frames, remote) = crate::handoff::latest();
             let (_spare_tx, spare) = bounded(1);
             let out = VideoOut { frames, spare };
+            let (_typed, outgoing) = bounded(1);
+            let (incoming, _said) = bounded(1);
+            let pipes = Pipes {
+                video: None,
+                remote: out,
+                text: TextLink { outgoing, incoming },
+            };
             let link = Link::start(
                 peer,
-                None,
+                pipes,
                 30,
                 VideoFormat::Jpeg,
-                out,
                 shutdown.clone(),
                 Arc::default(),
             )

@@ -4,6 +4,7 @@
 //! name with another key) said where the question is asked.
 
 use std::io::{BufRead, IsTerminal};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,20 +54,27 @@ pub(super) fn say_window_answer(yes: bool) {
     );
 }
 
-/// Lines typed on the terminal, read on their own thread (a read blocks).
+/// Lines typed on the terminal, read on one thread for the whole process
+/// (a read blocks); each asker (the answer, the confirmation, the chat)
+/// gets a handle, and each line goes to the one that takes it.
 pub(super) fn stdin_lines() -> Receiver<String> {
-    let (tx, rx) = bounded(4);
-    let _ = thread::Builder::new()
-        .name("terminal".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-    rx
+    static LINES: OnceLock<Receiver<String>> = OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let (tx, rx) = bounded(4);
+            let _ = thread::Builder::new()
+                .name("terminal".into())
+                .spawn(move || {
+                    for line in std::io::stdin().lock().lines() {
+                        let Ok(line) = line else { return };
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                });
+            rx
+        })
+        .clone()
 }
 
 /// How a ring ended.

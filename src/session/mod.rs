@@ -7,11 +7,12 @@
 //! the call ended is returned.
 
 mod answer;
+mod chat;
 mod confirm;
 mod screen;
 mod target;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,13 +30,14 @@ use crate::handoff::{Latest, latest};
 use crate::interrupt;
 use crate::net::connection::{Event, Role};
 use crate::net::door::Door;
-use crate::net::link::{Link, RemoteFrame, VideoIn, VideoOut};
+use crate::net::link::{Link, Pipes, RemoteFrame, TextLink, VideoIn, VideoOut};
 use crate::net::{self, PUMP_INTERVAL, Peer, Us, nearby};
 use crate::secure::StaticKey;
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::trust::{self, KnownPeers, Trust};
 use crate::wire::{self, Intro, VideoFormat};
-use answer::{Answering, Rang, ring};
+use answer::{Answering, Rang, ring, stdin_lines};
+use chat::Chat;
 use confirm::{Confirmation, Yes};
 use screen::Screen;
 pub use target::{CallTarget, peers};
@@ -50,6 +52,8 @@ pub struct CallOptions {
     pub window: bool,
     pub duration: Option<Duration>,
     pub stats: Option<PathBuf>,
+    /// Where to keep the typed text, one JSON line each.
+    pub chat_log: Option<PathBuf>,
 }
 
 /// The formats we send from `info` (None: we send no video).
@@ -461,6 +465,9 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
 /// states, stats, a moving self-view).
 const IDLE_REDRAW: Duration = Duration::from_millis(100);
 
+/// How often the window is redrawn while typed text is on it.
+const CHAT_REDRAW: Duration = Duration::from_millis(33);
+
 /// How long hanging up waits for the capture thread to finish its read.
 const CAPTURE_GRACE: Duration = Duration::from_millis(500);
 
@@ -474,6 +481,8 @@ struct Call {
     link: Link,
     capture: Option<thread::JoinHandle<()>>,
     peer_name: String,
+    /// Typed lines to the sender thread, and the peer's from the receiver.
+    text: (crossbeam_channel::Sender<String>, Receiver<String>),
 }
 
 impl Call {
@@ -502,18 +511,17 @@ impl Call {
         let theirs = peer.info().map(|p| p.codecs.clone()).unwrap_or_default();
         let format = wire::choose_format(codecs, &theirs);
         let peer_name = peer.describe();
-        let link = Link::start(
-            peer,
+        let (to_peer, outgoing) = bounded(chat::OUTGOING);
+        let (incoming, from_peer) = bounded(chat::INCOMING);
+        let pipes = Pipes {
             video,
-            fps,
-            format,
-            VideoOut {
+            remote: VideoOut {
                 frames: remote_in,
                 spare,
             },
-            shutdown.clone(),
-            counters.clone(),
-        )?;
+            text: TextLink { outgoing, incoming },
+        };
+        let link = Link::start(peer, pipes, fps, format, shutdown.clone(), counters.clone())?;
         Ok(Call {
             shutdown,
             counters,
@@ -522,6 +530,7 @@ impl Call {
             link,
             capture,
             peer_name,
+            text: (to_peer, from_peer),
         })
     }
 
@@ -577,7 +586,17 @@ fn run_call(
         format!("waiting for {name} to compare the code and confirm")
     });
     let role = peer.conn.role();
+    let (name, can_send) = peer.info().map_or(("peer".into(), false), |i| {
+        (i.name.clone(), i.can_receive_text)
+    });
     let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
+    let mut chat = Chat::new(
+        call.text.clone(),
+        &name,
+        can_send,
+        options.chat_log.as_deref(),
+    )?;
+    let terminal = std::io::stdin().is_terminal().then(stdin_lines);
     // The callee's yes was its answer.
     if role == Role::Caller {
         call.counters.peer_confirmed.store(true, Ordering::Relaxed);
@@ -636,6 +655,9 @@ fn run_call(
                     if remote.is_some() {
                         last_remote = Instant::now();
                     }
+                    // Captions age and a line is typed: kept moving.
+                    let redraw =
+                        redraw || (window.chat_showing() && last_redraw.elapsed() >= CHAT_REDRAW);
                     if redraw {
                         window.redraw()?;
                         last_redraw = Instant::now();
@@ -672,6 +694,14 @@ fn run_call(
                     })?;
                 }
             }
+            let mut typed = match screen {
+                Screen::Window(window) => window.take_typed(),
+                Screen::Headless => Vec::new(),
+            };
+            if !confirmation.asking_on_terminal() {
+                typed.extend(terminal.iter().flat_map(Receiver::try_iter));
+            }
+            chat.poll(typed, screen, &call.counters, &status)?;
             if let Some(text) = status.poll(Instant::now(), &call.counters) {
                 // A question on the terminal stays readable.
                 if !confirmation.asking_on_terminal() {

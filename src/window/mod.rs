@@ -1,10 +1,13 @@
 //! The call window (minifb, main thread only): what the person sees and the
 //! keys they press. The remote video letterboxed in a resizable window, the
-//! self-view in a corner, a stats panel, key help, and cards for the call's
-//! states ("waiting for a call", "video paused", "peer hung up"). Drawing
-//! itself is in `compose`, on plain buffers; `present` puts it on screen.
+//! self-view in a corner, a stats panel, key help, cards for the call's
+//! states ("waiting for a call", "video paused", "peer hung up"), and typed
+//! text (`chat`, drawn with real fonts by `glyphs`). Drawing itself is in
+//! `compose`, on plain buffers; `present` puts it on screen.
 
+mod chat;
 mod compose;
+mod glyphs;
 mod present;
 
 use std::cell::RefCell;
@@ -20,29 +23,59 @@ use compose::{Canvas, Rect, letterbox, pip_rect, text_scale};
 use present::Presenter;
 
 /// Key help, shown on h or ?.
-const HELP: [&str; 6] = [
+const HELP: [&str; 8] = [
     "Esc / q  hang up",
     "p        self-view on/off",
     "m        mirror self-view",
     "v        pause/resume my video",
     "s        stats and code",
+    "l        the last 20 lines said",
+    "Enter    type a line (or just type); Enter sends, Esc closes",
     "h / ?    this help",
 ];
+
+/// Characters that are keys (above, and y/n for questions), not the
+/// start of a line.
+const KEY_CHARS: &str = "qQpPmMvVsSlLhH?yYnN";
 
 /// How long a call shows its code and "h: help" in a corner.
 const FIRST_SECONDS: Duration = Duration::from_secs(10);
 
-/// Collects key presses as minifb reports them, so a press and release
-/// between two updates (a quick tap, or xdotool) is not lost.
+/// A key pressed, or a character typed (any script, from the X input method).
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Key(Key),
+    Char(char),
+}
+
+/// Collects key presses and typed characters in order as minifb reports
+/// them, so a press and release between two updates (a quick tap, or
+/// xdotool) is not lost. At most [`MAX_INPUT`] wait.
 #[derive(Clone, Default)]
-struct KeyQueue(Rc<RefCell<Vec<Key>>>);
+struct KeyQueue(Rc<RefCell<Vec<Input>>>);
+
+/// Inputs kept between two updates.
+const MAX_INPUT: usize = 4096;
+
+impl KeyQueue {
+    fn push(&self, input: Input) {
+        let mut queue = self.0.borrow_mut();
+        if queue.len() < MAX_INPUT {
+            queue.push(input);
+        }
+    }
+}
 
 impl InputCallback for KeyQueue {
-    fn add_char(&mut self, _uni_char: u32) {}
+    fn add_char(&mut self, uni_char: u32) {
+        if let Some(c) = char::from_u32(uni_char) {
+            self.push(Input::Char(c));
+        }
+    }
 
     fn set_key_state(&mut self, key: Key, down: bool) {
         if down {
-            self.0.borrow_mut().push(key);
+            self.push(Input::Key(key));
         }
     }
 }
@@ -75,6 +108,8 @@ struct Scene {
     waiting_for_peer: Option<String>,
     /// Until when the code and "h: help" stay in the corner unasked.
     hint_until: Option<Instant>,
+    /// The line being typed and the captions (once a call runs).
+    chat: Option<chat::Chat>,
 }
 
 /// An open call window and what it shows.
@@ -93,6 +128,8 @@ pub struct CallWindow {
     confirmation: Option<bool>,
     /// A redraw handled the window's events since the last pump.
     events_handled: bool,
+    /// The fonts for typed text (None only if they failed to parse).
+    glyphs: Option<glyphs::Glyphs>,
 }
 
 impl CallWindow {
@@ -129,6 +166,7 @@ impl CallWindow {
                 banner: None,
                 waiting_for_peer: None,
                 hint_until: None,
+                chat: None,
             },
             hung_up: false,
             asking: false,
@@ -136,6 +174,7 @@ impl CallWindow {
             confirming: false,
             confirmation: None,
             events_handled: false,
+            glyphs: glyphs::Glyphs::new(),
         };
         call_window.redraw()?;
         Ok(call_window)
@@ -149,6 +188,7 @@ impl CallWindow {
     /// "h: help" in a corner for its first seconds (and in the stats).
     pub fn call_started(&mut self, code: &str) {
         self.scene.card = None;
+        self.scene.chat = Some(chat::Chat::default());
         self.scene.code = Some(code.to_string());
         self.scene.hint_until = Some(Instant::now() + FIRST_SECONDS);
     }
@@ -219,6 +259,28 @@ impl CallWindow {
         self.scene.peer_paused = paused;
     }
 
+    /// The lines the person typed and sent (Enter) since the last call.
+    pub fn take_typed(&mut self) -> Vec<String> {
+        self.scene
+            .chat
+            .as_mut()
+            .map(chat::Chat::take_sent)
+            .unwrap_or_default()
+    }
+
+    /// Shows a line `who` said (already safe to show) as a caption.
+    pub fn caption(&mut self, who: &str, text: &str) {
+        if let Some(chat) = self.scene.chat.as_mut() {
+            chat.said(who, text, Instant::now());
+        }
+    }
+
+    /// Whether captions or an open line are on screen (they age: redraw).
+    pub fn chat_showing(&self) -> bool {
+        let now = Instant::now();
+        self.scene.chat.as_ref().is_some_and(|c| c.is_showing(now))
+    }
+
     /// Whether the person paused their own video (v).
     pub fn my_video_paused(&self) -> bool {
         self.scene.my_video_paused
@@ -240,7 +302,37 @@ impl CallWindow {
         let shift =
             self.window.is_key_down(Key::LeftShift) || self.window.is_key_down(Key::RightShift);
         let pressed = std::mem::take(&mut *self.keys.0.borrow_mut());
-        for key in pressed {
+        for input in pressed {
+            let key = match input {
+                _ if self.asking || self.confirming => input,
+                Input::Key(key) => match self.scene.chat.as_mut() {
+                    Some(chat) if chat.is_typing() => {
+                        match key {
+                            Key::Enter | Key::NumPadEnter => chat.enter(),
+                            Key::Escape => chat.close(),
+                            Key::Backspace => chat.backspace(),
+                            _ => {}
+                        }
+                        continue;
+                    }
+                    Some(chat) if matches!(key, Key::Enter | Key::NumPadEnter) => {
+                        chat.open(None);
+                        continue;
+                    }
+                    _ => input,
+                },
+                Input::Char(c) => {
+                    if let Some(chat) = self.scene.chat.as_mut() {
+                        if chat.is_typing() {
+                            chat.type_char(c);
+                        } else if !c.is_control() && !c.is_whitespace() && !KEY_CHARS.contains(c) {
+                            chat.open(Some(c));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Input::Key(key) = key else { continue };
             match key {
                 Key::Y | Key::Enter | Key::NumPadEnter if self.asking => self.answer = Some(true),
                 Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
@@ -255,6 +347,11 @@ impl CallWindow {
                 Key::S => self.scene.show_stats = !self.scene.show_stats,
                 Key::V => self.scene.my_video_paused = !self.scene.my_video_paused,
                 Key::H => self.scene.show_help = !self.scene.show_help,
+                Key::L => {
+                    if let Some(chat) = self.scene.chat.as_mut() {
+                        chat.show_history = !chat.show_history;
+                    }
+                }
                 Key::Slash if shift => self.scene.show_help = !self.scene.show_help,
                 _ => {}
             }
@@ -267,10 +364,11 @@ impl CallWindow {
         let (width, height) = self.window.get_size();
         let (width, height) = (width.max(1), height.max(1));
         let scene = &self.scene;
+        let glyphs = &mut self.glyphs;
         let first_seconds = scene.hint_until.is_some_and(|t| Instant::now() < t);
         self.presenter
             .show(&mut self.window, width, height, |canvas| {
-                scene.draw(canvas, first_seconds)
+                scene.draw(canvas, first_seconds, glyphs.as_mut());
             })?;
         self.events_handled = true;
         self.handle_keys();
@@ -280,8 +378,8 @@ impl CallWindow {
 
 impl Scene {
     /// Draws the whole picture; `first_seconds` of a call add its code and
-    /// the key hint.
-    fn draw(&self, canvas: &mut Canvas, first_seconds: bool) {
+    /// the key hint; typed text is drawn with `glyphs`.
+    fn draw(&self, canvas: &mut Canvas, first_seconds: bool, glyphs: Option<&mut glyphs::Glyphs>) {
         let (width, height) = (canvas.width, canvas.height);
         let whole = Rect {
             x: 0,
@@ -335,6 +433,9 @@ impl Scene {
         }
         if !lines.is_empty() {
             canvas.panel(&lines, (scale / 2).max(1));
+        }
+        if let (Some(chat), Some(glyphs)) = (&self.chat, glyphs) {
+            chat.draw(canvas, glyphs, Instant::now());
         }
         if let Some(banner) = &self.banner {
             canvas.banner(banner, scale);

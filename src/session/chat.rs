@@ -1,0 +1,145 @@
+//! Typed text during a call, on the main thread: a line typed on the
+//! terminal or in the window goes to the peer; the peer's lines are made
+//! safe (`wire::safe_text`), printed on stdout with the time (one line
+//! each, so a pipe reads them as they come) and shown as captions; with
+//! `--chat-log` every line sent or received is kept as one JSON object.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+
+use super::screen::Screen;
+use crate::call::unix_us;
+use crate::stats::{Counters, StatusLine};
+use crate::wire::{self, MAX_TEXT_CHARS};
+
+/// Lines waiting for the sender thread at most; typing faster than the
+/// link takes them is told, not queued without end.
+pub(super) const OUTGOING: usize = 16;
+/// The peer's lines waiting for the main thread at most (beyond it they
+/// are dropped and counted as refused).
+pub(super) const INCOMING: usize = 64;
+
+/// One line of `--chat-log`.
+#[derive(Serialize)]
+struct Logged<'a> {
+    /// Unix microseconds.
+    at_us: u64,
+    /// "you", or the peer's (safe) name.
+    who: &'a str,
+    /// The text as sent.
+    text: &'a str,
+}
+
+/// The call's typed text.
+pub(super) struct Chat {
+    to_peer: Sender<String>,
+    from_peer: Receiver<String>,
+    peer_name: String,
+    can_send: bool,
+    log: Option<BufWriter<File>>,
+    /// Refusals of the peer's lines already told.
+    refused_told: u64,
+    told_cannot: bool,
+}
+
+impl Chat {
+    pub(super) fn new(
+        (to_peer, from_peer): (Sender<String>, Receiver<String>),
+        peer_name: &str,
+        can_send: bool,
+        log: Option<&Path>,
+    ) -> Result<Chat> {
+        let log = log
+            .map(|path| {
+                File::create(path)
+                    .map(BufWriter::new)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            })
+            .transpose()?;
+        Ok(Chat {
+            to_peer,
+            from_peer,
+            peer_name: peer_name.to_string(),
+            can_send,
+            log,
+            refused_told: 0,
+            told_cannot: false,
+        })
+    }
+
+    /// Sends `typed` lines, and shows, prints and logs what the peer said.
+    pub(super) fn poll(
+        &mut self,
+        typed: Vec<String>,
+        screen: &mut Screen,
+        counters: &Counters,
+        status: &StatusLine,
+    ) -> Result<()> {
+        for line in typed {
+            self.send(&line, screen, status)?;
+        }
+        while let Ok(text) = self.from_peer.try_recv() {
+            self.log(&self.peer_name.clone(), &text)?;
+            let shown = wire::safe_text(&text);
+            let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+            status.interject(&format!("{time} {}: {shown}", self.peer_name));
+            if let Screen::Window(window) = screen {
+                window.caption(&self.peer_name, &shown);
+            }
+        }
+        let refused = Counters::get(&counters.texts_refused);
+        if refused > self.refused_told {
+            status.interject(&format!(
+                "({} line(s) from {} refused: over {MAX_TEXT_CHARS} characters, or too many too fast)",
+                refused - self.refused_told,
+                self.peer_name
+            ));
+            self.refused_told = refused;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, line: &str, screen: &mut Screen, status: &StatusLine) -> Result<()> {
+        let note = if !self.can_send {
+            // Said once; the person may type on regardless.
+            (!std::mem::replace(&mut self.told_cannot, true))
+                .then_some("the other side's vidchat cannot receive text")
+        } else if line.chars().count() > MAX_TEXT_CHARS || line.len() > wire::MAX_TEXT_BYTES {
+            Some("not sent: a line is at most 500 characters")
+        } else if self.to_peer.try_send(line.to_string()).is_err() {
+            Some("not sent: typing faster than the link takes it")
+        } else {
+            self.log("you", line)?;
+            if let Screen::Window(window) = screen {
+                window.caption("you", &wire::safe_text(line));
+            }
+            None
+        };
+        if let Some(note) = note {
+            status.interject(note);
+            if let Screen::Window(window) = screen {
+                window.caption("vidchat", note);
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&mut self, who: &str, text: &str) -> Result<()> {
+        if let Some(log) = self.log.as_mut() {
+            let line = Logged {
+                at_us: unix_us(),
+                who,
+                text,
+            };
+            serde_json::to_writer(&mut *log, &line)?;
+            writeln!(log)?;
+            log.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -666,3 +666,64 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
         assert!(kb < 64 * 1024, "peak RSS {kb} kB");
     }
 }
+
+#[test]
+fn hostile_text_is_bounded_shown_harmlessly_and_the_call_goes_on() {
+    use vidchat::wire::{MAX_MESSAGE_LEN, Message, encode_payload};
+
+    let log = temp("hostile-chat.jsonl");
+    let (listener, port, mut out) =
+        listen(&["--chat-log", log.to_str().unwrap(), "--duration", "4"]);
+    let mut peer = accepted_hostile_peer(port, 64, 64);
+    let send = |peer: &mut vidchat::net::Peer, text: String| {
+        let mut plain = Vec::new();
+        encode_payload(&Message::Text { text }, MAX_MESSAGE_LEN, &mut plain).unwrap();
+        peer.conn.send_raw(&plain);
+    };
+    // An escape sequence, a right-to-left override, a tower of combining
+    // marks, a megabyte, then 10,000 lines at once.
+    send(&mut peer, "\u{1b}[2J\u{1b}[31mred\u{7}\r".into());
+    send(&mut peer, "abc\u{202E}fed".into());
+    send(&mut peer, format!("a{}", "\u{0301}".repeat(1000)));
+    send(&mut peer, "x".repeat(1 << 20));
+    for n in 0..10_000 {
+        send(&mut peer, format!("flood {n}"));
+    }
+    // The hostile peer stays in the call until the listener hangs up.
+    while peer.conn.end_reason().is_none() {
+        peer.pump(std::time::Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ended = finish(listener);
+    let mut printed = String::new();
+    out.read_to_string(&mut printed).unwrap();
+    let said = stderr(&ended);
+    assert_eq!(ended.status.code(), Some(0), "{said}");
+    assert!(said.contains("call ended: you hung up"), "{said}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains(" hostile: "))
+        .collect();
+    eprintln!(
+        "{} of 10,004 hostile lines shown, {} bytes logged",
+        lines.len(),
+        logged.len()
+    );
+    assert!(lines.len() >= 3, "{printed}");
+    assert!(lines.len() < 100, "{} lines shown", lines.len());
+    for line in &lines {
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{202E}'),
+            "{line:?}"
+        );
+        assert!(
+            line.chars().count() < 600,
+            "a line of {} characters",
+            line.chars().count()
+        );
+    }
+    assert!(printed.contains("refused"), "{printed}");
+    assert!(logged.len() < 100_000, "the megabyte was logged");
+}

@@ -77,7 +77,7 @@ fn someone_guessing_the_code_learns_it_only_as_the_listener_rings_and_is_turned_
         return;
     }
     let dir = std::env::temp_dir().join(format!("vidchat-guess-{}", std::process::id()));
-    let (terminal, port) = util::listener_on_a_terminal(&dir);
+    let (terminal, port) = util::listener_on_a_terminal(&dir, "");
 
     for n in 1..=3 {
         let (stream, seen) = attempt(port, GUARD);

@@ -139,7 +139,7 @@ fn a_caller_who_arrives_while_a_call_rings_is_told_busy() {
     }
     // A listener with a terminal asks there.
     let dir = std::env::temp_dir().join(format!("vidchat-ring-{}", std::process::id()));
-    let (terminal, port) = util::listener_on_a_terminal(&dir);
+    let (terminal, port) = util::listener_on_a_terminal(&dir, "");
     let first = caller(port).spawn().unwrap();
     let asked = terminal.wait_for("accept? [y/N]");
     assert!(asked.contains("read the code to each other"), "{asked}");

@@ -372,3 +372,108 @@ fn a_declined_callers_window_says_why_before_it_closes() {
     assert!(err.contains("call declined by"), "{err}");
     let _ = util::stop(listener);
 }
+
+/// Between two characters xdotool types (see where it is used).
+const TYPING_DELAY_MS: &str = "150";
+
+/// Waits until `log` (a `--chat-log`) holds a line whose text is `text`.
+fn wait_for_said(log: &PathBuf, who: &str, text: &str) {
+    let want = format!(
+        "\"who\":{},\"text\":{}}}",
+        serde_json::to_string(who).unwrap(),
+        serde_json::to_string(text).unwrap()
+    );
+    let start = Instant::now();
+    while start.elapsed() < GUARD {
+        if std::fs::read_to_string(log).is_ok_and(|l| l.lines().any(|l| l.ends_with(&want))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never held {want}", log.display());
+}
+
+/// Share of a region's pixels that are the caption strip's colour.
+fn strip_share(shot: &(Vec<u8>, usize, usize), y0: usize, y1: usize) -> f64 {
+    let (rgb, w, _) = shot;
+    let rows = &rgb[y0 * w * 3..y1 * w * 3];
+    let strip = rows
+        .chunks(3)
+        .filter(|px| *px == [0x10, 0x12, 0x18])
+        .count();
+    strip as f64 / (rows.len() / 3) as f64
+}
+
+#[test]
+fn a_line_typed_in_one_window_shows_in_the_other_in_any_script() {
+    if !have_x_tools("typed-text test") {
+        return;
+    }
+    let x = Xvfb::start();
+    let dir = std::env::temp_dir().join(format!("vidchat-chat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (at_listener, at_caller) = (dir.join("listener.jsonl"), dir.join("caller.jsonl"));
+    let mut cmd = util::vidchat(&["listen", "--port", "0", "--bind", "127.0.0.1", "--yes"]);
+    cmd.args(["--source", "test", "--duration", "60", "--name", "bob"])
+        .arg("--chat-log")
+        .arg(&at_listener)
+        .env("DISPLAY", &x.display);
+    let (mut listener, port, _out) = util::spawn_listener(cmd);
+    let mut caller = util::vidchat(&["connect", &format!("127.0.0.1:{port}"), "--yes"])
+        .args(["--source", "test", "--duration", "60", "--name", "alice"])
+        .arg("--chat-log")
+        .arg(&at_caller)
+        .env("DISPLAY", &x.display)
+        .spawn()
+        .unwrap();
+    let alices = x.find("^code .* - bob .* - vidchat$");
+    let bobs = x.find("^code .* - alice .* - vidchat$");
+    // Side by side, so neither hides the other's captions.
+    x.run("xdotool", &["windowmove", "--sync", &alices, "0", "0"]);
+    x.run("xdotool", &["windowmove", "--sync", &bobs, "640", "0"]);
+    let before = x.shot(&bobs);
+    // The bottom rows, where a caption strip is (a line is about 30 px).
+    let (h, bottom) = (before.2, before.2 - 24);
+    assert!(
+        strip_share(&before, bottom, h) < 0.05,
+        "a caption before anything was said"
+    );
+
+    let hello = "héllo, мир, 世界";
+    x.run("xdotool", &["windowfocus", "--sync", &alices]);
+    x.run("xdotool", &["key", "Return"]);
+    // xdotool types a character no key has by mapping a spare key to it
+    // for a moment: a press read after the mapping is put back reads as
+    // nothing (no real keyboard does this), so it types slowly enough
+    // for the window to read each press in time.
+    x.run("xdotool", &["type", "--delay", TYPING_DELAY_MS, hello]);
+    x.run("xdotool", &["key", "Return"]);
+    wait_for_said(&at_listener, "alice", hello);
+    wait_for_said(&at_caller, "you", hello);
+    until(&x, &bobs, "alice's line as a caption", |s| {
+        strip_share(s, bottom, h) > 0.3
+    });
+
+    // And back, typed straight away (no Enter first).
+    x.run("xdotool", &["windowfocus", "--sync", &bobs]);
+    x.run(
+        "xdotool",
+        &["type", "--delay", TYPING_DELAY_MS, "ok, спасибо"],
+    );
+    x.run("xdotool", &["key", "Return"]);
+    wait_for_said(&at_caller, "bob", "ok, спасибо");
+    until(&x, &alices, "bob's line as a caption", |s| {
+        strip_share(s, bottom, h) > 0.3
+    });
+
+    // Esc closes an open line; with none open, it hangs up.
+    x.run("xdotool", &["key", "Return", "Escape", "Escape"]);
+    let bob_said = finish(&mut listener);
+    let alice_said = finish(&mut caller);
+    assert!(bob_said.contains("call ended: you hung up"), "{bob_said}");
+    assert!(
+        alice_said.contains("call ended: peer hung up"),
+        "{alice_said}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -212,13 +212,13 @@ pub fn port_from_file(path: &std::path::Path) -> u16 {
 }
 
 /// A headless test-pattern `vidchat listen` (no `--yes`) on a terminal of
-/// its own, so it asks there; its stdout goes to a file in `dir`, whence
-/// its port. The shell prints `exit=N` when it ends.
-pub fn listener_on_a_terminal(dir: &std::path::Path) -> (Terminal, u16) {
+/// its own, so it asks there, with `extra` flags; its stdout goes to a
+/// file in `dir`, whence its port. The shell prints `exit=N` when it ends.
+pub fn listener_on_a_terminal(dir: &std::path::Path, extra: &str) -> (Terminal, u16) {
     std::fs::create_dir_all(dir).unwrap();
     let out = dir.join("listen.out");
     let line = format!(
-        "{CONFIG_DIR}={} {BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window > {}; echo exit=$?; sleep 60",
+        "{CONFIG_DIR}={} {BIN} listen --port 0 --bind 127.0.0.1 --source test --no-window {extra} > {}; echo exit=$?; sleep 60",
         own_config().display(),
         out.display()
     );

@@ -40,6 +40,10 @@ In the window:
   Esc / q   hang up            v   pause/resume my video
   p         self-view on/off   m   mirror the self-view
   s         stats and code     h   key help
+  Enter     type a line (or just start typing); Enter sends, Esc closes it
+  l         the last 20 lines said
+On a terminal, a line typed during a call is sent too; the other side's
+lines are printed with the time (--chat-log PATH keeps them all as JSON).
 Without a window (--no-window): Ctrl-C hangs up (a second one quits at once).
 
 Exit status: 0 hung up (either side), 1 the call did not start or was not

@@ -143,3 +143,55 @@ impl Chat {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+
+    /// A chat whose peer can (or cannot) receive text, logging to `log`.
+    fn chat(can_send: bool, log: &Path) -> (Chat, Receiver<String>, Sender<String>) {
+        let (to_peer, sent) = bounded(OUTGOING);
+        let (said, from_peer) = bounded(INCOMING);
+        let chat = Chat::new((to_peer, from_peer), "bob", can_send, Some(log)).unwrap();
+        (chat, sent, said)
+    }
+
+    #[test]
+    fn lines_go_and_come_and_are_logged_as_sent() {
+        let log = std::env::temp_dir().join(format!("vidchat-chat-{}.jsonl", std::process::id()));
+        let (mut chat, sent, said) = chat(true, &log);
+        let status = StatusLine::new(std::time::Instant::now());
+        said.send("\u{1b}[2Jhi\u{202E}".into()).unwrap();
+        let typed = vec!["héllo".to_string(), "x".repeat(MAX_TEXT_CHARS + 1)];
+        chat.poll(typed, &mut Screen::Headless, &Counters::default(), &status)
+            .unwrap();
+        assert_eq!(
+            sent.try_iter().collect::<Vec<_>>(),
+            ["héllo"],
+            "a long line went"
+        );
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        assert!(logged.contains(r#""who":"you","text":"héllo""#), "{logged}");
+        let as_sent = format!(r#""who":"bob","text":"\u001b[2Jhi{}""#, '\u{202E}');
+        assert!(logged.contains(&as_sent), "{logged}");
+    }
+
+    #[test]
+    fn nothing_goes_to_a_peer_that_cannot_receive_text() {
+        let log =
+            std::env::temp_dir().join(format!("vidchat-chat-no-{}.jsonl", std::process::id()));
+        let (mut chat, sent, _said) = chat(false, &log);
+        let status = StatusLine::new(std::time::Instant::now());
+        let typed = vec!["hello?".to_string(), "anyone?".to_string()];
+        chat.poll(typed, &mut Screen::Headless, &Counters::default(), &status)
+            .unwrap();
+        assert!(
+            sent.try_recv().is_err(),
+            "a line went to a peer that cannot read it"
+        );
+        assert!(chat.told_cannot, "the person was not told");
+        let _ = std::fs::remove_file(&log);
+    }
+}

@@ -34,9 +34,8 @@ const HELP: [&str; 8] = [
     "h / ?    this help",
 ];
 
-/// Characters that are keys (above, and y/n for questions), not the
-/// start of a line.
-const KEY_CHARS: &str = "qQpPmMvVsSlLhH?yYnN";
+/// Characters that are keys (above), not the start of a line.
+const KEY_CHARS: &str = "qQpPmMvVsSlLhH?";
 
 /// How long a call shows its code and "h: help" in a corner.
 const FIRST_SECONDS: Duration = Duration::from_secs(10);

@@ -109,7 +109,14 @@ pub fn identity(dir: &Path) -> Result<StaticKey> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key = StaticKey::generate()?;
             create_dir(dir)?;
-            match write_private(&path, &format!("{}\n", to_hex(&key.to_bytes()))) {
+            // Written whole under another name, then linked into place, so
+            // a vidchat starting at the same moment never reads half a key.
+            let fresh = path.with_extension(format!("new{}", std::process::id()));
+            let _ = fs::remove_file(&fresh);
+            let made = write_private(&fresh, &format!("{}\n", to_hex(&key.to_bytes())))
+                .and_then(|()| fs::hard_link(&fresh, &path));
+            let _ = fs::remove_file(&fresh);
+            match made {
                 Ok(()) => Ok(key),
                 // Another vidchat made it first: that one is the key.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => identity(dir),

@@ -536,6 +536,16 @@ fn a_peer_that_sends_but_never_reads_is_let_go() {
     );
 }
 
+/// CPU time process `pid` used so far, in seconds (user and system, from
+/// /proc; 100 ticks a second, as on every Linux this runs on).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// Peak memory of process `pid` in kB (VmHWM), where /proc has it.
 fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -635,14 +645,45 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
     // few dozen bytes, each a full decode for the receiver.
     let mut encoder = H264Encoder::new(30).unwrap();
     let picture = RgbImage::new(640, 480);
-    let started = std::time::Instant::now();
     let mut sizes = Vec::new();
-    for seq in 1..=3_000u64 {
+    let mut frame = |seq: u64, sizes: &mut Vec<usize>| {
         let mut data = Vec::new();
         let keyframe = encoder.encode(&picture, &mut data).unwrap();
         sizes.push(data.len());
-        let frame = h264_frame(seq, (640, 480), keyframe, data);
-        if peer.conn.send_frame(frame).is_err() {
+        h264_frame(seq, (640, 480), keyframe, data)
+    };
+    // First what the listener spends with no frame coming (its own video),
+    // then with 200 a second, just under the cap: a measurement, printed.
+    let mut seq = 0;
+    let mut busy = |peer: &mut vidchat::net::Peer, per_second: u32, sizes: &mut Vec<usize>| {
+        let (start, cpu) = (std::time::Instant::now(), cpu_seconds(pid));
+        let mut next = start;
+        while start.elapsed() < Duration::from_secs(2) {
+            if per_second > 0 && std::time::Instant::now() >= next {
+                seq += 1;
+                peer.conn.send_frame(frame(seq, sizes)).unwrap();
+                next += Duration::from_secs(1) / per_second;
+            }
+            peer.pump(std::time::Instant::now());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let used = cpu_seconds(pid).zip(cpu).map(|(b, a)| b - a);
+        used.map(|cpu| 100.0 * cpu / start.elapsed().as_secs_f64())
+    };
+    let idle = busy(&mut peer, 0, &mut sizes);
+    let decoding = busy(&mut peer, 200, &mut sizes);
+    eprintln!(
+        "the listener's CPU: {} % of a core with no frames coming, {} % with 200 skip frames a second",
+        idle.map_or("?".into(), |p| format!("{p:.0}")),
+        decoding.map_or("?".into(), |p| format!("{p:.0}"))
+    );
+    assert!(
+        peer.conn.end_reason().is_none(),
+        "200 frames a second ended the call"
+    );
+    let (started, before) = (std::time::Instant::now(), sizes.len());
+    for seq in seq + 1..=seq + 3_000 {
+        if peer.conn.send_frame(frame(seq, &mut sizes)).is_err() {
             break;
         }
         peer.flush(std::time::Instant::now() + Duration::from_millis(100));
@@ -654,8 +695,8 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
     let out = finish(listener);
     let log = stderr(&out);
     eprintln!(
-        "the listener ended the call after {} frames ({} bytes each after the first), {:.2} s into the flood; its peak RSS {} kB",
-        sizes.len(),
+        "the listener ended the call after {} frames of the flood ({} bytes each after the first), {:.2} s into it; its peak RSS {} kB",
+        sizes.len() - before,
         sizes.get(1).copied().unwrap_or(0),
         started.elapsed().as_secs_f64(),
         rss.map_or("?".into(), |k| k.to_string())

@@ -144,8 +144,8 @@ pub struct CallArgs {
     /// the s key in the window, or the status line without one).
     #[arg(long, value_name = "PATH")]
     stats: Option<PathBuf>,
-    /// Keep the typed text: one JSON line per line sent or received
-    /// (`at_us`, `who`, `text` as sent).
+    /// Keep the typed text: one JSON line appended per line sent or
+    /// received (`at_us`, `from`, `who`, `text` as sent).
     #[arg(long, value_name = "PATH")]
     chat_log: Option<PathBuf>,
 }

@@ -2,9 +2,11 @@
 //!
 //! This machine keeps one static key (the `identity` file in the config
 //! directory, readable only by its owner), which every handshake proves.
-//! After a call that both people said yes to, each side remembers the
-//! peer's public key under the peer's name (`known_peers`, one
-//! `NAME HEX-KEY` line each). Next time that name with that key is
+//! After a call that both people said yes to, each side whose person
+//! compared the code and said so (not `--yes`, which compares nothing)
+//! remembers the peer's public key under the peer's name (`known_peers`,
+//! one `NAME HEX-KEY` line each). A name the caller dialled (found
+//! nearby) is checked too, whatever name the answer gives itself. Next time that name with that key is
 //! [`Trust::Known`]: the caller's yes is implied (the listener still
 //! answers). The same name with another key is [`Trust::Changed`]: someone
 //! may be posing as it, so it is a stranger whose code must be compared,
@@ -157,6 +159,25 @@ impl KnownPeers {
             None => Trust::Stranger,
             Some(known) if known == key => Trust::Known,
             Some(_) => Trust::Changed,
+        }
+    }
+
+    /// What `key` says about a peer that calls itself `name`, reached by
+    /// calling `dialled` (the name it was found under, if any): the worse
+    /// of the two, so an impostor cannot dodge the known key by taking
+    /// another name; and the name to warn about.
+    pub fn trust_as<'n>(
+        &self,
+        name: &'n str,
+        dialled: Option<&'n str>,
+        key: &[u8; 32],
+    ) -> (Trust, &'n str) {
+        let by_name = self.trust(name, key);
+        match dialled.map(|d| (d, self.trust(d, key))) {
+            Some((dialled, Trust::Changed)) => (Trust::Changed, dialled),
+            _ if by_name == Trust::Changed => (Trust::Changed, name),
+            Some((_, Trust::Known)) => (Trust::Known, name),
+            _ => (by_name, name),
         }
     }
 
@@ -339,22 +360,37 @@ mod tests {
         (seen(&pair.caller), seen(&pair.callee))
     }
 
-    /// One call as `vidchat connect --yes` (when `yes`) would run it with
-    /// what `known` remembers: the listener answers, the caller confirms as
-    /// its trust says, and strangers are remembered once both said yes.
+    /// How the caller's yes comes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Yes {
+        /// Nobody is asked (no terminal, no window, no --yes).
+        Nobody,
+        /// `connect --yes`: given, but nobody compared the code.
+        Flag,
+        /// The person compared the code and said y.
+        Person,
+    }
+
+    /// One call as vidchat would run it between `alice` (calling as
+    /// `names.0`, dialling `names.1`) and a callee answering as `names.2`,
+    /// with what each side remembers: the listener's person answers (but
+    /// never a changed key), the caller confirms as `yes` and its trust
+    /// allow, and a side remembers a stranger only if its person said yes.
     /// Returns the caller's trust and the frames the listener received.
     fn call(
         known: (&mut KnownPeers, &mut KnownPeers),
         keys: (&StaticKey, &StaticKey),
-        yes: bool,
+        names: (&str, Option<&str>, &str),
+        yes: Yes,
     ) -> (Trust, Vec<u64>) {
         let (at_caller, at_callee) = known;
-        let mut pair = Pair::between(("alice", keys.0), ("bob", keys.1));
+        let (caller_name, dialled, callee_name) = names;
+        let mut pair = Pair::between((caller_name, keys.0), (callee_name, keys.1));
         let ((bob, bob_key), (alice, alice_key)) = handshake(&mut pair);
-        let trust = at_caller.trust(&bob, &bob_key);
+        let (trust, _) = at_caller.trust_as(&bob, dialled, &bob_key);
         let theirs = at_callee.trust(&alice, &alice_key);
         pair.callee.answer(pair.now, theirs != Trust::Changed);
-        if trust.caller_confirms_unasked(yes) {
+        if yes == Yes::Person || trust.caller_confirms_unasked(yes == Yes::Flag) {
             pair.caller.confirm();
         }
         pair.drive();
@@ -363,7 +399,7 @@ mod tests {
         let got = frames(&mut pair.callee);
         assert!(caller_sent);
         if pair.caller.may_send_video() && pair.callee.peer_confirmed() {
-            if trust == Trust::Stranger {
+            if trust == Trust::Stranger && yes == Yes::Person {
                 at_caller.remember(&bob, &bob_key).unwrap();
             }
             if theirs == Trust::Stranger {
@@ -378,22 +414,65 @@ mod tests {
     fn a_first_call_a_known_peer_and_a_changed_key() {
         let (alice, bob, mallory) = (key(), key(), key());
         let (mut at_alice, mut at_bob) = (KnownPeers::in_memory(), KnownPeers::in_memory());
+        let plain = ("alice", None, "bob");
         // First call: strangers; nothing leaves without the caller's yes.
-        let (trust, got) = call((&mut at_alice, &mut at_bob), (&alice, &bob), false);
+        let (trust, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &bob),
+            plain,
+            Yes::Nobody,
+        );
         assert_eq!(trust, Trust::Stranger);
         assert!(got.is_empty(), "video left before its person said yes");
         assert_eq!(at_alice.list().count(), 0, "remembered without a yes");
-        // Confirmed (connect --yes): both sides remember each other.
-        let (_, got) = call((&mut at_alice, &mut at_bob), (&alice, &bob), true);
+        // connect --yes: the video goes, but nobody compared: nothing kept.
+        let (_, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &bob),
+            plain,
+            Yes::Flag,
+        );
+        assert_eq!(got, vec![1]);
+        assert_eq!(at_alice.list().count(), 0, "--yes vouched for a key");
+        // The person compared and said y: remembered.
+        let (_, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &bob),
+            plain,
+            Yes::Person,
+        );
         assert_eq!(got, vec![1]);
         assert_eq!(at_alice.trust("bob", &pair_key(&alice, &bob)), Trust::Known);
         // Same key again: known, and the caller's yes is implied.
-        let (trust, got) = call((&mut at_alice, &mut at_bob), (&alice, &bob), false);
+        let (trust, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &bob),
+            plain,
+            Yes::Nobody,
+        );
         assert_eq!((trust, got), (Trust::Known, vec![1]));
         // Mallory calls itself bob: a changed key, and even --yes sends nothing.
-        let (trust, got) = call((&mut at_alice, &mut at_bob), (&alice, &mallory), true);
+        let (trust, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &mallory),
+            plain,
+            Yes::Flag,
+        );
         assert_eq!(trust, Trust::Changed);
         assert!(got.is_empty(), "the caller's video went to a changed key");
+        // Found nearby as bob, mallory answers as b0b: still bob's changed key.
+        let renamed = ("alice", Some("bob"), "b0b");
+        let (trust, got) = call(
+            (&mut at_alice, &mut at_bob),
+            (&alice, &mallory),
+            renamed,
+            Yes::Flag,
+        );
+        assert_eq!(trust, Trust::Changed, "a new name dodged the known key");
+        assert!(
+            got.is_empty(),
+            "the caller's video went to a renamed impostor"
+        );
         assert_eq!(
             at_alice.trust("bob", &pair_key(&alice, &bob)),
             Trust::Known,

@@ -145,8 +145,8 @@ pub fn safe_name(name: &str) -> String {
 }
 
 /// Typed text from a peer made safe to show on a terminal or in a window:
-/// control characters (escape sequences, carriage returns, tabs) become
-/// spaces; format characters (bidi overrides and isolates, zero-width
+/// control characters (escape sequences, carriage returns, tabs) and line
+/// and paragraph separators become spaces; format characters (bidi overrides and isolates, zero-width
 /// spaces and joiners, the byte-order mark, tags) go; each grapheme keeps
 /// at most [`MAX_GRAPHEME_CHARS`] characters (a tower of combining marks is
 /// cut); at most [`MAX_TEXT_CHARS`] characters in all. Letters of any
@@ -164,7 +164,8 @@ pub fn safe_text(text: &str) -> String {
             if count == MAX_TEXT_CHARS {
                 return out;
             }
-            out.push(if c.is_control() { ' ' } else { c });
+            let breaks = c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+            out.push(if breaks { ' ' } else { c });
             count += 1;
         }
     }
@@ -179,7 +180,8 @@ fn is_format(c: char) -> bool {
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
         | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}' | '\u{110BD}'
-        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The caller's last handshake payload: its SAS nonce, and its intro.

@@ -1,7 +1,8 @@
-//! Known peers end to end, as two people would meet them: a first call
-//! both said yes to, then the same two again (the caller need not
-//! confirm), then an impostor that takes a known name with its own key
-//! (nothing goes to it, whatever `--yes` says). Each side keeps its key and
+//! Known peers end to end, as two people would meet them: a call with
+//! `--yes` on both sides (nobody compared the code: nothing remembered), a
+//! call both people confirmed on their terminals, then the same two again
+//! (the caller need not confirm), then an impostor that takes a known name
+//! with its own key (nothing goes to it, whatever `--yes` says). Each side keeps its key and
 //! known peers in a config directory of its own, as two machines would.
 
 mod util;
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use util::{
-    CONFIG_DIR, HEADLESS_LISTEN, finish, own_config, spawn_listener, stderr, stop, vidchat,
+    BIN, CONFIG_DIR, HEADLESS_LISTEN, Terminal, finish, have_tmux, own_config, port_from_file,
+    spawn_listener, stderr, stop, vidchat,
 };
 
 /// A headless listener called `name`, keeping its keys in `config`.
@@ -47,16 +49,44 @@ fn stats_file(name: &str) -> PathBuf {
 fn a_known_peer_needs_no_confirming_and_an_impostor_gets_no_video() {
     let (alice, bob, mallory) = (own_config(), own_config(), own_config());
 
-    // First call: strangers, confirmed with --yes; both remember.
+    // With --yes on both sides the video goes, but nobody compared the
+    // code: nothing is remembered.
     let (listening, port) = listener(&bob, "bob", &["--yes"]);
-    let first = call(&alice, "alice", port, &["--yes"]);
+    let unchecked = call(&alice, "alice", port, &["--yes"]);
     let at_bob = stderr(&finish(listening));
     assert!(
-        stderr(&first).contains("remembered bob"),
+        !stderr(&unchecked).contains("remembered"),
         "{}",
-        stderr(&first)
+        stderr(&unchecked)
     );
-    assert!(at_bob.contains("remembered alice"), "{at_bob}");
+    assert!(!at_bob.contains("remembered"), "{at_bob}");
+
+    // The two people compare the code and say y, each on a terminal of
+    // its own: both remember.
+    if !have_tmux() {
+        return;
+    }
+    let dir = own_config().with_extension("terminals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("bob.out");
+    let bobs = Terminal::run(&format!(
+        "{CONFIG_DIR}={} {BIN} listen --port 0 --bind 127.0.0.1 --name bob --source test --no-window --duration 2 > {}; echo exit=$?; sleep 60",
+        bob.display(),
+        out.display()
+    ));
+    let port = port_from_file(&out);
+    let alices = Terminal::run(&format!(
+        "{CONFIG_DIR}={} {BIN} connect 127.0.0.1:{port} --name alice --source test --no-window; echo exit=$?; sleep 60",
+        alice.display()
+    ));
+    bobs.wait_for("accept? [y/N]");
+    bobs.tmux(&["send-keys", "y", "Enter"]);
+    alices.wait_for("does the other screen show the same code?");
+    alices.tmux(&["send-keys", "y", "Enter"]);
+    alices.wait_for("remembered bob");
+    bobs.wait_for("remembered alice");
+    assert!(bobs.wait_for("exit=").contains("exit=0"));
+    assert!(alices.wait_for("exit=").contains("exit=0"));
 
     // Again, and alice does not confirm: bob is known, her video flows.
     let stats = stats_file("known");
@@ -112,7 +142,7 @@ fn a_known_peer_needs_no_confirming_and_an_impostor_gets_no_video() {
         !String::from_utf8_lossy(&listed.stdout).contains("bob"),
         "bob is still known"
     );
-    for dir in [alice, bob, mallory] {
+    for dir in [alice, bob, mallory, dir] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

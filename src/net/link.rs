@@ -248,6 +248,7 @@ impl Sending {
         text: &Receiver<String>,
         woken: &Receiver<()>,
     ) -> Result<(), EndReason> {
+        let mut text = text.clone();
         loop {
             if let Some(reason) = self.shared.shutdown.reason() {
                 // A hang-up queues Bye; anything else just closes.
@@ -264,9 +265,13 @@ impl Sending {
                 recv(video) -> frame => if let Ok(frame) = frame {
                     self.send_frame(frame)?;
                 },
-                recv(text) -> line => if let Ok(line) = line {
+                recv(text) -> line => match line {
                     // The main thread checked it; a refusal changes nothing.
-                    let _ = self.shared.with(|c| c.send_text(&line))?;
+                    Ok(line) => {
+                        let _ = self.shared.with(|c| c.send_text(&line))?;
+                    }
+                    // Nobody types any more: no longer asked.
+                    Err(_) => text = crossbeam_channel::never(),
                 },
                 recv(woken) -> _ => {},
                 default(wait) => {},

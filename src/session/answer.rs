@@ -80,8 +80,8 @@ pub(super) fn stdin_lines() -> Receiver<String> {
 /// How a ring ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Rang {
-    /// The call is on.
-    Taken,
+    /// The call is on; `asked`: the person took it (not `--yes`).
+    Taken { asked: bool },
     /// Declined by the person (or nobody to ask).
     NotTaken,
     /// Nobody answered within the ring's timeout.
@@ -96,13 +96,14 @@ pub(super) enum Rang {
 /// and sends the answer.
 pub(super) fn ring(
     peer: &mut Peer,
-    trust: Trust,
+    (trust, warn_name): (Trust, &str),
     answering: &Answering,
     screen: &mut Screen,
 ) -> Rang {
     let who = peer.describe();
     let name = peer.info().map(|i| i.name.clone()).unwrap_or_default();
-    let warning = (trust == Trust::Changed).then(|| Trust::changed_warning(&name, false));
+    let warning = (trust == Trust::Changed).then(|| Trust::changed_warning(warn_name, false));
+    let mut asked = false;
     if let Some(warning) = &warning {
         eprintln!("{who} - {warning}");
     }
@@ -124,6 +125,7 @@ pub(super) fn ring(
             (None, Trust::Known) => Some(format!("known: {name} (confirmed in an earlier call)")),
             (None, _) => None,
         };
+        asked = true;
         ask(
             peer,
             &who,
@@ -141,7 +143,7 @@ pub(super) fn ring(
     }
     // What ended the attempt, unless the person did (a "no" needs no card).
     let (rang, ended) = match peer.conn.end_reason() {
-        None if peer.conn.is_open() => return Rang::Taken,
+        None if peer.conn.is_open() => return Rang::Taken { asked },
         None => return Rang::NotTaken,
         Some(EndReason::Declined) if decided.is_none() => (
             Rang::Unanswered,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::screen::Screen;
 use crate::call::unix_us;
 use crate::stats::{Counters, StatusLine};
+use crate::window::Speaker;
 use crate::wire::{self, MAX_TEXT_CHARS};
 
 /// Lines waiting for the sender thread at most; typing faster than the
@@ -29,6 +30,8 @@ pub(super) const INCOMING: usize = 64;
 struct Logged<'a> {
     /// Unix microseconds.
     at_us: u64,
+    /// "you" or "peer": who said it, whatever the peer calls itself.
+    from: &'a str,
     /// "you", or the peer's (safe) name.
     who: &'a str,
     /// The text as sent.
@@ -56,7 +59,13 @@ impl Chat {
     ) -> Result<Chat> {
         let log = log
             .map(|path| {
-                File::create(path)
+                let mut options = std::fs::OpenOptions::new();
+                options.append(true).create(true);
+                // What two people said is theirs: readable by its owner only.
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                options
+                    .open(path)
                     .map(BufWriter::new)
                     .with_context(|| format!("cannot write {}", path.display()))
             })
@@ -84,12 +93,12 @@ impl Chat {
             self.send(&line, screen, status)?;
         }
         while let Ok(text) = self.from_peer.try_recv() {
-            self.log(&self.peer_name.clone(), &text)?;
+            self.log(false, &text)?;
             let shown = wire::safe_text(&text);
             let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
             status.interject(&format!("{time} {}: {shown}", self.peer_name));
             if let Screen::Window(window) = screen {
-                window.caption(&self.peer_name, &shown);
+                window.caption(Speaker::Peer(self.peer_name.clone()), &shown);
             }
         }
         let refused = Counters::get(&counters.texts_refused);
@@ -114,34 +123,58 @@ impl Chat {
         } else if self.to_peer.try_send(line.to_string()).is_err() {
             Some("not sent: typing faster than the link takes it")
         } else {
-            self.log("you", line)?;
+            self.log(true, line)?;
             if let Screen::Window(window) = screen {
-                window.caption("you", &wire::safe_text(line));
+                window.caption(Speaker::You, &wire::safe_text(line));
             }
             None
         };
         if let Some(note) = note {
             status.interject(note);
             if let Screen::Window(window) = screen {
-                window.caption("vidchat", note);
+                window.caption(Speaker::Vidchat, note);
             }
         }
         Ok(())
     }
 
-    fn log(&mut self, who: &str, text: &str) -> Result<()> {
+    /// Keeps a line said by us (`mine`) or the peer in the log, as sent,
+    /// with every character a terminal could act on escaped (`cat` of the
+    /// log shows no bidi override or control, only its `\uXXXX`).
+    fn log(&mut self, mine: bool, text: &str) -> Result<()> {
         if let Some(log) = self.log.as_mut() {
             let line = Logged {
                 at_us: unix_us(),
-                who,
+                from: if mine { "you" } else { "peer" },
+                who: if mine { "you" } else { &self.peer_name },
                 text,
             };
-            serde_json::to_writer(&mut *log, &line)?;
-            writeln!(log)?;
+            let json = serde_json::to_string(&line)?;
+            writeln!(log, "{}", escape_invisible(&json))?;
             log.flush()?;
         }
         Ok(())
     }
+}
+
+/// `json` with the characters `safe_text` would not show (C1 controls,
+/// DEL, format and separator characters) written as JSON escapes.
+fn escape_invisible(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let odd = c == '\u{7f}'
+            || ('\u{80}'..='\u{9f}').contains(&c)
+            || wire::safe_text(c.encode_utf8(&mut [0; 4])).is_empty()
+            || matches!(c, '\u{2028}' | '\u{2029}');
+        if odd {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -174,8 +207,8 @@ mod tests {
         let logged = std::fs::read_to_string(&log).unwrap();
         let _ = std::fs::remove_file(&log);
         assert!(logged.contains(r#""who":"you","text":"héllo""#), "{logged}");
-        let as_sent = format!(r#""who":"bob","text":"\u001b[2Jhi{}""#, '\u{202E}');
-        assert!(logged.contains(&as_sent), "{logged}");
+        let as_sent = r#""from":"peer","who":"bob","text":"\u001b[2Jhi\u202e""#;
+        assert!(logged.contains(as_sent), "{logged}");
     }
 
     #[test]

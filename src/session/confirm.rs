@@ -49,6 +49,10 @@ impl Confirmation {
             Yes::Ask(warning) => warning.map(|w| format!("{w}\n")).unwrap_or_default(),
         };
         let terminal = std::io::stdin().is_terminal().then(stdin_lines);
+        // Lines typed before the question answer nothing.
+        if let Some(lines) = &terminal {
+            lines.try_iter().for_each(drop);
+        }
         let window = matches!(screen, Screen::Window(_));
         if terminal.is_none() && !window {
             eprintln!(
@@ -63,9 +67,14 @@ impl Confirmation {
             eprint!("{warning}");
         }
         if let Screen::Window(window) = screen {
-            window.ask_confirmation(Some(format!(
-                "{warning}code {code}: the same on the other screen?   y: send my video   n: hang up"
-            )));
+            // For a changed key only y says yes: Enter may be meant for a line.
+            let changed = !warning.is_empty();
+            window.ask_confirmation(
+                Some(format!(
+                    "{warning}code {code}: the same on the other screen?   y: send my video   n: hang up"
+                )),
+                !changed,
+            );
         }
         Confirmation {
             pending: terminal.is_some() || window,
@@ -100,7 +109,7 @@ impl Confirmation {
         };
         self.pending = false;
         if let Screen::Window(window) = screen {
-            window.ask_confirmation(None);
+            window.ask_confirmation(None, false);
         }
         if answer {
             counters.confirmed.store(true, Ordering::Relaxed);

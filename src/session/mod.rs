@@ -67,21 +67,26 @@ fn our_intro(info: Option<&SourceInfo>, options: &CallOptions) -> Intro {
     Intro::new(&options.name, w, h).with_codecs(&offer(options, info))
 }
 
-/// This machine's key and the peers it knows, from the config directory;
-/// where that cannot be used, a key for this run only (said in one line).
+/// This machine's key and the peers it knows, from the config directory.
+/// A key that cannot be kept is one for this run only (said in one line:
+/// the peers then see a changed key, and are warned); known peers that
+/// cannot be read are an error, never an empty list (every changed key
+/// would pass for a stranger's).
 fn keys() -> Result<(StaticKey, KnownPeers)> {
-    let kept = trust::config_dir()
-        .ok_or_else(|| anyhow!("no config directory (set {})", trust::CONFIG_DIR_ENV))
-        .and_then(|dir| Ok((trust::identity(&dir)?, KnownPeers::open(&dir)?)));
-    match kept {
-        Ok(keys) => Ok(keys),
-        Err(e) => {
-            eprintln!(
-                "this machine's key is for this run only ({e:#}): peers will not know it next time"
-            );
-            Ok((StaticKey::generate()?, KnownPeers::in_memory()))
-        }
-    }
+    let Some(dir) = trust::config_dir() else {
+        eprintln!(
+            "no config directory (set {}): this machine's key is for this run only, and no peer is known",
+            trust::CONFIG_DIR_ENV
+        );
+        return Ok((StaticKey::generate()?, KnownPeers::in_memory()));
+    };
+    let known = KnownPeers::open(&dir)
+        .context("the known peers cannot be read: fix or move the file, then call again")?;
+    let key = trust::identity(&dir).or_else(|e| {
+        eprintln!("this machine's key is for this run only ({e:#}): peers will see a changed key");
+        StaticKey::generate()
+    })?;
+    Ok((key, known))
 }
 
 /// `vidchat peers --known` (no `forget`) and `--forget NAME`.
@@ -113,10 +118,14 @@ pub fn known_peers(forget: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// What `known` says about the peer of a finished handshake.
-fn trust_of(peer: &Peer, known: &KnownPeers) -> Trust {
+/// What `known` says about the peer of a finished handshake, reached by
+/// calling `dialled`; and the name a warning names.
+fn trust_of(peer: &Peer, dialled: Option<&str>, known: &KnownPeers) -> (Trust, String) {
     peer.info()
-        .map_or(Trust::Stranger, |info| known.trust(&info.name, &info.key))
+        .map_or((Trust::Stranger, String::new()), |info| {
+            let (trust, name) = known.trust_as(&info.name, dialled, &info.key);
+            (trust, name.to_string())
+        })
 }
 
 /// Remembers a stranger once both people said yes to the call.
@@ -216,9 +225,9 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
         match door.poll(Instant::now()) {
             Some(mut peer) => {
                 let busy_tone = door.busy_tone().map_err(|e| eprintln!("{e:#}")).ok();
-                let trust = trust_of(&peer, &known);
-                match ring(&mut peer, trust, &answering, &mut screen) {
-                    Rang::Taken => break (peer, trust, busy_tone),
+                let (trust, warn_name) = trust_of(&peer, None, &known);
+                match ring(&mut peer, (trust, &warn_name), &answering, &mut screen) {
+                    Rang::Taken { asked } => break (peer, (trust, asked), busy_tone),
                     Rang::NotTaken => {}
                     Rang::Unanswered => {
                         eprintln!("{}", door.rang_out(peer.address().ip(), Instant::now()));
@@ -242,7 +251,9 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     // In a call: no longer findable, and busy to whoever calls.
     drop(announcement);
     drop(door);
-    let remember = remembering(&peer, trust, &mut known);
+    // Only a person who compared the code vouches for the key.
+    let (trust, asked) = trust;
+    let remember = remembering(&peer, trust, &mut known).filter(|_| asked);
     let ended = run_call(
         peer,
         Some(capture),
@@ -269,7 +280,12 @@ fn remembering<'k>(peer: &Peer, trust: Trust, known: &'k mut KnownPeers) -> Opti
 /// Handshakes with `peer` as the caller and waits for the callee's answer,
 /// keeping the window responsive; says what `known` knows of the callee.
 /// Ok(None) when this side hung up first.
-fn call(mut peer: Peer, screen: &mut Screen, known: &KnownPeers) -> Result<Option<(Peer, Trust)>> {
+fn call(
+    mut peer: Peer,
+    screen: &mut Screen,
+    dialled: Option<&str>,
+    known: &KnownPeers,
+) -> Result<Option<(Peer, (Trust, String))>> {
     let addr = peer.address();
     let connected = peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || {
         screen.keep_waiting()
@@ -291,11 +307,11 @@ fn call(mut peer: Peer, screen: &mut Screen, known: &KnownPeers) -> Result<Optio
     let Some(info) = peer.info().cloned() else {
         bail!("call to {addr} failed: no handshake");
     };
-    let trust = trust_of(&peer, known);
+    let (trust, warn_name) = trust_of(&peer, dialled, known);
     let label = match trust {
         Trust::Stranger => String::new(),
         Trust::Known => format!("known: {} (confirmed in an earlier call)\n", info.name),
-        Trust::Changed => format!("{}\n", Trust::changed_warning(&info.name, true)),
+        Trust::Changed => format!("{}\n", Trust::changed_warning(&warn_name, true)),
     };
     eprintln!(
         "{who} - connected, waiting for an answer\n  {}read the code to each other: the other screen must show {} too",
@@ -310,7 +326,7 @@ fn call(mut peer: Peer, screen: &mut Screen, known: &KnownPeers) -> Result<Optio
         )));
     }
     match peer.wait_for(|e| *e == Event::Accepted, &mut || screen.keep_waiting()) {
-        Ok(_) => Ok(Some((peer, trust))),
+        Ok(_) => Ok(Some((peer, (trust, warn_name)))),
         Err(EndReason::HungUp) => Ok(None),
         Err(EndReason::Declined) => bail!("call declined by {who}"),
         Err(reason) => bail!("{who} - {reason}"),
@@ -350,8 +366,8 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
             Some(hint) => anyhow!("{e:#}; {hint}"),
             None => e,
         })
-        .and_then(|peer| call(peer, &mut screen, &known));
-    let (peer, trust) = match answered {
+        .and_then(|peer| call(peer, &mut screen, to.name.as_deref(), &known));
+    let (peer, (trust, warn_name)) = match answered {
         Ok(Some(answered)) => answered,
         Ok(None) => return Ok(EndReason::HungUp),
         Err(e) => {
@@ -364,13 +380,11 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
     }
     let asked = match trust {
         _ if trust.caller_confirms_unasked(yes) => Yes::Given,
-        Trust::Changed => Yes::Ask(Some(Trust::changed_warning(
-            peer.info().map_or("", |i| i.name.as_str()),
-            true,
-        ))),
+        Trust::Changed => Yes::Ask(Some(Trust::changed_warning(&warn_name, true))),
         _ => Yes::Ask(None),
     };
-    let remember = remembering(&peer, trust, &mut known);
+    // Only a person who compared the code vouches for the key.
+    let remember = remembering(&peer, trust, &mut known).filter(|_| asked != Yes::Given);
     run_call(
         peer,
         Some(capture),
@@ -432,7 +446,11 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
                 thread::sleep(PUMP_INTERVAL);
             };
             peer.conn.answer(Instant::now(), true);
-            let call = Call::start(peer, Some(capture), fps, &codecs, Some(self_in))?;
+            // This side types nothing, and what the viewer types is dropped.
+            let (_typed, outgoing) = bounded(1);
+            let (incoming, _said) = bounded(1);
+            let text = TextLink { outgoing, incoming };
+            let call = Call::start(peer, Some(capture), (fps, &codecs), Some(self_in), text)?;
             while !call.shutdown.is_ended() {
                 // This side only sends; the viewer sends no video.
                 let _ = call.remote.recv_timeout(Duration::from_millis(100));
@@ -440,7 +458,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             Ok(call.finish())
         })
         .context("cannot start the loopback peer")?;
-    let ended = match call(peer, &mut screen, &KnownPeers::in_memory()) {
+    let ended = match call(peer, &mut screen, None, &KnownPeers::in_memory()) {
         Ok(Some((peer, _))) => run_call(
             peer,
             None,
@@ -481,19 +499,18 @@ struct Call {
     link: Link,
     capture: Option<thread::JoinHandle<()>>,
     peer_name: String,
-    /// Typed lines to the sender thread, and the peer's from the receiver.
-    text: (crossbeam_channel::Sender<String>, Receiver<String>),
 }
 
 impl Call {
     /// Starts the capture (if any), sender and receiver threads. Captured
-    /// frames also go to `self_view` when given.
+    /// frames also go to `self_view` when given; typed lines go through
+    /// `text`.
     fn start(
         peer: Peer,
         capture: Option<Capture>,
-        fps: u32,
-        codecs: &[VideoFormat],
+        (fps, codecs): (u32, &[VideoFormat]),
         self_view: Option<Latest<CapturedFrame>>,
+        text: TextLink,
     ) -> Result<Call> {
         let shutdown = Shutdown::default();
         let counters = Arc::new(Counters::default());
@@ -511,15 +528,13 @@ impl Call {
         let theirs = peer.info().map(|p| p.codecs.clone()).unwrap_or_default();
         let format = wire::choose_format(codecs, &theirs);
         let peer_name = peer.describe();
-        let (to_peer, outgoing) = bounded(chat::OUTGOING);
-        let (incoming, from_peer) = bounded(chat::INCOMING);
         let pipes = Pipes {
             video,
             remote: VideoOut {
                 frames: remote_in,
                 spare,
             },
-            text: TextLink { outgoing, incoming },
+            text,
         };
         let link = Link::start(peer, pipes, fps, format, shutdown.clone(), counters.clone())?;
         Ok(Call {
@@ -530,7 +545,6 @@ impl Call {
             link,
             capture,
             peer_name,
-            text: (to_peer, from_peer),
         })
     }
 
@@ -589,13 +603,17 @@ fn run_call(
     let (name, can_send) = peer.info().map_or(("peer".into(), false), |i| {
         (i.name.clone(), i.can_receive_text)
     });
-    let call = Call::start(peer, capture, options.capture.fps, &codecs, self_in)?;
+    let (to_peer, outgoing) = bounded(chat::OUTGOING);
+    let (incoming, from_peer) = bounded(chat::INCOMING);
+    // Before the call's threads: a log that cannot be opened ends nothing.
     let mut chat = Chat::new(
-        call.text.clone(),
+        (to_peer, from_peer),
         &name,
         can_send,
         options.chat_log.as_deref(),
     )?;
+    let text = TextLink { outgoing, incoming };
+    let call = Call::start(peer, capture, (options.capture.fps, &codecs), self_in, text)?;
     let terminal = std::io::stdin().is_terminal().then(stdin_lines);
     // The callee's yes was its answer.
     if role == Role::Caller {

@@ -34,6 +34,9 @@ pub struct Destination {
     pub whom: String,
     pub addrs: Vec<SocketAddr>,
     pub hint: Option<String>,
+    /// The name the listener was found under nearby: whoever answers is
+    /// checked against the key known for it, whatever it calls itself.
+    pub name: Option<String>,
 }
 
 impl Destination {
@@ -42,6 +45,7 @@ impl Destination {
             whom,
             addrs,
             hint: None,
+            name: None,
         }
     }
 }
@@ -54,6 +58,7 @@ pub fn find(target: &CallTarget) -> Result<Destination> {
             whom: addr.to_string(),
             addrs: vec![*addr],
             hint: hint.clone(),
+            name: None,
         }),
         CallTarget::Host { host, port } => {
             let addrs = resolve(host, *port)?;
@@ -182,7 +187,10 @@ fn calling(listener: &Listener) -> Destination {
         "calling {}, found on the local network",
         describe_listener(listener)
     );
-    Destination::at(listener.name.clone(), listener.addrs.clone())
+    Destination {
+        name: Some(listener.name.clone()),
+        ..Destination::at(listener.name.clone(), listener.addrs.clone())
+    }
 }
 
 /// "laptop (192.168.1.23:9999)".

@@ -16,9 +16,34 @@ pub const CAPTION_TIME: Duration = Duration::from_secs(10);
 /// Lines kept, and shown together on the history key.
 pub const HISTORY: usize = 20;
 
+/// Who said a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Speaker {
+    /// Our person ("you", in blue).
+    You,
+    /// The peer, by its (safe) name; a name that poses as "you" or as
+    /// vidchat's own notes is marked as the peer's.
+    Peer(String),
+    /// vidchat itself ("vidchat", in yellow: a line not sent, say).
+    Vidchat,
+}
+
+impl Speaker {
+    fn label_and_colour(&self) -> (String, u32) {
+        match self {
+            Speaker::You => ("you".into(), 0x00_a8_d8_ff),
+            Speaker::Vidchat => ("vidchat".into(), 0x00_ff_d0_60),
+            Speaker::Peer(name) if ["you", "vidchat"].contains(&name.to_lowercase().as_str()) => {
+                (format!("{name} (peer)"), 0x00_ff_ff_ff)
+            }
+            Speaker::Peer(name) => (name.clone(), 0x00_ff_ff_ff),
+        }
+    }
+}
+
 /// One line said.
 struct Said {
-    who: String,
+    who: Speaker,
     text: String,
     at: Instant,
 }
@@ -83,12 +108,12 @@ impl Chat {
     }
 
     /// A line said by `who` at `now`.
-    pub fn said(&mut self, who: &str, text: &str, now: Instant) {
+    pub fn said(&mut self, who: Speaker, text: &str, now: Instant) {
         if self.said.len() == HISTORY {
             self.said.pop_front();
         }
         self.said.push_back(Said {
-            who: who.to_string(),
+            who,
             text: text.to_string(),
             at: now,
         });
@@ -108,35 +133,38 @@ impl Chat {
         let line_h = glyphs.line_height(px);
         let margin = usize::from(px) / 2;
         let room = canvas.width.saturating_sub(2 * margin).max(1);
-        let mut lines: Vec<(String, u32)> = Vec::new();
-        for said in self
-            .said
-            .iter()
-            .filter(|s| self.show_history || now < s.at + CAPTION_TIME)
-        {
-            let colour = if said.who == "you" {
-                0x00_a8_d8_ff
-            } else {
-                0x00_ff_ff_ff
-            };
-            let mut rest = format!("{}: {}", said.who, said.text);
-            while !rest.is_empty() {
-                let (line, more) = glyphs.split_at_width(&rest, px, room);
-                lines.push((line.to_string(), colour));
-                rest = more.to_string();
-            }
-        }
-        if let Some(typing) = &self.typing {
-            lines.push((format!("> {typing}_"), 0x00_ff_e0_80));
-        }
         // The newest at the bottom, over at most a third of the picture
-        // (two thirds for the history); older lines above are not shown.
+        // (two thirds for the history); older lines above are not shown,
+        // nor laid out (a peer's long lines cost only what is seen).
         let room_h = match self.show_history {
             true => canvas.height * 2 / 3,
             false => canvas.height / 3,
         };
         let fit = (room_h / line_h.max(1)).max(1);
-        let shown = &lines[lines.len().saturating_sub(fit)..];
+        let mut lines: Vec<(String, u32)> = Vec::new();
+        if let Some(typing) = &self.typing {
+            let typed = format!("> {typing}_");
+            let mut rows = wrapped(glyphs, &typed, px, room);
+            rows.reverse();
+            lines.extend(rows.into_iter().map(|r| (r, 0x00_ff_e0_80)));
+        }
+        for said in self
+            .said
+            .iter()
+            .rev()
+            .filter(|s| self.show_history || now < s.at + CAPTION_TIME)
+        {
+            if lines.len() >= fit {
+                break;
+            }
+            let (who, colour) = said.who.label_and_colour();
+            let mut rows = wrapped(glyphs, &format!("{who}: {}", said.text), px, room);
+            rows.reverse();
+            lines.extend(rows.into_iter().map(|r| (r, colour)));
+        }
+        lines.truncate(fit);
+        lines.reverse();
+        let shown = &lines[..];
         if shown.is_empty() {
             return;
         }
@@ -158,6 +186,18 @@ impl Chat {
     }
 }
 
+/// `text` cut into lines of at most `room` pixels.
+fn wrapped(glyphs: &mut Glyphs, text: &str, px: u16, room: usize) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (line, more) = glyphs.split_at_width(rest, px, room);
+        rows.push(line.to_string());
+        rest = more;
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,13 +217,13 @@ mod tests {
         chat.open(None);
         chat.enter();
         assert!(chat.take_sent().is_empty(), "a blank line was sent");
-        chat.said("you", "héll!", t0);
+        chat.said(Speaker::You, "héll!", t0);
         assert!(chat.is_showing(t0 + CAPTION_TIME / 2));
         assert!(!chat.is_showing(t0 + CAPTION_TIME));
         chat.show_history = true;
         assert!(chat.is_showing(t0 + CAPTION_TIME * 10));
         for n in 0..100 {
-            chat.said("bob", &n.to_string(), t0);
+            chat.said(Speaker::Peer("bob".into()), &n.to_string(), t0);
         }
         assert_eq!(chat.said.len(), HISTORY);
     }
@@ -193,7 +233,7 @@ mod tests {
         let mut glyphs = Glyphs::new().unwrap();
         let mut chat = Chat::default();
         let now = Instant::now();
-        chat.said("bob", &"мир 世界 ".repeat(40), now);
+        chat.said(Speaker::Peer("bob".into()), &"мир 世界 ".repeat(40), now);
         let mut buf = vec![0u32; 320 * 240];
         let mut canvas = Canvas {
             pixels: &mut buf,

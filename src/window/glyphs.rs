@@ -17,7 +17,7 @@ use super::compose::Canvas;
 const LATIN: &[u8] = include_bytes!("fonts/DejaVuSans-subset.ttf");
 const CJK: &[u8] = include_bytes!("fonts/DroidSansFallback-subset.ttf");
 /// Glyph bitmaps kept at once (all are dropped when it is reached).
-const MAX_CACHED: usize = 4096;
+const MAX_CACHED: usize = 8192;
 
 /// One character's coverage at one size.
 #[derive(Debug, Default)]

@@ -19,6 +19,7 @@ use anyhow::{Result, anyhow};
 use minifb::{InputCallback, Key, ScaleMode, Window, WindowOptions};
 
 use crate::codec::RgbImage;
+pub use chat::Speaker;
 use compose::{Canvas, Rect, letterbox, pip_rect, text_scale};
 use present::Presenter;
 
@@ -122,8 +123,10 @@ pub struct CallWindow {
     /// An incoming call is shown: y/Enter or n/Esc answer it.
     asking: bool,
     answer: Option<bool>,
-    /// The caller is asked to confirm the code: y/Enter or n answer.
+    /// The caller is asked to confirm the code: y (and Enter, unless the
+    /// key changed) or n answer.
     confirming: bool,
+    enter_confirms: bool,
     confirmation: Option<bool>,
     /// A redraw handled the window's events since the last pump.
     events_handled: bool,
@@ -171,6 +174,7 @@ impl CallWindow {
             asking: false,
             answer: None,
             confirming: false,
+            enter_confirms: false,
             confirmation: None,
             events_handled: false,
             glyphs: glyphs::Glyphs::new(),
@@ -227,9 +231,11 @@ impl CallWindow {
     }
 
     /// Asks the caller to confirm the code (`question` along the bottom,
-    /// over the video) and takes y/Enter or n as the answer; None stops.
-    pub fn ask_confirmation(&mut self, question: Option<String>) {
+    /// over the video) and takes y (or Enter, if `enter_confirms`) or n as
+    /// the answer; None stops.
+    pub fn ask_confirmation(&mut self, question: Option<String>, enter_confirms: bool) {
         self.confirming = question.is_some();
+        self.enter_confirms = enter_confirms;
         self.confirmation = None;
         self.scene.banner = question;
     }
@@ -268,7 +274,7 @@ impl CallWindow {
     }
 
     /// Shows a line `who` said (already safe to show) as a caption.
-    pub fn caption(&mut self, who: &str, text: &str) {
+    pub fn caption(&mut self, who: Speaker, text: &str) {
         if let Some(chat) = self.scene.chat.as_mut() {
             chat.said(who, text, Instant::now());
         }
@@ -336,7 +342,8 @@ impl CallWindow {
                 Key::Y | Key::Enter | Key::NumPadEnter if self.asking => self.answer = Some(true),
                 Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
                 _ if self.asking => {}
-                Key::Y | Key::Enter | Key::NumPadEnter if self.confirming => {
+                Key::Y if self.confirming => self.confirmation = Some(true),
+                Key::Enter | Key::NumPadEnter if self.confirming && self.enter_confirms => {
                     self.confirmation = Some(true);
                 }
                 Key::N if self.confirming => self.confirmation = Some(false),

@@ -608,13 +608,21 @@ fn a_crop_bomb_from_an_accepted_peer_is_refused_with_bounded_memory() {
     let (listener, port, _out) = listen(&[]);
     let pid = listener.id();
     let mut peer = accepted_hostile_peer(port, 16, 16);
-    // Keyframes of it, as fast as the socket takes them.
-    for seq in 1..=300u64 {
-        let frame = h264_frame(seq, (16, 16), true, CROP_BOMB.to_vec());
-        if peer.conn.send_frame(frame).is_err() {
-            break;
+    // Keyframes of it at 30 a second, as a camera's would come (faster,
+    // the frame budget would end the call before the decoder saw ten).
+    let start = std::time::Instant::now();
+    let mut seq = 0;
+    while peer.conn.end_reason().is_none() && start.elapsed() < GUARD {
+        let now = std::time::Instant::now();
+        if now >= start + Duration::from_secs(seq) / 30 {
+            seq += 1;
+            let frame = h264_frame(seq, (16, 16), true, CROP_BOMB.to_vec());
+            if peer.conn.send_frame(frame).is_err() {
+                break;
+            }
         }
-        peer.flush(std::time::Instant::now() + Duration::from_millis(100));
+        peer.pump(now);
+        std::thread::sleep(Duration::from_millis(1));
     }
     let rss = peak_rss_kb(pid);
     let out = finish(listener);

@@ -238,8 +238,9 @@ impl KnownPeers {
     }
 }
 
-/// The known peers in `file`: lines that do not parse (or name a peer
-/// twice, or beyond [`MAX_KNOWN`]) are skipped.
+/// The known peers in `file`. A line that does not parse is an error (a
+/// damaged entry would make a changed key pass for a stranger's); a name
+/// given twice keeps its first key; lines beyond [`MAX_KNOWN`] are not read.
 fn read_known(file: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
     let text = match read_bounded(file) {
         Ok(text) => text,
@@ -247,19 +248,23 @@ fn read_known(file: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
     };
     let mut peers = BTreeMap::new();
-    for line in text.lines() {
+    for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || peers.len() >= MAX_KNOWN {
             continue;
         }
-        let Some((name, key)) = line.split_once(' ') else {
-            continue;
+        let entry = line
+            .split_once(' ')
+            .filter(|(name, _)| *name == crate::wire::safe_name(name))
+            .and_then(|(name, key)| Some((name, parse_key(key.trim()).ok()?)));
+        let Some((name, key)) = entry else {
+            bail!(
+                "{} line {} is damaged (expected NAME and 64 hexadecimal digits)",
+                file.display(),
+                n + 1
+            );
         };
-        if let Ok(key) = parse_key(key.trim())
-            && name == crate::wire::safe_name(name)
-        {
-            peers.entry(name.to_string()).or_insert(key);
-        }
+        peers.entry(name.to_string()).or_insert(key);
     }
     Ok(peers)
 }
@@ -539,11 +544,7 @@ mod tests {
         let e = identity(&dir).unwrap_err();
         assert!(format!("{e:#}").contains("is damaged"), "{e:#}");
         let good = to_hex(&[1; 32]);
-        let lines = format!(
-            "# comment\nbob {good}\nbob {}\nno-key\nbad name {good}\nshort 12ab\n\u{202e}x {good}\neve {}\n",
-            to_hex(&[2; 32]),
-            "zz".repeat(32)
-        );
+        let lines = format!("# comment\n\nbob {good}\nbob {}\n", to_hex(&[2; 32]));
         fs::write(dir.join(KNOWN_FILE), lines).unwrap();
         let known = KnownPeers::open(&dir).unwrap();
         let names: Vec<_> = known.list().map(|(name, _)| name.to_string()).collect();
@@ -553,6 +554,18 @@ mod tests {
             Trust::Known,
             "the first line wins"
         );
+        let damaged = [
+            "no-key".to_string(),
+            format!("bad name {good}"),
+            "short 12ab".into(),
+            format!("\u{202e}x {good}"),
+            format!("eve {}", "zz".repeat(32)),
+        ];
+        for line in damaged {
+            fs::write(dir.join(KNOWN_FILE), format!("bob {good}\n{line}\n")).unwrap();
+            let e = KnownPeers::open(&dir).expect_err(&line);
+            assert!(format!("{e:#}").contains("line 2 is damaged"), "{e:#}");
+        }
         fs::write(dir.join(KNOWN_FILE), vec![b'a'; MAX_FILE as usize + 1]).unwrap();
         assert!(
             KnownPeers::open(&dir).is_err(),

@@ -129,7 +129,7 @@ pub(super) fn ring(
         ask(
             peer,
             &who,
-            label.as_deref(),
+            (label.as_deref(), trust == Trust::Changed),
             answering.terminal.as_ref(),
             screen,
         )
@@ -139,7 +139,7 @@ pub(super) fn ring(
     }
     peer.flush(Instant::now() + Duration::from_secs(2));
     if let Screen::Window(window) = screen {
-        window.ask(None);
+        window.ask(None, false);
     }
     // What ended the attempt, unless the person did (a "no" needs no card).
     let (rang, ended) = match peer.conn.end_reason() {
@@ -168,7 +168,7 @@ pub(super) fn ring(
 fn ask(
     peer: &mut Peer,
     who: &str,
-    label: Option<&str>,
+    (label, changed): (Option<&str>, bool),
     terminal: Option<&Receiver<String>>,
     screen: &mut Screen,
 ) -> Option<bool> {
@@ -196,12 +196,21 @@ fn ask(
         );
     }
     if let Screen::Window(window) = screen {
-        window.ask(Some(format!(
-            "{label}incoming call from {} ({})\ncode {}\nthe caller's screen must show the same code\n\ny / Enter: accept   n / Esc: decline",
-            info.name,
-            peer.address(),
-            info.code,
-        )));
+        // A changed key is taken with y only, never by a stray Enter.
+        let keys = if changed {
+            "y: accept   n / Esc: decline"
+        } else {
+            "y / Enter: accept   n / Esc: decline"
+        };
+        window.ask(
+            Some(format!(
+                "{label}incoming call from {} ({})\ncode {}\nthe caller's screen must show the same code\n\n{keys}",
+                info.name,
+                peer.address(),
+                info.code,
+            )),
+            !changed,
+        );
         window.set_title(&format!(
             "code {} - vidchat - incoming call from {}",
             info.code, info.name

@@ -96,7 +96,8 @@ impl Chat {
             self.log(false, &text)?;
             let shown = wire::safe_text(&text);
             let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-            status.interject(&format!("{time} {}: {shown}", self.peer_name));
+            let who = Speaker::Peer(self.peer_name.clone()).label();
+            status.interject(&format!("{time} {who}: {shown}"));
             if let Screen::Window(window) = screen {
                 window.caption(Speaker::Peer(self.peer_name.clone()), &shown);
             }

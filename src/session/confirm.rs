@@ -1,6 +1,6 @@
 //! The caller's yes, as in Bluetooth's numeric comparison: once the call
 //! is answered, the caller's person compares the code with the other
-//! screen and confirms (y or Enter in the window, y on the terminal)
+//! screen and confirms (y, in the window or on the terminal)
 //! before any frame of its camera leaves; n (or, on the terminal, any
 //! other line, as for [y/N]) hangs up. `connect --yes` confirms for
 //! scripts, and a known peer needs no confirming (see `trust`); a changed
@@ -67,14 +67,10 @@ impl Confirmation {
             eprint!("{warning}");
         }
         if let Screen::Window(window) = screen {
-            // For a changed key only y says yes: Enter may be meant for a line.
-            let changed = !warning.is_empty();
-            window.ask_confirmation(
-                Some(format!(
-                    "{warning}code {code}: the same on the other screen?   y: send my video   n: hang up"
-                )),
-                !changed,
-            );
+            // Only y says yes: Enter opens a line of text.
+            window.ask_confirmation(Some(format!(
+                "{warning}code {code}: the same on the other screen?   y: send my video   n: hang up"
+            )));
         }
         Confirmation {
             pending: terminal.is_some() || window,
@@ -109,7 +105,7 @@ impl Confirmation {
         };
         self.pending = false;
         if let Screen::Window(window) = screen {
-            window.ask_confirmation(None, false);
+            window.ask_confirmation(None);
         }
         if answer {
             counters.confirmed.store(true, Ordering::Relaxed);

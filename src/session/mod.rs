@@ -173,6 +173,8 @@ pub struct ListenOptions {
 /// takes the first one the person accepts; once a call rings, every other
 /// caller is told "busy".
 pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
+    // Before anything is announced: known peers that cannot be read stop here.
+    let (key, mut known) = keys()?;
     let capture = open_capture(options)?;
     let bind = how.bind;
     let listener = net::bind(bind, how.port)?;
@@ -212,7 +214,6 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     }
     let waiting = format!("waiting for a call on port {port}");
     let mut screen = Screen::open(options, &format!("vidchat - {waiting}"), &waiting)?;
-    let (key, mut known) = keys()?;
     let us = Us {
         intro: our_intro(Some(&capture.info), options),
         key,
@@ -227,7 +228,7 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
                 let busy_tone = door.busy_tone().map_err(|e| eprintln!("{e:#}")).ok();
                 let (trust, warn_name) = trust_of(&peer, None, &known);
                 match ring(&mut peer, (trust, &warn_name), &answering, &mut screen) {
-                    Rang::Taken { asked } => break (peer, (trust, asked), busy_tone),
+                    Rang::Taken { asked } => break (peer, (trust, warn_name, asked), busy_tone),
                     Rang::NotTaken => {}
                     Rang::Unanswered => {
                         eprintln!("{}", door.rang_out(peer.address().ip(), Instant::now()));
@@ -252,8 +253,8 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     drop(announcement);
     drop(door);
     // Only a person who compared the code vouches for the key.
-    let (trust, asked) = trust;
-    let remember = remembering(&peer, trust, &mut known).filter(|_| asked);
+    let (trust, warn_name, asked) = trust;
+    let remember = remembering(&peer, (trust, &warn_name), &mut known).filter(|_| asked);
     let ended = run_call(
         peer,
         Some(capture),
@@ -267,12 +268,23 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
 }
 
 /// What to remember of `peer` once both said yes.
-fn remembering<'k>(peer: &Peer, trust: Trust, known: &'k mut KnownPeers) -> Option<Remember<'k>> {
+/// What to remember of `peer` once both said yes: `(trust, warn_name)`
+/// as `trust_of` found them (a changed key is told under the name whose
+/// key changed, which may be the one dialled).
+fn remembering<'k>(
+    peer: &Peer,
+    (trust, warn_name): (Trust, &str),
+    known: &'k mut KnownPeers,
+) -> Option<Remember<'k>> {
     let info = peer.info()?;
+    let name = match trust {
+        Trust::Changed => warn_name,
+        _ => &info.name,
+    };
     Some(Remember {
         known,
         trust,
-        name: info.name.clone(),
+        name: name.to_string(),
         key: info.key,
     })
 }
@@ -347,6 +359,7 @@ fn open_capture(options: &CallOptions) -> Result<Capture> {
 /// shown in the window for a moment, as the end of a call is. Our video
 /// goes once the person confirmed the code (`yes`: without asking).
 pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<EndReason> {
+    let (key, mut known) = keys()?;
     let found = target::find(target);
     // Ctrl-C while it looked: no reason to say what it did not find.
     if interrupt::requested() {
@@ -356,7 +369,6 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
     let capture = open_capture(options)?;
     let connecting = format!("connecting to {}", to.whom);
     let mut screen = Screen::open(options, &format!("vidchat - {connecting}"), &connecting)?;
-    let (key, mut known) = keys()?;
     let us = Us {
         intro: our_intro(Some(&capture.info), options),
         key,
@@ -384,7 +396,8 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
         _ => Yes::Ask(None),
     };
     // Only a person who compared the code vouches for the key.
-    let remember = remembering(&peer, trust, &mut known).filter(|_| asked != Yes::Given);
+    let remember =
+        remembering(&peer, (trust, &warn_name), &mut known).filter(|_| asked != Yes::Given);
     run_call(
         peer,
         Some(capture),

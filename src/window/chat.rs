@@ -29,6 +29,11 @@ pub enum Speaker {
 }
 
 impl Speaker {
+    /// How it is named where the line is shown.
+    pub fn label(&self) -> String {
+        self.label_and_colour().0
+    }
+
     fn label_and_colour(&self) -> (String, u32) {
         match self {
             Speaker::You => ("you".into(), 0x00_a8_d8_ff),

@@ -123,10 +123,11 @@ pub struct CallWindow {
     /// An incoming call is shown: y/Enter or n/Esc answer it.
     asking: bool,
     answer: Option<bool>,
-    /// The caller is asked to confirm the code: y (and Enter, unless the
-    /// key changed) or n answer.
+    /// The caller is asked to confirm the code: y or n answer (not Enter,
+    /// which opens a line of text).
     confirming: bool,
-    enter_confirms: bool,
+    /// Enter takes the incoming call too (not when its key changed).
+    enter_says_yes: bool,
     confirmation: Option<bool>,
     /// A redraw handled the window's events since the last pump.
     events_handled: bool,
@@ -174,7 +175,7 @@ impl CallWindow {
             asking: false,
             answer: None,
             confirming: false,
-            enter_confirms: false,
+            enter_says_yes: false,
             confirmation: None,
             events_handled: false,
             glyphs: glyphs::Glyphs::new(),
@@ -217,10 +218,11 @@ impl CallWindow {
         self.scene.remote.replace(picture).map(|old| old.pixels)
     }
 
-    /// Shows an incoming call (`question`) and takes y/Enter or n/Esc/q as
-    /// the answer; None stops asking.
-    pub fn ask(&mut self, question: Option<String>) {
+    /// Shows an incoming call (`question`) and takes y (and Enter, if
+    /// `enter_says_yes`) or n/Esc/q as the answer; None stops asking.
+    pub fn ask(&mut self, question: Option<String>, enter_says_yes: bool) {
         self.asking = question.is_some();
+        self.enter_says_yes = enter_says_yes;
         self.answer = None;
         self.scene.card = question;
     }
@@ -231,11 +233,9 @@ impl CallWindow {
     }
 
     /// Asks the caller to confirm the code (`question` along the bottom,
-    /// over the video) and takes y (or Enter, if `enter_confirms`) or n as
-    /// the answer; None stops.
-    pub fn ask_confirmation(&mut self, question: Option<String>, enter_confirms: bool) {
+    /// over the video) and takes y or n as the answer; None stops.
+    pub fn ask_confirmation(&mut self, question: Option<String>) {
         self.confirming = question.is_some();
-        self.enter_confirms = enter_confirms;
         self.confirmation = None;
         self.scene.banner = question;
     }
@@ -339,13 +339,13 @@ impl CallWindow {
             };
             let Input::Key(key) = key else { continue };
             match key {
-                Key::Y | Key::Enter | Key::NumPadEnter if self.asking => self.answer = Some(true),
+                Key::Y if self.asking => self.answer = Some(true),
+                Key::Enter | Key::NumPadEnter if self.asking && self.enter_says_yes => {
+                    self.answer = Some(true);
+                }
                 Key::N | Key::Escape | Key::Q if self.asking => self.answer = Some(false),
                 _ if self.asking => {}
                 Key::Y if self.confirming => self.confirmation = Some(true),
-                Key::Enter | Key::NumPadEnter if self.confirming && self.enter_confirms => {
-                    self.confirmation = Some(true);
-                }
                 Key::N if self.confirming => self.confirmation = Some(false),
                 Key::Escape | Key::Q => self.hung_up = true,
                 Key::P => self.scene.show_pip = !self.scene.show_pip,

@@ -234,7 +234,7 @@ impl Canvas<'_> {
                 w: self.width,
                 h,
             },
-            0x00_20_24_2c,
+            background(message),
         );
         let mut y = top + CELL * scale / 2;
         for line in &lines {
@@ -248,7 +248,7 @@ impl Canvas<'_> {
     /// states, paused video, an incoming call), wrapped (and smaller if need
     /// be) to fit the card.
     pub fn card(&mut self, area: Rect, message: &str, scale: usize) {
-        self.fill_rect(area, 0x00_20_24_2c);
+        self.fill_rect(area, background(message));
         let room = (area.w - area.w / 16, area.h - area.h / 16);
         let line_height = |s| CELL * s * 3 / 2;
         let (scale, lines) = fit_text(message, room, scale, line_height);
@@ -258,6 +258,15 @@ impl Canvas<'_> {
             self.text(x, y, scale, line, 0x00_f0_f0_f0);
             y += line_height(scale);
         }
+    }
+}
+
+/// Dark grey behind a message; dark red behind a warning (a changed key).
+fn background(message: &str) -> u32 {
+    if message.starts_with("WARNING") {
+        0x00_8a_12_12
+    } else {
+        0x00_20_24_2c
     }
 }
 
@@ -576,5 +585,9 @@ mod tests {
         );
         assert!(buf.iter().filter(|&&p| p == 0x00_f0_f0_f0).count() > 100);
         assert_eq!(buf[0], 0x00_20_24_2c);
+        // A warning stands out: dark red, on a card and along the bottom.
+        let mut c = canvas(&mut buf, 320, 240);
+        c.banner("WARNING: this is not the bob you called before", 2);
+        assert_eq!(buf[320 * 239], 0x00_8a_12_12);
     }
 }

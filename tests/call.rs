@@ -594,6 +594,30 @@ fn h264_frame(
     }
 }
 
+/// Sends `frame()` from `peer` `per_second` times a second (none at 0)
+/// for `how_long`, keeping its connection pumped; stops early if the
+/// call ends.
+fn send_paced(
+    peer: &mut vidchat::net::Peer,
+    per_second: u32,
+    how_long: Duration,
+    mut frame: impl FnMut() -> vidchat::wire::Frame,
+) {
+    let start = std::time::Instant::now();
+    let mut next = start;
+    while peer.conn.end_reason().is_none() && start.elapsed() < how_long {
+        let now = std::time::Instant::now();
+        if per_second > 0 && now >= next {
+            if peer.conn.send_frame(frame()).is_err() {
+                return;
+            }
+            next += Duration::from_secs(1) / per_second;
+        }
+        peer.pump(now);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A sequence parameter set for 256x144 macroblocks (4096x2304) cropped to
 /// 16x16: `sps(256, 144, (16, 16), 1)` in `codec::h264`'s tests. A check of
 /// the cropped size alone passes it, and openh264 would allocate the full
@@ -610,20 +634,11 @@ fn a_crop_bomb_from_an_accepted_peer_is_refused_with_bounded_memory() {
     let mut peer = accepted_hostile_peer(port, 16, 16);
     // Keyframes of it at 30 a second, as a camera's would come (faster,
     // the frame budget would end the call before the decoder saw ten).
-    let start = std::time::Instant::now();
     let mut seq = 0;
-    while peer.conn.end_reason().is_none() && start.elapsed() < GUARD {
-        let now = std::time::Instant::now();
-        if now >= start + Duration::from_secs(seq) / 30 {
-            seq += 1;
-            let frame = h264_frame(seq, (16, 16), true, CROP_BOMB.to_vec());
-            if peer.conn.send_frame(frame).is_err() {
-                break;
-            }
-        }
-        peer.pump(now);
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    send_paced(&mut peer, 30, GUARD, || {
+        seq += 1;
+        h264_frame(seq, (16, 16), true, CROP_BOMB.to_vec())
+    });
     let rss = peak_rss_kb(pid);
     let out = finish(listener);
     let log = stderr(&out);
@@ -665,16 +680,10 @@ fn a_flood_of_skip_frames_ends_the_call_with_bounded_work() {
     let mut seq = 0;
     let mut busy = |peer: &mut vidchat::net::Peer, per_second: u32, sizes: &mut Vec<usize>| {
         let (start, cpu) = (std::time::Instant::now(), cpu_seconds(pid));
-        let mut next = start;
-        while start.elapsed() < Duration::from_secs(2) {
-            if per_second > 0 && std::time::Instant::now() >= next {
-                seq += 1;
-                peer.conn.send_frame(frame(seq, sizes)).unwrap();
-                next += Duration::from_secs(1) / per_second;
-            }
-            peer.pump(std::time::Instant::now());
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        send_paced(peer, per_second, Duration::from_secs(2), || {
+            seq += 1;
+            frame(seq, sizes)
+        });
         let used = cpu_seconds(pid).zip(cpu).map(|(b, a)| b - a);
         used.map(|cpu| 100.0 * cpu / start.elapsed().as_secs_f64())
     };

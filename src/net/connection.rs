@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::budget::Budget;
 use crate::call::{EndReason, IDLE_TIMEOUT};
 use crate::secure::{self, Handshake, Opener, Sealer, StaticKey};
 use crate::wire::{
@@ -251,10 +252,10 @@ pub struct Connection {
     keyframe_wanted: bool,
     /// Whether the peer was last told our video is paused.
     paused: bool,
-    /// Frames the peer may still send now (a token bucket), as of when.
-    frame_budget: (f64, Option<Instant>),
-    /// The same for text messages.
-    text_budget: (f64, Option<Instant>),
+    /// Frames the peer may still send.
+    frame_budget: Budget,
+    /// Text messages the peer may still send.
+    text_budget: Budget,
     end: Option<EndReason>,
     /// Bytes to send as our next handshake payload instead of our intro or
     /// finale, as a hostile peer could (tests and fuzzing only).
@@ -309,8 +310,8 @@ impl Connection {
             decode_errors: 0,
             keyframe_wanted: false,
             paused: false,
-            frame_budget: (MAX_FRAME_BURST, None),
-            text_budget: (MAX_TEXT_BURST, None),
+            frame_budget: Budget::new(MAX_FRAME_RATE, MAX_FRAME_BURST),
+            text_budget: Budget::new(MAX_TEXT_RATE, MAX_TEXT_BURST),
             end: None,
             #[cfg(any(test, feature = "fuzzing"))]
             raw_handshake: None,
@@ -794,11 +795,7 @@ impl Connection {
             }
             Message::VideoPaused { paused } => self.events.push_back(Event::PeerPaused(paused)),
             Message::Text { text } => {
-                let (tokens, at) = self.text_budget;
-                let refill = at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
-                let tokens = (tokens + refill * MAX_TEXT_RATE).min(MAX_TEXT_BURST);
-                let fits = tokens >= 1.0 && text.len() <= wire::MAX_TEXT_BYTES;
-                self.text_budget = (if fits { tokens - 1.0 } else { tokens }, Some(now));
+                let fits = text.len() <= wire::MAX_TEXT_BYTES && self.text_budget.take(now);
                 self.events.push_back(if fits {
                     Event::Text(text)
                 } else {
@@ -813,15 +810,11 @@ impl Connection {
     /// Passes on a frame that is new, no larger than the peer announced, and
     /// decodable (not a P-frame while a keyframe is awaited).
     fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), EndReason> {
-        let (tokens, at) = self.frame_budget;
-        let refill = at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
-        let tokens = (tokens + refill * MAX_FRAME_RATE).min(MAX_FRAME_BURST);
-        if tokens < 1.0 {
+        if !self.frame_budget.take(now) {
             return Err(EndReason::Protocol(format!(
                 "peer sends frames faster than any camera (over {MAX_FRAME_RATE} a second)"
             )));
         }
-        self.frame_budget = (tokens - 1.0, Some(now));
         let (max_w, max_h) = self.peer.as_ref().map_or((0, 0), |p| (p.width, p.height));
         if frame.width > max_w || frame.height > max_h {
             return Err(EndReason::Protocol(format!(

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::budget::Budget;
 use super::busy::BusyTone;
 use super::connection::Role;
 use super::guessing::Guessing;
@@ -48,9 +49,8 @@ pub struct Door {
 /// What the door says, within its budget.
 #[derive(Debug)]
 struct DoorLog {
-    /// Refusal lines that may be said now (a token bucket).
-    tokens: f64,
-    refilled: Option<Instant>,
+    /// Refusal lines that may be said now.
+    budget: Budget,
     /// Not said since the last line of counts.
     unsaid: u32,
     pushed_out: u32,
@@ -62,8 +62,7 @@ struct DoorLog {
 impl Default for DoorLog {
     fn default() -> Self {
         DoorLog {
-            tokens: LOG_BURST,
-            refilled: None,
+            budget: Budget::new(LOG_PER_SECOND, LOG_BURST),
             unsaid: 0,
             pushed_out: 0,
             pushed_out_from: None,
@@ -76,13 +75,7 @@ impl Default for DoorLog {
 impl DoorLog {
     /// A refusal at `now`: the line to print, if the budget allows.
     fn refused(&mut self, now: Instant, line: String) -> Option<String> {
-        let since = self
-            .refilled
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        self.tokens = (self.tokens + since.as_secs_f64() * LOG_PER_SECOND).min(LOG_BURST);
-        self.refilled = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.budget.take(now) {
             Some(line)
         } else {
             self.unsaid += 1;

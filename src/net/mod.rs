@@ -6,6 +6,7 @@
 //! with no I/O, in `connection`; finding a listener without its address in
 //! `nearby`.
 
+pub mod budget;
 pub mod busy;
 pub mod connection;
 pub mod door;

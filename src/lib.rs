@@ -13,6 +13,7 @@ pub mod cli;
 pub mod codec;
 pub mod handoff;
 pub mod interrupt;
+pub mod media;
 pub mod net;
 pub mod secure;
 pub mod session;

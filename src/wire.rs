@@ -21,10 +21,15 @@ pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
 /// rings), and a listener in a call answers a caller with a busy Hello.
 /// 3: a caller whose handshake was under way when a call began to ring is
 /// told busy in its Bye. 4: typed text, and the intro says what the side
-/// can receive ([`Intro::features`]).
-pub const VERSION: u16 = 4;
+/// can receive ([`Intro::features`]). 5: the receiver tells the sender
+/// what arrived ([`Message::Received`]), so any system's sender can see the
+/// link.
+pub const VERSION: u16 = 5;
 /// [`Intro::features`]: this side can receive [`Message::Text`].
 pub const FEATURE_TEXT: u32 = 1;
+/// Most frames one [`Message::Received`] may report (a receiver sends one
+/// per read that completed frames, and a read completes a few at most).
+pub const MAX_ARRIVALS: usize = 32;
 /// Largest text message, in bytes of UTF-8 (a longer one is refused).
 pub const MAX_TEXT_BYTES: usize = 2048;
 /// Largest text message, in characters.
@@ -234,6 +239,24 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+/// What the receiver saw of one frame, for the sender's view of the link
+/// (as WebRTC's transport-wide feedback): how much of the stream had
+/// arrived with it, when, and how fast its bytes came in.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// The frame's `seq`.
+    pub seq: u64,
+    /// Bytes of the connection received (from its first byte) by the read
+    /// that completed the frame.
+    pub received: u64,
+    /// When that read came, the receiver's Unix microseconds.
+    pub at_us: u64,
+    /// Bytes of the frame that came after the read where it began, and how
+    /// long they took (0 and 0 when it came in one read): the link's pace.
+    pub spread_bytes: u32,
+    pub spread_us: u32,
+}
+
 /// Why a side hung up, sent in [`Message::Bye`].
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByeReason {
@@ -270,6 +293,8 @@ pub enum Message {
     /// A line the person typed (UTF-8, at most [`MAX_TEXT_BYTES`]); only
     /// to a peer whose intro has [`FEATURE_TEXT`].
     Text { text: String },
+    /// Frames that arrived (at most [`MAX_ARRIVALS`]), oldest first.
+    Received { frames: Vec<Arrival> },
 }
 
 /// What can be wrong with bytes from a peer.
@@ -292,6 +317,9 @@ pub enum WireError {
     /// A frame too large or inconsistent to be a picture.
     #[error("peer sent a {width}x{height} frame, over the {MAX_DIMENSION}-pixel limit")]
     BadDimensions { width: u32, height: u32 },
+    /// A report of more frames than one read completes.
+    #[error("peer reported {count} frames received at once, over the {MAX_ARRIVALS} allowed")]
+    TooManyArrivals { count: usize },
     /// The stream ended inside a message.
     #[error("connection closed in the middle of a message ({have} of {need} bytes)")]
     Truncated { have: usize, need: usize },
@@ -382,6 +410,13 @@ pub fn decode_message(payload: &[u8]) -> Result<Message, WireError> {
         return Err(WireError::BadDimensions {
             width: f.width,
             height: f.height,
+        });
+    }
+    if let Message::Received { frames } = &msg
+        && frames.len() > MAX_ARRIVALS
+    {
+        return Err(WireError::TooManyArrivals {
+            count: frames.len(),
         });
     }
     Ok(msg)

@@ -19,8 +19,8 @@ use super::budget::Budget;
 use crate::call::{EndReason, IDLE_TIMEOUT};
 use crate::secure::{self, Handshake, Opener, Sealer, StaticKey};
 use crate::wire::{
-    self, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_HELLO_LEN, MAX_MESSAGE_LEN,
-    Message, VideoFormat, WireError,
+    self, Arrival, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_ARRIVALS,
+    MAX_HELLO_LEN, MAX_MESSAGE_LEN, Message, VideoFormat, WireError,
 };
 
 /// How long a peer has from the first byte to a finished handshake: a slow
@@ -124,6 +124,9 @@ pub enum Event {
     TextRefused,
     /// A new smallest round trip to the peer, microseconds.
     Rtt(u64),
+    /// What the peer received of our frames, for the sender's view of the
+    /// link (its clock; see `net::feedback`).
+    Received(Vec<Arrival>),
     /// The call is over (or never started), and why. Always the last event.
     Ended(EndReason),
 }
@@ -233,6 +236,15 @@ pub struct Connection {
     their_name: Option<String>,
     /// Bytes for the socket, in order.
     outgoing: Vec<u8>,
+    /// Bytes taken out of `outgoing` so far.
+    taken: u64,
+    /// Bytes received so far.
+    received: u64,
+    /// When the read came that left part of a message waiting, and
+    /// `received` then: where the next frame began to arrive.
+    partial_since: Option<(Instant, u64)>,
+    /// Frames completed by the current read, to report to the peer.
+    arrivals: Vec<Arrival>,
     /// Reused buffers for one message before encryption and after decryption.
     plain: Vec<u8>,
     events: VecDeque<Event>,
@@ -298,6 +310,10 @@ impl Connection {
             peer: None,
             their_name: None,
             outgoing,
+            taken: 0,
+            received: 0,
+            partial_since: None,
+            arrivals: Vec::new(),
             plain: Vec::new(),
             events: VecDeque::new(),
             handshake_deadline: now + HANDSHAKE_TIMEOUT,
@@ -377,6 +393,18 @@ impl Connection {
     pub fn take_outgoing(&mut self, out: &mut Vec<u8>) {
         out.clear();
         std::mem::swap(out, &mut self.outgoing);
+        self.taken += out.len() as u64;
+    }
+
+    /// Bytes taken out with [`Connection::take_outgoing`] so far.
+    pub fn taken_bytes(&self) -> u64 {
+        self.taken
+    }
+
+    /// Bytes of the connection queued so far, taken or not: where the
+    /// next message will end, less its own length.
+    pub fn queued_bytes(&self) -> u64 {
+        self.taken + self.outgoing.len() as u64
     }
 
     /// True when there are bytes to send.
@@ -497,6 +525,7 @@ impl Connection {
         if let Some(hb) = self.heartbeat.as_mut() {
             hb.last_heard = now;
         }
+        self.received += bytes.len() as u64;
         self.decoder.extend(bytes);
         let protocol = |e: &dyn std::fmt::Display| EndReason::Protocol(e.to_string());
         while !matches!(self.phase, Phase::Closed) {
@@ -522,6 +551,14 @@ impl Connection {
             if let Err(reason) = step {
                 self.close(reason);
             }
+        }
+        if !self.arrivals.is_empty() && self.is_open() {
+            let frames = std::mem::take(&mut self.arrivals);
+            self.queue(&Message::Received { frames });
+        }
+        self.arrivals.clear();
+        if !self.decoder.buffered().is_empty() && self.partial_since.is_none() {
+            self.partial_since = Some((now, self.received));
         }
     }
 
@@ -705,6 +742,7 @@ impl Connection {
 
     /// One decrypted message of a ringing or running call.
     fn handle_message(&mut self, now: Instant, msg: Message) -> Result<(), EndReason> {
+        let began = self.partial_since.take();
         if matches!(self.phase, Phase::Revealing { .. }) {
             return match msg {
                 Message::Reveal { nonce } => self.revealed(now, nonce),
@@ -766,7 +804,11 @@ impl Connection {
                     "peer sent video before its person confirmed the call".into(),
                 ));
             }
-            Message::Frame(frame) => self.handle_frame(now, frame)?,
+            Message::Frame(frame) => {
+                self.arrived(now, frame.seq, began);
+                self.handle_frame(now, frame)?;
+            }
+            Message::Received { frames } => self.events.push_back(Event::Received(frames)),
             Message::Ping { sent_us } => {
                 // Stamped on arrival; a flood while we cannot send is dropped.
                 if self.outgoing.len() < MAX_QUEUED {
@@ -805,6 +847,29 @@ impl Connection {
             Message::KeyframeRequest => self.keyframe_wanted = true,
         }
         Ok(())
+    }
+
+    /// Notes for the peer that frame `seq` arrived at `now`, having begun
+    /// to arrive with the read `began` (None: with this one).
+    fn arrived(&mut self, now: Instant, seq: u64, began: Option<(Instant, u64)>) {
+        let (spread_bytes, spread_us) = began.map_or((0, 0), |(at, received)| {
+            let us = now.saturating_duration_since(at).as_micros();
+            let bytes = self.received.saturating_sub(received);
+            (
+                u32::try_from(bytes).unwrap_or(u32::MAX),
+                u32::try_from(us).unwrap_or(u32::MAX),
+            )
+        });
+        if self.arrivals.len() == MAX_ARRIVALS {
+            self.arrivals.remove(0);
+        }
+        self.arrivals.push(Arrival {
+            seq,
+            received: self.received,
+            at_us: self.unix_us(now),
+            spread_bytes,
+            spread_us,
+        });
     }
 
     /// Passes on a frame that is new, no larger than the peer announced, and

@@ -1,84 +1,46 @@
-//! The two threads that drive a running call's connection over its
-//! socket; the protocol itself is the `Connection` they share. The sender
-//! encodes the newest captured frame when the socket can take it and writes
-//! it, along with whatever the connection queued (Pongs, Pings, requests);
-//! the receiver reads, hands the bytes to the connection, and decodes the
-//! newest frame for the main thread (latest wins both ways).
+//! The threads that run an answered call over its socket, around its one
+//! owner, the [`Driver`] (on the `call` thread): the `receiver` thread
+//! only reads the socket and stamps what it read, the `sender` thread only
+//! writes what the driver hands it and says how far it got. Neither touches
+//! the protocol, so no lock is shared and every timer runs in one place.
+//! The media stage on the other side of [`MediaPorts`] encodes what goes
+//! and decodes what came; this module knows nothing of video.
 //!
-//! Neither blocks without a deadline: reads and writes time out every
-//! [`POLL`] to look at the shutdown flag, and the connection's own timers
-//! (a silent or a deaf peer) end the call from whichever thread runs them.
+//! Nothing blocks without a deadline: the socket's reads and writes time out
+//! every [`POLL`] to look at the shutdown flag.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, Sender, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
 
 use super::Peer;
-use super::connection::{Connection, Event};
-use super::ladder::{H264_BITS_PER_PIXEL, JPEG_BITS_PER_PIXEL, SizeLadder};
-use super::rate::{LinkSample, RateController};
-use crate::call::{EndReason, Shutdown, unix_us};
-use crate::capture::CapturedFrame;
-use crate::codec::h264::{H264Decoder, H264Encoder};
-use crate::codec::scale::Scaler;
-use crate::codec::{CodecError, RgbImage, decode_jpeg_0rgb, encode_jpeg};
-use crate::handoff::Latest;
+use super::connection::Event;
+use super::driver::Driver;
+use super::feedback::{self, LinkSample};
+use crate::call::{EndReason, Shutdown};
+use crate::handoff::{Latest, latest};
 use crate::stats::Counters;
-use crate::wire::{Frame, VideoFormat};
+use crate::wire::Frame;
 
 /// How often a blocked thread looks at the shutdown flag.
-const POLL: Duration = Duration::from_millis(100);
+pub const POLL: Duration = Duration::from_millis(100);
 /// How long a hanging-up side may still take to finish the message in
 /// flight and say Bye over a slow link, and then wait for the peer to close.
 /// A call that ended by failure does not linger.
 const LINGER: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// JPEG quality of the first frames, before the link is measured.
-const START_QUALITY: u8 = 75;
-/// The `quality` of a frame that is the camera's own JPEG, passed through.
-pub const CAMERA_QUALITY: u8 = 0;
-/// The `quality` of an H.264 frame (its encoder works to a bitrate).
-pub const H264_QUALITY: u8 = 100;
-/// H.264 bits per pixel when the link allows: 1.4 Mbit/s at 640x480@30,
-/// 4.1 Mbit/s at 720p, about what x264's zerolatency calls use.
-const H264_BITS_PER_PIXEL_ENOUGH: f64 = 0.15;
-
-/// A decoded frame from the peer, ready to show.
-#[derive(Debug, Clone)]
-pub struct RemoteFrame {
-    pub seq: u64,
-    /// Capture time in our clock's Unix microseconds (peer offset removed).
-    pub capture_us: u64,
-    /// When decoding finished, Unix microseconds.
-    pub decoded_us: u64,
-    /// Encoded size on the wire.
-    pub bytes: u64,
-    /// How it travelled.
-    pub format: VideoFormat,
-    /// JPEG quality the peer chose for it (0: the camera's own JPEG).
-    pub quality: u8,
-    /// Whether it stands alone (every JPEG; an H.264 keyframe).
-    pub keyframe: bool,
-    /// How long the peer took to encode it, microseconds (0 when passed through).
-    pub encode_us: u32,
-    pub width: u32,
-    pub height: u32,
-    /// `0RGB` pixels, row-major.
-    pub pixels: Vec<u32>,
-}
-
-/// Frames to send, and where to hand pictures back once encoded.
-pub struct VideoIn {
-    pub frames: Receiver<CapturedFrame>,
-    pub recycle: Sender<RgbImage>,
-}
+/// Reads that may wait for the call thread (then the socket waits, and
+/// TCP slows the peer down).
+const READS_WAITING: usize = 8;
+/// The peer's frames that may wait for the decoder, likewise.
+const FRAMES_WAITING: usize = 8;
 
 /// Typed lines both ways: those to send, and where the peer's go (a
 /// bounded channel: lines the main thread has not taken are dropped).
@@ -87,322 +49,455 @@ pub struct TextLink {
     pub incoming: Sender<String>,
 }
 
-/// What the call's threads exchange with the rest of the program.
-pub struct Pipes {
-    /// Frames to send (None: a side that only watches, the loopback viewer).
-    pub video: Option<VideoIn>,
-    pub remote: VideoOut,
-    pub text: TextLink,
+/// What became of a frame the decoder was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picture {
+    /// Decoded.
+    Decoded,
+    /// Could not be decoded (why): the driver asks for a keyframe.
+    Lost(String),
 }
 
-/// Where decoded frames go, and pixel buffers coming back for reuse.
-pub struct VideoOut {
-    pub frames: Latest<RemoteFrame>,
-    pub spare: Receiver<Vec<u32>>,
+/// The call as the media stage sees it.
+pub struct MediaPorts {
+    /// Encoded frames to send, in order (a frame handed over always goes).
+    pub outgoing: Sender<Frame>,
+    /// The peer's frames, in order, to decode.
+    pub incoming: Receiver<Frame>,
+    /// What became of each.
+    pub pictures: Sender<Picture>,
+    /// The link and the call's state, for choosing each frame.
+    pub view: LinkView,
 }
 
-/// The running sender and receiver threads.
+/// The call's state a frame is chosen by, published by the driver.
+#[derive(Debug, Default)]
+struct CallFlags {
+    /// Our video may flow (both people said yes, the call is on).
+    may_send_video: AtomicBool,
+    /// The peer asked for a keyframe.
+    keyframe_wanted: AtomicBool,
+}
+
+/// The sending side's view of the link and of the call.
+pub struct LinkView {
+    flags: Arc<CallFlags>,
+    samples: Receiver<LinkSample>,
+    last: LinkSample,
+    /// The socket, for the kernel's view where it has one.
+    kernel: Option<TcpStream>,
+}
+
+impl LinkView {
+    /// Whether our video may flow.
+    pub fn may_send_video(&self) -> bool {
+        self.flags.may_send_video.load(Ordering::Relaxed)
+    }
+
+    /// True once after the peer asked for a keyframe.
+    pub fn take_keyframe_wanted(&self) -> bool {
+        self.flags.keyframe_wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// The link now: the kernel's view where there is one, else what the
+    /// peer's reports show. None while nothing is known.
+    pub fn sample(&mut self) -> Option<LinkSample> {
+        if let Ok(sample) = self.samples.try_recv() {
+            self.last = sample;
+        }
+        let portable = self.last;
+        let kernel = self
+            .kernel
+            .as_ref()
+            .and_then(|s| feedback::kernel_sample(s, portable.notsent_bytes.into()));
+        kernel.or((portable.delivery_rate > 0).then_some(portable))
+    }
+}
+
+/// The running threads of a call.
 pub struct Link {
-    sender: JoinHandle<()>,
-    receiver: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
     stream: TcpStream,
 }
 
-/// The connection the two threads share. Whoever finds it ended ends the call.
-#[derive(Clone)]
-struct Shared {
-    conn: Arc<Mutex<Connection>>,
-    shutdown: Shutdown,
-}
-
-impl Shared {
-    /// Runs `f` on the connection; if the connection has ended (now or
-    /// before), the call ends with its reason.
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> Result<T, EndReason> {
-        let mut conn: MutexGuard<'_, Connection> = self
-            .conn
-            .lock()
-            .map_err(|_| EndReason::Crashed("network"))?;
-        let out = f(&mut conn);
-        if let Some(reason) = conn.end_reason() {
-            self.shutdown.end(reason.clone());
-        }
-        Ok(out)
-    }
+/// What the reader hands the call thread.
+enum FromSocket {
+    Bytes(Instant, Vec<u8>),
+    Closed,
+    Failed(String),
 }
 
 impl Link {
-    /// Starts both threads on the answered `peer`, sending `format` at
-    /// `fps`.
+    /// Starts the call's threads on the answered `peer`; the media stage
+    /// gets the other ends.
     pub fn start(
         peer: Peer,
-        pipes: Pipes,
-        fps: u32,
-        format: VideoFormat,
+        text: TextLink,
         shutdown: Shutdown,
         counters: Arc<Counters>,
-    ) -> Result<Link> {
-        let Pipes {
-            video,
-            remote,
-            text,
-        } = pipes;
-        let h264 = match format {
-            VideoFormat::H264 if video.is_some() => Some(H264Encoder::new(fps)?),
-            _ => None,
-        };
-        let Peer { stream, conn, .. } = peer;
+    ) -> Result<(Link, MediaPorts)> {
+        let Peer {
+            stream,
+            conn,
+            unsent,
+            written,
+            ..
+        } = peer;
         stream.set_nonblocking(false)?;
         stream.set_read_timeout(Some(POLL))?;
         stream.set_write_timeout(Some(POLL))?;
-        let shared = Shared {
-            conn: Arc::new(Mutex::new(conn)),
+        let unsent = unsent.get(written..).unwrap_or_default().to_vec();
+        let driver = Driver::new(conn, unsent, Instant::now());
+        let (reads_in, reads) = bounded(READS_WAITING);
+        let (written_in, written) = unbounded();
+        let (to_writer, batches) = unbounded();
+        let (outgoing, frames) = bounded(1);
+        let (frames_in, incoming) = bounded(FRAMES_WAITING);
+        let (pictures, decoded) = unbounded();
+        let (samples_in, samples) = latest();
+        let flags = Arc::new(CallFlags::default());
+        let view = LinkView {
+            flags: flags.clone(),
+            samples,
+            last: LinkSample::default(),
+            kernel: feedback::kernel_view_allowed()
+                .then(|| stream.try_clone())
+                .transpose()?,
+        };
+        let reader = Reader {
+            stream: stream.try_clone()?,
             shutdown: shutdown.clone(),
+            reads: reads_in,
         };
-        let (wake, woken) = bounded(1);
-        let sending = Sending {
+        let writer = Writer {
             stream: stream.try_clone()?,
-            shared: shared.clone(),
+            shutdown: shutdown.clone(),
             counters: counters.clone(),
-            out: Vec::new(),
-            jpeg: Vec::new(),
-            rate: RateController::new(fps, START_QUALITY),
-            ladder: None,
-            scaler: Scaler::default(),
-            scaled: RgbImage::new(2, 2),
-            fps,
-            h264,
-            recycle: video.as_ref().map(|v| v.recycle.clone()),
+            written: written_in,
         };
-        let video = video.map_or_else(crossbeam_channel::never, |v| v.frames);
-        let sender = thread::Builder::new()
-            .name("sender".into())
-            .spawn(move || sending.run(video, text.outgoing, woken))
-            .context("cannot start the sender thread")?;
-        let receiving = Receiving {
-            stream: stream.try_clone()?,
-            shared,
+        let call = CallThread {
+            driver,
+            shutdown,
             counters,
-            wake,
-            h264: None,
-            remote: remote.frames,
-            spare: remote.spare,
+            flags,
+            samples: samples_in,
+            to_writer,
+            frames_in,
             text: text.incoming,
         };
-        let receiver = thread::Builder::new()
-            .name("receiver".into())
-            .spawn(move || receiving.run())
-            .context("cannot start the receiver thread")?;
-        Ok(Link {
-            sender,
-            receiver,
-            stream,
-        })
+        let inputs = Inputs {
+            reads,
+            written,
+            frames,
+            typed: text.outgoing,
+            decoded,
+        };
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .with_context(|| format!("cannot start the {name} thread"))
+        };
+        let threads = vec![
+            spawn("call", Box::new(move || call.run(inputs)))?,
+            spawn("receiver", Box::new(move || reader.run()))?,
+            spawn("sender", Box::new(move || writer.run(batches)))?,
+        ];
+        let ports = MediaPorts {
+            outgoing,
+            incoming,
+            pictures,
+            view,
+        };
+        Ok((Link { threads, stream }, ports))
     }
 
-    /// Waits for both threads (after the call was ended) and closes the
+    /// Waits for the threads (after the call was ended) and closes the
     /// socket. A thread that panicked has already ended the call (its crash
     /// guard), so its join error carries nothing more.
     pub fn join(self) {
-        // The sender says Bye and shuts its side; the receiver reads until
-        // the peer has closed too; then the socket goes.
-        let _ = self.sender.join();
-        let _ = self.receiver.join();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
         let _ = self.stream.shutdown(SocketShutdown::Both);
     }
 }
 
-struct Sending {
-    stream: TcpStream,
-    shared: Shared,
-    counters: Arc<Counters>,
-    /// Reused buffer for the bytes being written.
-    out: Vec<u8>,
-    /// Reused buffer for an encoded picture.
-    jpeg: Vec<u8>,
-    rate: RateController,
-    /// The size the link can carry (made at the first frame, from its size).
-    ladder: Option<SizeLadder>,
-    scaler: Scaler,
-    /// Reused buffer for a picture scaled down for the link.
-    scaled: RgbImage,
-    fps: u32,
-    /// The H.264 encoder, when that is what we send.
-    h264: Option<H264Encoder>,
-    /// Back to the capture thread once encoded.
-    recycle: Option<Sender<RgbImage>>,
+/// What the call thread waits on.
+struct Inputs {
+    reads: Receiver<FromSocket>,
+    written: Receiver<(u64, Instant)>,
+    frames: Receiver<Frame>,
+    typed: Receiver<String>,
+    decoded: Receiver<Picture>,
 }
 
-impl Sending {
-    fn run(mut self, video: Receiver<CapturedFrame>, text: Receiver<String>, woken: Receiver<()>) {
-        let _guard = self.shared.shutdown.crash_guard("sender");
-        if let Err(reason) = self.send(&video, &text, &woken) {
-            self.shared.shutdown.end(reason);
+struct CallThread {
+    driver: Driver,
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+    flags: Arc<CallFlags>,
+    samples: Latest<LinkSample>,
+    to_writer: Sender<Vec<u8>>,
+    /// The peer's frames, to the decoder.
+    frames_in: Sender<Frame>,
+    /// The peer's typed lines, to the main thread.
+    text: Sender<String>,
+}
+
+impl CallThread {
+    fn run(mut self, inputs: Inputs) {
+        let _guard = self.shutdown.crash_guard("call");
+        if let Err(reason) = self.drive(inputs) {
+            self.shutdown.end(reason);
+        }
+    }
+
+    fn drive(&mut self, mut inputs: Inputs) -> Result<(), EndReason> {
+        loop {
+            let local = self.shutdown.reason();
+            if let Some(reason) = local {
+                return self.finish(reason, &inputs.written);
+            }
+            self.apply_local_state();
+            let now = Instant::now();
+            let wait = self
+                .driver
+                .poll_timeout()
+                .map_or(POLL, |t| t.saturating_duration_since(now))
+                .min(POLL);
+            select! {
+                recv(inputs.reads) -> read => match read {
+                    Ok(FromSocket::Bytes(at, bytes)) => self.driver.handle_read(at, &bytes),
+                    Ok(FromSocket::Closed) => self.driver.handle_closed(),
+                    Ok(FromSocket::Failed(why)) => self.driver.conn().close(EndReason::ConnectionLost(why)),
+                    // The reader stopped because the call ended.
+                    Err(_) => inputs.reads = never(),
+                },
+                recv(inputs.written) -> written => if let Ok((bytes, at)) = written {
+                    self.driver.handle_written(bytes, at);
+                },
+                recv(inputs.frames) -> frame => match frame {
+                    Ok(frame) => {
+                        self.driver.send_frame(frame)?;
+                    }
+                    Err(_) => inputs.frames = never(),
+                },
+                recv(inputs.typed) -> line => match line {
+                    // The main thread checked it; a refusal changes nothing.
+                    Ok(line) => {
+                        let _ = self.driver.send_text(&line);
+                    }
+                    // Nobody types any more: no longer asked.
+                    Err(_) => inputs.typed = never(),
+                },
+                recv(inputs.decoded) -> picture => match picture {
+                    Ok(Picture::Decoded) => self.driver.conn().picture_ok(),
+                    Ok(Picture::Lost(why)) => self.driver.conn().picture_lost(&why),
+                    Err(_) => inputs.decoded = never(),
+                },
+                default(wait) => {},
+            }
+            self.driver.handle_timeout(Instant::now());
+            self.route_events()?;
+            self.publish();
+            self.transmit();
+            if let Some(reason) = self.driver.end_reason() {
+                self.shutdown.end(reason.clone());
+            }
+        }
+    }
+
+    /// Our person's yes and pause, from the main thread.
+    fn apply_local_state(&mut self) {
+        let conn = self.driver.conn();
+        if self.counters.confirmed.load(Ordering::Relaxed) {
+            conn.confirm();
+        }
+        conn.set_paused(self.counters.video_paused.load(Ordering::Relaxed));
+    }
+
+    fn route_events(&mut self) -> Result<(), EndReason> {
+        while let Some(event) = self.driver.poll_event(Instant::now()) {
+            match event {
+                Event::Frame(mut frame) => {
+                    frame.capture_us = self.driver.to_local_us(frame.capture_us);
+                    self.hand_to_decoder(frame)?;
+                }
+                Event::PeerPaused(paused) => {
+                    self.counters
+                        .peer_video_paused
+                        .store(paused, Ordering::Relaxed);
+                }
+                Event::Rtt(rtt) => Counters::set(&self.counters.rtt_us, rtt),
+                Event::PeerConfirmed => {
+                    self.counters.peer_confirmed.store(true, Ordering::Relaxed);
+                }
+                Event::Text(line) => {
+                    if self.text.try_send(line).is_err() {
+                        Counters::add(&self.counters.texts_refused, 1);
+                    }
+                }
+                Event::TextRefused => Counters::add(&self.counters.texts_refused, 1),
+                Event::Connected(_) | Event::Accepted | Event::Ended(_) | Event::Received(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a frame to the decoder, waiting while it is busy (every frame
+    /// of a stream is needed), but not past the end of the call.
+    fn hand_to_decoder(&mut self, mut frame: Frame) -> Result<(), EndReason> {
+        loop {
+            match self.frames_in.send_timeout(frame, POLL) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if self.shutdown.is_ended() {
+                        return Ok(());
+                    }
+                    frame = back;
+                }
+                // No decoder (a side that only sends): nothing to show.
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Ok(()),
+            }
+        }
+    }
+
+    /// What the sending side chooses its next frame by.
+    fn publish(&mut self) {
+        let may_send = self.driver.conn().may_send_video();
+        self.flags
+            .may_send_video
+            .store(may_send, Ordering::Relaxed);
+        if self.driver.conn().take_keyframe_wanted() {
+            self.flags.keyframe_wanted.store(true, Ordering::Relaxed);
+        }
+        self.samples.put(self.driver.link());
+    }
+
+    fn transmit(&mut self) {
+        if let Some(bytes) = self.driver.poll_transmit() {
+            // The writer only goes when the call ends; what it did not
+            // write then no longer matters.
+            let _ = self.to_writer.send(bytes);
+        }
+    }
+
+    /// The call ended (`reason`): a hang-up says Bye, once the socket has
+    /// taken what was handed to it, within [`LINGER`].
+    fn finish(
+        &mut self,
+        reason: EndReason,
+        written: &Receiver<(u64, Instant)>,
+    ) -> Result<(), EndReason> {
+        self.driver.conn().close(reason.clone());
+        let until = Instant::now() + LINGER;
+        while reason == EndReason::HungUp && Instant::now() < until {
+            if let Some(bytes) = self.driver.poll_transmit() {
+                let _ = self.to_writer.send(bytes);
+                break;
+            }
+            match written.recv_deadline(until) {
+                Ok((bytes, at)) => self.driver.handle_written(bytes, at),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the socket for the call thread, stamping each read.
+struct Reader {
+    stream: TcpStream,
+    shutdown: Shutdown,
+    reads: Sender<FromSocket>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let _guard = self.shutdown.crash_guard("receiver");
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut linger_until = None;
+        loop {
+            // Once we hung up, read on until the peer closes too (or LINGER
+            // passes): closing with unread bytes would reset the connection,
+            // and a reset makes the peer's kernel drop our Bye.
+            if let Some(reason) = self.shutdown.reason() {
+                let now = Instant::now();
+                if reason != EndReason::HungUp || now >= *linger_until.get_or_insert(now + LINGER) {
+                    return;
+                }
+            }
+            let read = match self.stream.read(&mut buf) {
+                Ok(0) => FromSocket::Closed,
+                Ok(n) => FromSocket::Bytes(Instant::now(), buf.get(..n).unwrap_or_default().to_vec()),
+                Err(e) if is_timeout(&e) => continue,
+                Err(e) => FromSocket::Failed(e.to_string()),
+            };
+            let last = !matches!(read, FromSocket::Bytes(..));
+            if self.shutdown.is_ended() {
+                if last {
+                    return;
+                }
+                continue;
+            }
+            if !self.hand_over(read) || last {
+                return;
+            }
+        }
+    }
+
+    /// Waits for the call thread to take `read`; false once it is gone.
+    fn hand_over(&self, mut read: FromSocket) -> bool {
+        loop {
+            match self.reads.send_timeout(read, POLL) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if self.shutdown.is_ended() {
+                        return true;
+                    }
+                    read = back;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+            }
+        }
+    }
+}
+
+/// Writes what the call thread hands it, and says how far it got.
+struct Writer {
+    stream: TcpStream,
+    shutdown: Shutdown,
+    counters: Arc<Counters>,
+    written: Sender<(u64, Instant)>,
+}
+
+impl Writer {
+    fn run(mut self, batches: Receiver<Vec<u8>>) {
+        let _guard = self.shutdown.crash_guard("sender");
+        // Ends when the call thread is done (it drops its end).
+        for batch in batches {
+            match self.write_all(&batch) {
+                Ok(n) => {
+                    let _ = self.written.send((n as u64, Instant::now()));
+                    if n < batch.len() {
+                        break;
+                    }
+                }
+                Err(reason) => {
+                    self.shutdown.end(reason);
+                    break;
+                }
+            }
         }
         let _ = self.stream.shutdown(SocketShutdown::Write);
     }
 
-    fn send(
-        &mut self,
-        video: &Receiver<CapturedFrame>,
-        text: &Receiver<String>,
-        woken: &Receiver<()>,
-    ) -> Result<(), EndReason> {
-        let mut text = text.clone();
-        loop {
-            if let Some(reason) = self.shared.shutdown.reason() {
-                // A hang-up queues Bye; anything else just closes.
-                self.shared.with(|c| c.close(reason))?;
-                return self.write_pending();
-            }
-            let now = Instant::now();
-            let wait = self
-                .shared
-                .with(|c| c.poll_timeout())?
-                .map_or(POLL, |t| t.saturating_duration_since(now))
-                .min(POLL);
-            select! {
-                recv(video) -> frame => if let Ok(frame) = frame {
-                    self.send_frame(frame)?;
-                },
-                recv(text) -> line => match line {
-                    // The main thread checked it; a refusal changes nothing.
-                    Ok(line) => {
-                        let _ = self.shared.with(|c| c.send_text(&line))?;
-                    }
-                    // Nobody types any more: no longer asked.
-                    Err(_) => text = crossbeam_channel::never(),
-                },
-                recv(woken) -> _ => {},
-                default(wait) => {},
-            }
-            self.shared.with(|c| c.handle_timeout(Instant::now()))?;
-            self.write_pending()?;
-        }
-    }
-
-    fn send_frame(&mut self, frame: CapturedFrame) -> Result<(), EndReason> {
-        let paused = self.counters.video_paused.load(Ordering::Relaxed);
-        let confirmed = self.counters.confirmed.load(Ordering::Relaxed);
-        let (keyframe_wanted, may_send) = self.shared.with(|c| {
-            if confirmed {
-                c.confirm();
-            }
-            c.set_paused(paused);
-            (c.take_keyframe_wanted(), c.may_send_video())
-        })?;
-        if let Some(encoder) = self.h264.as_mut().filter(|_| keyframe_wanted) {
-            encoder.force_keyframe();
-        }
-        // Not a frame of the camera before our person said yes.
-        if paused || !may_send {
-            // A resumed picture starts from a keyframe.
-            if let Some(encoder) = self.h264.as_mut() {
-                encoder.force_keyframe();
-            }
-            return Ok(());
-        }
-        // A frame that would only wait behind what is on its way (a link
-        // that got thinner or stalled) is dropped before the encoder: the
-        // next one will be fresher. JPEG frames stand alone, so a too-thin
-        // link also spaces them out; H.264's own rate control spreads bits
-        // over frames.
-        let now = Instant::now();
-        let link_free = self.rate.on_frame_captured(link_sample(&self.stream), now);
-        if !link_free || (self.h264.is_none() && !self.rate.ready(now)) {
-            Counters::add(&self.counters.rate_skipped, 1);
-            return Ok(());
-        }
-        let (width, height) = self.size_for_link(&frame.image);
-        let (image, camera_jpeg) = if (width, height) != (frame.image.width, frame.image.height) {
-            self.scaler
-                .scale(&frame.image, width, height, &mut self.scaled)
-                .map_err(encoding)?;
-            (&self.scaled, None)
-        } else {
-            (&*frame.image, frame.jpeg.as_deref().map(Vec::as_slice))
-        };
-        let Some((format, keyframe, quality, encode_us)) = encode(
-            image,
-            camera_jpeg,
-            &mut self.h264,
-            &self.rate,
-            self.fps,
-            &mut self.jpeg,
-        )?
-        else {
-            Counters::add(&self.counters.rate_skipped, 1);
-            return Ok(());
-        };
-        // Unless the self-view still shows it, the capture thread reuses it.
-        if let (Ok(image), Some(recycle)) = (Arc::try_unwrap(frame.image), &self.recycle) {
-            let _ = recycle.try_send(image);
-        }
-        let sent = Frame {
-            seq: frame.seq,
-            capture_us: frame.capture_us,
-            width,
-            height,
-            format,
-            keyframe,
-            quality,
-            encode_us,
-            data: std::mem::take(&mut self.jpeg),
-        };
-        self.jpeg = self.shared.with(|c| c.send_frame(sent))??;
-        self.write_pending()?;
-        self.rate
-            .on_frame_sent(self.jpeg.len(), link_sample(&self.stream), Instant::now());
-        Counters::add(&self.counters.frames_sent, 1);
-        Counters::set(&self.counters.quality, quality.into());
-        let h264 = format == VideoFormat::H264;
-        self.counters.sending_h264.store(h264, Ordering::Relaxed);
-        if let Some(qp) = self
-            .h264
-            .as_mut()
-            .filter(|_| h264)
-            .and_then(|e| e.last_qp())
-        {
-            Counters::set(&self.counters.quantizer, qp.into());
-        }
-        Counters::set(&self.counters.sent_width, width.into());
-        Counters::set(&self.counters.sent_height, height.into());
-        let capacity_kbps = self.rate.capacity().map_or(0.0, |c| c * 8.0 / 1000.0);
-        Counters::set(&self.counters.link_kbps, capacity_kbps as u64);
-        Ok(())
-    }
-
-    /// The size to send `image` at: its own, or smaller when the link
-    /// cannot carry it at a decent quality.
-    fn size_for_link(&mut self, image: &RgbImage) -> (u32, u32) {
-        let bits_per_pixel = match self.h264 {
-            Some(_) => H264_BITS_PER_PIXEL,
-            None => JPEG_BITS_PER_PIXEL,
-        };
-        let (w, h) = (image.width, image.height);
-        // A source whose size changed gets a ladder of its own (a rung
-        // must never be larger than the picture).
-        let ladder = match &mut self.ladder {
-            Some(ladder) if ladder.full_size() == (w, h) => ladder,
-            slot => slot.insert(SizeLadder::new(w, h, self.fps, bits_per_pixel)),
-        };
-        ladder.update(self.rate.bitrate(), Instant::now());
-        ladder.size()
-    }
-
-    /// Writes everything the connection has queued. The socket's write
-    /// timeout is [`POLL`], so the shutdown flag is seen: a hang-up gets
-    /// [`LINGER`] to finish the message in flight and say Bye; a call that
-    /// ended otherwise (a peer that stopped reading, say) stops at once.
-    fn write_pending(&mut self) -> Result<(), EndReason> {
-        let mut out = std::mem::take(&mut self.out);
-        self.shared.with(|c| c.take_outgoing(&mut out))?;
-        let result = self.write_all(&out);
-        self.out = out;
-        result
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), EndReason> {
+    /// Writes `bytes`; returns how many went. The socket's write timeout is
+    /// [`POLL`], so the shutdown flag is seen: a hang-up gets [`LINGER`] to
+    /// finish the message in flight and say Bye; a call that ended
+    /// otherwise (a peer that stopped reading, say) stops at once.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<usize, EndReason> {
         let mut written = 0;
         let mut give_up = None;
         while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
@@ -410,7 +505,7 @@ impl Sending {
                 Ok(0) => return Err(EndReason::ConnectionLost("the socket took nothing".into())),
                 Ok(n) => written += n,
                 Err(e) if is_timeout(&e) => {
-                    let Some(reason) = self.shared.shutdown.reason() else {
+                    let Some(reason) = self.shutdown.reason() else {
                         continue;
                     };
                     let now = Instant::now();
@@ -432,95 +527,8 @@ impl Sending {
             }
         }
         Counters::add(&self.counters.bytes_sent, written as u64);
-        Ok(())
+        Ok(written)
     }
-}
-
-/// Encodes `image` into `out` (the camera's own JPEG, when given and it
-/// fits the link, goes as it is): (format, keyframe, quality, encode_us),
-/// or None when the encoder had nothing to send.
-fn encode(
-    image: &RgbImage,
-    camera_jpeg: Option<&[u8]>,
-    h264: &mut Option<H264Encoder>,
-    rate: &RateController,
-    fps: u32,
-    out: &mut Vec<u8>,
-) -> Result<Option<(VideoFormat, bool, u8, u32)>, EndReason> {
-    let start = Instant::now();
-    let (format, keyframe, quality) = match h264 {
-        Some(encoder) => {
-            // The encoder's target follows the measured link (ramping up
-            // at the start of a call), up to what the picture needs.
-            let pixels_per_s = f64::from(image.width * image.height) * f64::from(fps);
-            let enough = pixels_per_s * H264_BITS_PER_PIXEL_ENOUGH;
-            encoder.set_bitrate(rate.target_bitrate().min(enough) as u32);
-            let keyframe = encoder.encode(image, out).map_err(encoding)?;
-            if out.is_empty() {
-                return Ok(None);
-            }
-            (VideoFormat::H264, keyframe, H264_QUALITY)
-        }
-        None => {
-            // The camera's own JPEG goes as is while it fits the link; only
-            // a frame that must shrink is encoded again.
-            match camera_jpeg.filter(|j| rate.frame_budget().is_none_or(|b| j.len() as f64 <= b)) {
-                Some(camera_jpeg) => {
-                    out.clear();
-                    out.extend_from_slice(camera_jpeg);
-                    (VideoFormat::Jpeg, true, CAMERA_QUALITY)
-                }
-                None => {
-                    let quality = rate.quality();
-                    encode_jpeg(image, quality, out).map_err(encoding)?;
-                    (VideoFormat::Jpeg, true, quality)
-                }
-            }
-        }
-    };
-    let encode_us = if quality == CAMERA_QUALITY {
-        0
-    } else {
-        start.elapsed().as_micros().clamp(1, u32::MAX.into()) as u32
-    };
-    Ok(Some((format, keyframe, quality, encode_us)))
-}
-
-fn encoding(e: CodecError) -> EndReason {
-    EndReason::Encoding(e.to_string())
-}
-
-/// The kernel's view of the connection (Linux TCP_INFO), for the rate
-/// controller. None where unavailable.
-#[cfg(target_os = "linux")]
-fn link_sample(stream: &TcpStream) -> Option<LinkSample> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain integers, valid when zeroed; the kernel
-    // writes at most `len` bytes into it and reports how many.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(LinkSample {
-        delivery_rate: info.tcpi_delivery_rate,
-        srtt_us: info.tcpi_rtt,
-        min_rtt_us: info.tcpi_min_rtt,
-        bytes_acked: info.tcpi_bytes_acked,
-        notsent_bytes: info.tcpi_notsent_bytes,
-        in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn link_sample(_stream: &TcpStream) -> Option<LinkSample> {
-    None
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -528,266 +536,4 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
-}
-
-struct Receiving {
-    stream: TcpStream,
-    shared: Shared,
-    counters: Arc<Counters>,
-    /// Tells the sender the connection has bytes to send (a Pong).
-    wake: Sender<()>,
-    /// The H.264 decoder, made at the first H.264 frame.
-    h264: Option<H264Decoder>,
-    remote: Latest<RemoteFrame>,
-    /// Pixel buffers the main thread is done with.
-    spare: Receiver<Vec<u32>>,
-    /// The peer's typed lines, to the main thread.
-    text: Sender<String>,
-}
-
-impl Receiving {
-    fn run(mut self) {
-        let _guard = self.shared.shutdown.crash_guard("receiver");
-        if let Err(reason) = self.receive() {
-            self.shared.shutdown.end(reason);
-        }
-    }
-
-    fn receive(&mut self) -> Result<(), EndReason> {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut linger_until = None;
-        let mut frames = Vec::new();
-        loop {
-            // Once we hung up, read on until the peer closes too (or LINGER
-            // passes): closing with unread bytes would reset the connection,
-            // and a reset makes the peer's kernel drop our Bye.
-            if let Some(reason) = self.shared.shutdown.reason() {
-                let now = Instant::now();
-                if reason != EndReason::HungUp || now >= *linger_until.get_or_insert(now + LINGER) {
-                    return Ok(());
-                }
-            }
-            let read = self.stream.read(&mut buf);
-            let now = Instant::now();
-            if matches!(read, Ok(0)) && self.shared.shutdown.is_ended() {
-                return Ok(());
-            }
-            let wake = self.shared.with(|c| {
-                match &read {
-                    Ok(0) => c.handle_closed(),
-                    Ok(n) => c.handle_bytes(now, buf.get(..*n).unwrap_or_default()),
-                    Err(e) if is_timeout(e) => {}
-                    Err(e) => c.close(EndReason::ConnectionLost(e.to_string())),
-                }
-                c.handle_timeout(now);
-                while let Some(event) = c.poll_event() {
-                    match event {
-                        Event::Frame(mut frame) => {
-                            frame.capture_us = c.to_local_us(frame.capture_us);
-                            frames.push(frame);
-                        }
-                        Event::PeerPaused(paused) => {
-                            self.counters
-                                .peer_video_paused
-                                .store(paused, Ordering::Relaxed);
-                        }
-                        Event::Rtt(rtt) => Counters::set(&self.counters.rtt_us, rtt),
-                        Event::PeerConfirmed => {
-                            self.counters.peer_confirmed.store(true, Ordering::Relaxed);
-                        }
-                        Event::Text(line) => {
-                            if self.text.try_send(line).is_err() {
-                                Counters::add(&self.counters.texts_refused, 1);
-                            }
-                        }
-                        Event::TextRefused => Counters::add(&self.counters.texts_refused, 1),
-                        Event::Connected(_) | Event::Accepted | Event::Ended(_) => {}
-                    }
-                }
-                c.has_outgoing()
-            })?;
-            if wake {
-                let _ = self.wake.try_send(());
-            }
-            self.show(&mut frames)?;
-        }
-    }
-
-    /// Decodes what arrived together and shows the newest. Every H.264
-    /// frame is decoded, in order (each is a reference for the next), but
-    /// only the newest is converted to pixels; of JPEG frames only the
-    /// newest is decoded.
-    fn show(&mut self, frames: &mut Vec<Frame>) -> Result<(), EndReason> {
-        let count = frames.len();
-        for (n, frame) in frames.drain(..).enumerate() {
-            // A hang-up does not wait for the rest of a batch.
-            if self.shared.shutdown.is_ended() {
-                break;
-            }
-            let newest = n + 1 == count;
-            if !newest && frame.format == VideoFormat::Jpeg {
-                Counters::add(&self.counters.receive_skipped, 1);
-                continue;
-            }
-            let mut pixels = self.spare.try_recv().unwrap_or_default();
-            let decoded = match frame.format {
-                VideoFormat::Jpeg => {
-                    decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
-                        .map(|()| true)
-                        .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))
-                }
-                VideoFormat::H264 => {
-                    let decoder = match &mut self.h264 {
-                        Some(decoder) => decoder,
-                        slot => slot.insert(
-                            H264Decoder::new().map_err(|e| EndReason::Protocol(e.to_string()))?,
-                        ),
-                    };
-                    let out = newest.then_some(&mut pixels);
-                    match decoder.decode_0rgb(&frame.data, frame.width, frame.height, out) {
-                        Ok(shown) => {
-                            self.shared.with(|c| c.picture_ok())?;
-                            Ok(shown && newest)
-                        }
-                        Err(e) => {
-                            // Ask for a keyframe; too many errors end the call.
-                            self.shared.with(|c| c.picture_lost(&e.to_string()))?;
-                            Ok(false)
-                        }
-                    }
-                }
-            };
-            if !decoded? {
-                if !newest {
-                    Counters::add(&self.counters.receive_skipped, 1);
-                }
-                continue;
-            }
-            self.remote.put(RemoteFrame {
-                seq: frame.seq,
-                capture_us: frame.capture_us,
-                decoded_us: unix_us(),
-                bytes: frame.data.len() as u64,
-                format: frame.format,
-                quality: frame.quality,
-                keyframe: frame.keyframe,
-                encode_us: frame.encode_us,
-                width: frame.width,
-                height: frame.height,
-                pixels,
-            });
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! A real callee (door, answer and Link on a socket) facing a caller
-    //! that completes the handshake and then sends video that does not
-    //! decode as announced: the receiver thread ends the call, with why.
-    use super::*;
-    use crate::net::Us;
-    use crate::net::connection::Role;
-    use crate::net::connection::tests::{assert_protocol, key};
-    use crate::wire::Intro;
-    use std::net::{TcpListener, TcpStream};
-
-    fn us(name: &str, width: u32, height: u32) -> Us {
-        Us {
-            intro: Intro::new(name, width, height),
-            key: key(),
-        }
-    }
-
-    /// Runs a callee; the caller sends `frame` once the call is on. Returns
-    /// why the callee's call ended.
-    fn callee_ends_with(frame: Frame) -> EndReason {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let callee = thread::spawn(move || {
-            let (stream, from) = listener.accept().unwrap();
-            let mut peer = Peer::new(stream, from, Role::Callee, &us("callee", 0, 0)).unwrap();
-            peer.wait_for(|e| matches!(e, Event::Connected(_)), &mut || true)
-                .unwrap();
-            peer.conn.answer(Instant::now(), true);
-            let shutdown = Shutdown::default();
-            let (frames, remote) = crate::handoff::latest();
-            let (_spare_tx, spare) = bounded(1);
-            let out = VideoOut { frames, spare };
-            let (_typed, outgoing) = bounded(1);
-            let (incoming, _said) = bounded(1);
-            let pipes = Pipes {
-                video: None,
-                remote: out,
-                text: TextLink { outgoing, incoming },
-            };
-            let link = Link::start(
-                peer,
-                pipes,
-                30,
-                VideoFormat::Jpeg,
-                shutdown.clone(),
-                Arc::default(),
-            )
-            .unwrap();
-            let guard = Instant::now() + Duration::from_secs(20);
-            while !shutdown.is_ended() && Instant::now() < guard {
-                let _ = remote.recv_timeout(POLL);
-            }
-            link.join();
-            shutdown.reason()
-        });
-        let stream = TcpStream::connect(addr).unwrap();
-        let mut caller = Peer::new(stream, addr, Role::Caller, &us("hostile", 640, 480)).unwrap();
-        caller
-            .wait_for(|e| *e == Event::Accepted, &mut || true)
-            .unwrap();
-        caller.conn.confirm();
-        caller.conn.send_frame(frame).unwrap();
-        caller.flush(Instant::now() + Duration::from_secs(5));
-        let reason = callee.join().unwrap().expect("the call did not end");
-        drop(caller);
-        reason
-    }
-
-    fn jpeg_frame(width: u32, height: u32, data: Vec<u8>) -> Frame {
-        Frame {
-            seq: 1,
-            capture_us: 1,
-            width,
-            height,
-            format: VideoFormat::Jpeg,
-            keyframe: true,
-            quality: 75,
-            encode_us: 0,
-            data,
-        }
-    }
-
-    #[test]
-    fn a_frame_whose_size_disagrees_with_its_jpeg_ends_the_call() {
-        let mut jpeg = Vec::new();
-        let image = RgbImage {
-            width: 32,
-            height: 32,
-            data: vec![90; 32 * 32 * 3],
-        };
-        encode_jpeg(&image, 80, &mut jpeg).unwrap();
-        assert_protocol(
-            callee_ends_with(jpeg_frame(640, 480, jpeg)),
-            "expected 640x480",
-        );
-    }
-
-    #[test]
-    fn a_corrupt_jpeg_ends_the_call() {
-        let junk = (0..5000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
-            .collect();
-        assert_protocol(
-            callee_ends_with(jpeg_frame(64, 64, junk)),
-            "bad video from peer",
-        );
-    }
 }

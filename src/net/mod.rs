@@ -2,19 +2,21 @@
 //! type), connecting, socket tuning, and [`Peer`], a connection's state
 //! machine on its socket, pumped without blocking until a call is answered.
 //! The listener's side of that is in `door` (and, once it is in a call,
-//! `busy`); the threads that run a call in `link`; the protocol itself,
-//! with no I/O, in `connection`; finding a listener without its address in
+//! `busy`); the threads that run a call in `link`, around its one owner,
+//! the `driver`; the protocol itself, with no I/O, in `connection`; the
+//! sender's view of the link from the peer's reports in `feedback`;
+//! finding a listener without its address in
 //! `nearby`.
 
 pub mod budget;
 pub mod busy;
 pub mod connection;
 pub mod door;
+pub mod driver;
+pub mod feedback;
 pub mod guessing;
-pub mod ladder;
 pub mod link;
 pub mod nearby;
-pub mod rate;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -342,7 +344,12 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
+        // The kernel's small unsent queue is part of its view: without it
+        // (the diagnostic switch) the call runs as on a system that has
+        // none, on the peer's reports alone.
+        if feedback::kernel_view_allowed() {
+            socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
+        }
         fast_loss_recovery(stream);
     }
     Ok(())

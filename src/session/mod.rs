@@ -32,7 +32,10 @@ use crate::handoff::{Latest, latest};
 use crate::interrupt;
 use crate::net::connection::{Event, Role};
 use crate::net::door::Door;
-use crate::net::link::{Link, Pipes, RemoteFrame, TextLink, VideoIn, VideoOut};
+use crate::media::receive::Decoding;
+use crate::media::send::Encoding;
+use crate::media::{RemoteFrame, VideoIn, VideoOut};
+use crate::net::link::{Link, TextLink};
 use crate::net::{self, PUMP_INTERVAL, Peer, Us, nearby};
 use crate::secure::StaticKey;
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
@@ -403,6 +406,8 @@ struct Call {
     /// Pixel buffers handed back to the receiver once shown.
     spare_pixels: crossbeam_channel::Sender<Vec<u32>>,
     link: Link,
+    /// The encoder (a side that sends) and decoder threads.
+    media: Vec<thread::JoinHandle<()>>,
     capture: Option<thread::JoinHandle<()>>,
     peer_name: String,
 }
@@ -434,21 +439,34 @@ impl Call {
         let theirs = peer.info().map(|p| p.codecs.clone()).unwrap_or_default();
         let format = wire::choose_format(codecs, &theirs);
         let peer_name = peer.describe();
-        let pipes = Pipes {
-            video,
-            remote: VideoOut {
-                frames: remote_in,
-                spare,
-            },
-            text,
+        let (link, ports) = Link::start(peer, text, shutdown.clone(), counters.clone())?;
+        let out = VideoOut {
+            frames: remote_in,
+            spare,
         };
-        let link = Link::start(peer, pipes, fps, format, shutdown.clone(), counters.clone())?;
+        let mut media = vec![Decoding::start(
+            ports.incoming,
+            ports.pictures,
+            out,
+            shutdown.clone(),
+            counters.clone(),
+        )?];
+        if let Some(video) = video {
+            media.push(Encoding::start(
+                video,
+                (ports.view, ports.outgoing),
+                (fps, format),
+                shutdown.clone(),
+                counters.clone(),
+            )?);
+        }
         Ok(Call {
             shutdown,
             counters,
             remote,
             spare_pixels,
             link,
+            media,
             capture,
             peer_name,
         })
@@ -459,6 +477,9 @@ impl Call {
     /// [`CAPTURE_GRACE`]: hanging up never waits on a stuck camera.
     fn finish(self) -> EndReason {
         self.shutdown.end(EndReason::HungUp);
+        for thread in self.media {
+            let _ = thread.join();
+        }
         self.link.join();
         if let Some(capture) = self.capture {
             let until = Instant::now() + CAPTURE_GRACE;

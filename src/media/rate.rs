@@ -1,13 +1,13 @@
 //! Fitting the video to the link, as data (no I/O, `now` passed in): after
-//! each frame the sender reports its size and what the kernel says about
-//! the connection (delivery rate, smoothed and minimum round trip, bytes
-//! acknowledged), and the controller sets the JPEG quality of the next
+//! each frame the sender reports its size and what is known of the link
+//! (`net::feedback`: delivery rate, queueing delay, bytes acknowledged,
+//! from the peer's reports or the kernel), and the controller sets the JPEG quality of the next
 //! frame, and, when even the lowest quality is too big, how long to wait
 //! before the next one.
 //!
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
-//! not using the whole link). A round trip that grows past its minimum by
+//! not using the whole link). A delay that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: if the
 //! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
 //! draining, what the peer acknowledged while it stood (the link carried no
@@ -30,23 +30,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::codec::h264::START_BITRATE;
-
-/// What the kernel reports about the connection after a frame was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkSample {
-    /// Recent delivery rate, bytes per second.
-    pub delivery_rate: u64,
-    /// Smoothed round trip, microseconds.
-    pub srtt_us: u32,
-    /// Smallest round trip seen on the connection, microseconds.
-    pub min_rtt_us: u32,
-    /// Bytes the peer acknowledged since the connection began.
-    pub bytes_acked: u64,
-    /// Bytes written to the socket but not yet sent.
-    pub notsent_bytes: u32,
-    /// Bytes sent but not yet acknowledged.
-    pub in_flight_bytes: u32,
-}
+pub use crate::net::feedback::LinkSample;
 
 /// Lowest and highest JPEG quality used: below 20 JPEG turns to blocks,
 /// above 85 the bytes grow much faster than what the eye sees.
@@ -57,7 +41,7 @@ pub const MAX_QUALITY: u8 = 85;
 const HEADROOM: f64 = 0.7;
 /// How long a delivery-rate sample counts towards the capacity.
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
-/// Queueing delay (round trip above its minimum) taken as congestion.
+/// Queueing delay (delay above its minimum) taken as congestion.
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
 /// Queueing delay above which quality stops climbing and eases off: a
 /// shaper's burst allowance can make small frames look faster than the
@@ -309,7 +293,7 @@ impl RateController {
                 self.acked.push_back((now, link.bytes_acked));
             }
             forget_before(&mut self.acked, now, SENT_WINDOW);
-            queued = Duration::from_micros(link.srtt_us.saturating_sub(link.min_rtt_us).into());
+            queued = Duration::from_micros(link.queue_us.into());
             if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is
                 // ours: we sent more than it carries. So is one that lasts
@@ -407,8 +391,7 @@ mod tests {
     fn link(rate: u64, queued_ms: u32) -> Option<LinkSample> {
         Some(LinkSample {
             delivery_rate: rate,
-            srtt_us: 5_000 + queued_ms * 1000,
-            min_rtt_us: 5_000,
+            queue_us: queued_ms * 1000,
             bytes_acked: 0,
             notsent_bytes: 0,
             in_flight_bytes: 0,

@@ -1,0 +1,258 @@
+//! The sender's view of the link from what the receiver reports, on any
+//! system: as WebRTC's transport-wide feedback, the peer tells us each
+//! frame it received (`wire::Arrival`: how much of the stream had come,
+//! when, and how fast the frame's bytes came in), and from that and what
+//! we wrote this estimates the link's pace (the spread of a frame's bytes
+//! on arrival: a frame is a burst, so it arrives at the bottleneck's rate),
+//! the queueing delay (one-way delay above its recent minimum; the two
+//! clocks' offset cancels out) and the frame bytes not yet received.
+//!
+//! Where the kernel reports on the connection (Linux `TCP_INFO`) its view
+//! is used instead, with the bytes we have not yet handed to it added; the
+//! environment variable `VIDCHAT_NO_TCP_INFO=1` turns that off, so the
+//! portable path can be measured alone.
+
+use std::collections::VecDeque;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::wire::Arrival;
+
+/// What is known about the link as a frame is chosen or after it is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSample {
+    /// Recent delivery rate, bytes per second (0: not known yet).
+    pub delivery_rate: u64,
+    /// Queueing delay: how far the delay stands above its minimum, microseconds.
+    pub queue_us: u32,
+    /// Bytes the peer acknowledged since the connection began.
+    pub bytes_acked: u64,
+    /// Bytes of frames written (or queued for writing) but not yet sent.
+    pub notsent_bytes: u32,
+    /// Bytes sent but not yet acknowledged.
+    pub in_flight_bytes: u32,
+}
+
+/// How long a one-way delay counts towards the minimum it is measured
+/// against (long enough to see the link empty, short enough that two
+/// clocks drifting apart do not matter).
+const BASE_WINDOW: Duration = Duration::from_secs(10);
+/// Frames remembered while their reports are awaited.
+const WRITTEN_KEPT: usize = 256;
+/// A frame's bytes after its first read must be at least this many to
+/// measure the pace by (a packet or so), and their time is taken as at
+/// least [`MIN_SPREAD`]: a frame that came at once says the link is at
+/// least that fast.
+const MIN_SPREAD_BYTES: u32 = 1500;
+const MIN_SPREAD: Duration = Duration::from_millis(1);
+
+/// The portable estimate, fed by the call's driver.
+#[derive(Debug, Default)]
+pub struct Feedback {
+    /// (seq, our Unix microseconds when its last byte was written) of the
+    /// frames not yet reported, oldest first.
+    written: VecDeque<(u64, u64)>,
+    /// Frames handed to the socket that are not yet all written: (seq,
+    /// the stream offset where each ends).
+    unwritten: VecDeque<(u64, u64)>,
+    /// Where the newest frame handed over ends in the stream.
+    frame_end: u64,
+    /// Bytes the socket took so far.
+    written_bytes: u64,
+    /// Bytes the peer reported received.
+    acked: u64,
+    /// (when, one-way delay in µs, the two clocks' offset included).
+    delays: VecDeque<(Instant, i64)>,
+    queue_us: u32,
+    rate: u64,
+}
+
+impl Feedback {
+    /// A frame `seq` was queued for the socket, ending at stream offset `end`.
+    pub fn frame_queued(&mut self, seq: u64, end: u64) {
+        self.frame_end = end;
+        if self.unwritten.len() == WRITTEN_KEPT {
+            self.unwritten.pop_front();
+        }
+        self.unwritten.push_back((seq, end));
+    }
+
+    /// The socket has taken `total` bytes of the stream by `at_us` (our
+    /// Unix microseconds).
+    pub fn written(&mut self, total: u64, at_us: u64) {
+        self.written_bytes = self.written_bytes.max(total);
+        while let Some(&(seq, end)) = self.unwritten.front() {
+            if end > total {
+                break;
+            }
+            self.unwritten.pop_front();
+            if self.written.len() == WRITTEN_KEPT {
+                self.written.pop_front();
+            }
+            self.written.push_back((seq, at_us));
+        }
+    }
+
+    /// The peer's report of frames it received, which came at `now`.
+    pub fn received(&mut self, now: Instant, arrivals: &[Arrival]) {
+        for arrival in arrivals {
+            // A peer cannot report more than we wrote.
+            self.acked = self.acked.max(arrival.received.min(self.written_bytes));
+            while self.written.front().is_some_and(|&(seq, _)| seq < arrival.seq) {
+                self.written.pop_front();
+            }
+            if let Some(&(seq, written_us)) = self.written.front()
+                && seq == arrival.seq
+            {
+                self.written.pop_front();
+                let delay = i128::from(arrival.at_us) - i128::from(written_us);
+                let delay = delay.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+                while self
+                    .delays
+                    .front()
+                    .is_some_and(|&(t, _)| now.saturating_duration_since(t) > BASE_WINDOW)
+                {
+                    self.delays.pop_front();
+                }
+                self.delays.push_back((now, delay));
+                let base = self.delays.iter().map(|&(_, d)| d).min().unwrap_or(delay);
+                self.queue_us = u32::try_from(delay.saturating_sub(base)).unwrap_or(u32::MAX);
+            }
+            if arrival.spread_bytes >= MIN_SPREAD_BYTES {
+                let us = u64::from(arrival.spread_us).max(MIN_SPREAD.as_micros() as u64);
+                self.rate = u64::from(arrival.spread_bytes) * 1_000_000 / us;
+            }
+        }
+    }
+
+    /// Frame bytes handed over but not yet taken by the socket.
+    pub fn unsent(&self) -> u64 {
+        self.frame_end.saturating_sub(self.written_bytes)
+    }
+
+    /// The link as the peer's reports show it.
+    pub fn sample(&self) -> LinkSample {
+        let sent_frames = self.frame_end.min(self.written_bytes);
+        LinkSample {
+            delivery_rate: self.rate,
+            queue_us: self.queue_us,
+            bytes_acked: self.acked,
+            notsent_bytes: clamp_u32(self.unsent()),
+            in_flight_bytes: clamp_u32(sent_frames.saturating_sub(self.acked)),
+        }
+    }
+}
+
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Whether the kernel's view may be used (not turned off by
+/// `VIDCHAT_NO_TCP_INFO=1`).
+pub fn kernel_view_allowed() -> bool {
+    std::env::var_os("VIDCHAT_NO_TCP_INFO").is_none_or(|v| v != "1")
+}
+
+/// The kernel's view of the connection (Linux TCP_INFO), None where
+/// unavailable. `unsent` is what we have not yet handed to the kernel.
+#[cfg(target_os = "linux")]
+pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, valid when zeroed; the kernel
+    // writes at most `len` bytes into it and reports how many.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(LinkSample {
+        delivery_rate: info.tcpi_delivery_rate,
+        queue_us: info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt),
+        bytes_acked: info.tcpi_bytes_acked,
+        notsent_bytes: info.tcpi_notsent_bytes.saturating_add(clamp_u32(unsent)),
+        in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kernel_sample(_stream: &TcpStream, _unsent: u64) -> Option<LinkSample> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(seq: u64, received: u64, at_us: u64, spread: (u32, u32)) -> Arrival {
+        Arrival {
+            seq,
+            received,
+            at_us,
+            spread_bytes: spread.0,
+            spread_us: spread.1,
+        }
+    }
+
+    #[test]
+    fn bytes_not_yet_reported_are_in_flight_and_a_report_clears_them() {
+        let mut f = Feedback::default();
+        let now = Instant::now();
+        f.frame_queued(1, 10_000);
+        assert_eq!(f.sample().notsent_bytes, 10_000);
+        f.written(10_000, 1_000);
+        assert_eq!(f.sample().notsent_bytes, 0);
+        assert_eq!(f.sample().in_flight_bytes, 10_000);
+        // Our own small messages after the frame are not counted.
+        f.written(10_200, 1_100);
+        assert_eq!(f.sample().in_flight_bytes, 10_000);
+        f.received(now, &[arrival(1, 10_000, 50_000, (8_000, 10_000))]);
+        let s = f.sample();
+        assert_eq!((s.in_flight_bytes, s.bytes_acked), (0, 10_000));
+        // 8000 bytes in 10 ms.
+        assert_eq!(s.delivery_rate, 800_000);
+    }
+
+    #[test]
+    fn a_delay_above_its_minimum_is_a_queue_whatever_the_clocks_offset() {
+        let mut f = Feedback::default();
+        let now = Instant::now();
+        // The peer's clock is an hour ahead; the first frame took 5 ms.
+        let offset = 3_600_000_000;
+        for (seq, written_us, delay_us) in [(1, 0, 5_000), (2, 33_000, 5_000), (3, 66_000, 45_000)] {
+            let end = seq * 1000;
+            f.frame_queued(seq, end);
+            f.written(end, written_us);
+            f.received(now, &[arrival(seq, end, offset + written_us + delay_us, (0, 0))]);
+        }
+        assert_eq!(f.sample().queue_us, 40_000);
+    }
+
+    #[test]
+    fn a_peer_cannot_report_more_than_was_written_nor_frames_out_of_order() {
+        let mut f = Feedback::default();
+        let now = Instant::now();
+        f.frame_queued(5, 2_000);
+        f.written(2_000, 10);
+        f.received(now, &[arrival(9, u64::MAX, u64::MAX, (u32::MAX, 0))]);
+        let s = f.sample();
+        assert_eq!(s.bytes_acked, 2_000);
+        assert_eq!(s.queue_us, 0);
+        // A spread too fast to time counts as at least a millisecond.
+        assert_eq!(s.delivery_rate, u64::from(u32::MAX) * 1000);
+    }
+
+    #[test]
+    fn a_frame_that_came_in_one_read_says_nothing_of_the_pace() {
+        let mut f = Feedback::default();
+        f.frame_queued(1, 500);
+        f.written(500, 0);
+        f.received(Instant::now(), &[arrival(1, 500, 100, (400, 3_000))]);
+        assert_eq!(f.sample().delivery_rate, 0);
+    }
+}

@@ -10,6 +10,8 @@ pub mod ladder;
 pub mod rate;
 pub mod receive;
 pub mod send;
+#[cfg(test)]
+mod sim;
 
 use crossbeam_channel::{Receiver, Sender};
 

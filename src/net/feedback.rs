@@ -98,7 +98,11 @@ impl Feedback {
         for arrival in arrivals {
             // A peer cannot report more than we wrote.
             self.acked = self.acked.max(arrival.received.min(self.written_bytes));
-            while self.written.front().is_some_and(|&(seq, _)| seq < arrival.seq) {
+            while self
+                .written
+                .front()
+                .is_some_and(|&(seq, _)| seq < arrival.seq)
+            {
                 self.written.pop_front();
             }
             if let Some(&(seq, written_us)) = self.written.front()
@@ -224,11 +228,15 @@ mod tests {
         let now = Instant::now();
         // The peer's clock is an hour ahead; the first frame took 5 ms.
         let offset = 3_600_000_000;
-        for (seq, written_us, delay_us) in [(1, 0, 5_000), (2, 33_000, 5_000), (3, 66_000, 45_000)] {
+        for (seq, written_us, delay_us) in [(1, 0, 5_000), (2, 33_000, 5_000), (3, 66_000, 45_000)]
+        {
             let end = seq * 1000;
             f.frame_queued(seq, end);
             f.written(end, written_us);
-            f.received(now, &[arrival(seq, end, offset + written_us + delay_us, (0, 0))]);
+            f.received(
+                now,
+                &[arrival(seq, end, offset + written_us + delay_us, (0, 0))],
+            );
         }
         assert_eq!(f.sample().queue_us, 40_000);
     }

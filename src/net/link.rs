@@ -366,9 +366,7 @@ impl CallThread {
     /// What the sending side chooses its next frame by.
     fn publish(&mut self) {
         let may_send = self.driver.conn().may_send_video();
-        self.flags
-            .may_send_video
-            .store(may_send, Ordering::Relaxed);
+        self.flags.may_send_video.store(may_send, Ordering::Relaxed);
         if self.driver.conn().take_keyframe_wanted() {
             self.flags.keyframe_wanted.store(true, Ordering::Relaxed);
         }
@@ -430,7 +428,9 @@ impl Reader {
             }
             let read = match self.stream.read(&mut buf) {
                 Ok(0) => FromSocket::Closed,
-                Ok(n) => FromSocket::Bytes(Instant::now(), buf.get(..n).unwrap_or_default().to_vec()),
+                Ok(n) => {
+                    FromSocket::Bytes(Instant::now(), buf.get(..n).unwrap_or_default().to_vec())
+                }
                 Err(e) if is_timeout(&e) => continue,
                 Err(e) => FromSocket::Failed(e.to_string()),
             };

@@ -30,11 +30,11 @@ use crate::capture::{CameraChoice, Capture, CaptureConfig, CapturedFrame, Source
 use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
 use crate::interrupt;
-use crate::net::connection::{Event, Role};
-use crate::net::door::Door;
 use crate::media::receive::Decoding;
 use crate::media::send::Encoding;
 use crate::media::{RemoteFrame, VideoIn, VideoOut};
+use crate::net::connection::{Event, Role};
+use crate::net::door::Door;
 use crate::net::link::{Link, TextLink};
 use crate::net::{self, PUMP_INTERVAL, Peer, Us, nearby};
 use crate::secure::StaticKey;

@@ -142,3 +142,64 @@ impl Decoding {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The decoder thread given video that does not decode as announced:
+    //! the call ends, with why.
+    use super::*;
+    use crate::codec::{RgbImage, encode_jpeg};
+    use crate::net::connection::tests::assert_protocol;
+    use crossbeam_channel::bounded;
+
+    fn ends_with(frame: Frame) -> EndReason {
+        let shutdown = Shutdown::default();
+        let (frames_in, frames) = bounded(1);
+        let (pictures, _decoded) = crossbeam_channel::unbounded();
+        let (remote, _shown) = crate::handoff::latest();
+        let (_spare_in, spare) = bounded(1);
+        let out = VideoOut {
+            frames: remote,
+            spare,
+        };
+        let decoder =
+            Decoding::start(frames, pictures, out, shutdown.clone(), Arc::default()).unwrap();
+        frames_in.send(frame).unwrap();
+        decoder.join().unwrap();
+        shutdown.reason().expect("the call did not end")
+    }
+
+    fn jpeg_frame(width: u32, height: u32, data: Vec<u8>) -> Frame {
+        Frame {
+            seq: 1,
+            capture_us: 1,
+            width,
+            height,
+            format: VideoFormat::Jpeg,
+            keyframe: true,
+            quality: 75,
+            encode_us: 0,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_frame_whose_size_disagrees_with_its_jpeg_ends_the_call() {
+        let mut jpeg = Vec::new();
+        let image = RgbImage {
+            width: 32,
+            height: 32,
+            data: vec![90; 32 * 32 * 3],
+        };
+        encode_jpeg(&image, 80, &mut jpeg).unwrap();
+        assert_protocol(ends_with(jpeg_frame(640, 480, jpeg)), "expected 640x480");
+    }
+
+    #[test]
+    fn a_corrupt_jpeg_ends_the_call() {
+        let junk = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+            .collect();
+        assert_protocol(ends_with(jpeg_frame(64, 64, junk)), "bad video from peer");
+    }
+}

@@ -11,10 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::send::Pacing;
-use crate::net::connection::{Connection, Event, Role};
+use crate::net::connection::tests::answered_pair;
+use crate::net::connection::{Connection, Event};
 use crate::net::driver::Driver;
-use crate::secure::StaticKey;
-use crate::wire::{Frame, Intro, VideoFormat};
+use crate::wire::{Frame, VideoFormat};
 
 const PACKET: usize = 1448;
 const STEP: Duration = Duration::from_millis(1);
@@ -168,24 +168,10 @@ impl Seen {
     }
 }
 
-fn intro(name: &str, size: (u32, u32)) -> Intro {
-    Intro::new(name, size.0, size.1).with_codecs(&[VideoFormat::H264])
-}
-
 /// Runs a call of `secs` at `size` over `a_to_b` and `b_to_a`; returns what
 /// B received from A, and the largest frame bytes A had in flight.
 fn call(size: (u32, u32), secs: u64, mut pipes: [Pipe; 2], start: Instant) -> (Seen, u32) {
-    let mut a = Connection::new(Role::Caller, intro("a", size), &key(), start, 1).unwrap();
-    let mut b = Connection::new(Role::Callee, intro("b", size), &key(), start, 2).unwrap();
-    let mut bytes = Vec::new();
-    for _ in 0..8 {
-        a.take_outgoing(&mut bytes);
-        b.handle_bytes(start, &bytes);
-        b.take_outgoing(&mut bytes);
-        a.handle_bytes(start, &bytes);
-    }
-    b.answer(start, true);
-    a.confirm();
+    let (a, b) = answered_pair(size, start);
     let side = |conn: Connection| Side {
         driver: Driver::new(conn, Vec::new(), start),
         pacing: Pacing::new(FPS, true),
@@ -243,10 +229,6 @@ fn call(size: (u32, u32), secs: u64, mut pipes: [Pipe; 2], start: Instant) -> (S
         now += STEP;
     }
     (seen, most_in_flight)
-}
-
-fn key() -> StaticKey {
-    StaticKey::generate().unwrap()
 }
 
 fn both(mbit: f64, delay_ms: u64, start: Instant) -> [Pipe; 2] {

@@ -1180,6 +1180,32 @@ pub(crate) mod tests {
         }
     }
 
+    /// A caller and a callee of pictures up to `size`, handshake done in
+    /// memory at `now`, the call answered and confirmed.
+    pub(crate) fn answered_pair(size: (u32, u32), now: Instant) -> (Connection, Connection) {
+        let intro = |name| Intro::new(name, size.0, size.1).with_codecs(&[VideoFormat::H264]);
+        let mut caller = Connection::new(Role::Caller, intro("a"), &key(), now, T0_US).unwrap();
+        let mut callee = Connection::new(Role::Callee, intro("b"), &key(), now, T0_US).unwrap();
+        let mut bytes = Vec::new();
+        while callee.peer().is_none() || caller.peer().is_none() {
+            caller.take_outgoing(&mut bytes);
+            callee.handle_bytes(now, &bytes);
+            callee.take_outgoing(&mut bytes);
+            caller.handle_bytes(now, &bytes);
+            callee.ring();
+        }
+        callee.answer(now, true);
+        caller.confirm();
+        while callee.has_outgoing() || caller.has_outgoing() {
+            callee.take_outgoing(&mut bytes);
+            caller.handle_bytes(now, &bytes);
+            caller.take_outgoing(&mut bytes);
+            callee.handle_bytes(now, &bytes);
+        }
+        assert!(caller.may_send_video() && callee.may_send_video());
+        (caller, callee)
+    }
+
     pub(crate) fn events(conn: &mut Connection) -> Vec<Event> {
         std::iter::from_fn(|| conn.poll_event()).collect()
     }

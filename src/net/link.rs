@@ -537,3 +537,134 @@ fn is_timeout(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two call threads, each the whole driver of its side, joined in
+    //! memory where the socket threads would be: frames and lines go both
+    //! ways through their protocol and encryption, the peer's reports come
+    //! back, and a hang-up reaches the other side. No sockets.
+    use super::*;
+    use crate::net::connection::tests::{answered_pair, frame};
+
+    struct Side {
+        shutdown: Shutdown,
+        outgoing: Sender<Frame>,
+        incoming: Receiver<Frame>,
+        typed: Sender<String>,
+        said: Receiver<String>,
+        samples: Receiver<LinkSample>,
+        thread: JoinHandle<()>,
+    }
+
+    /// Starts `conn`'s call thread; its bytes go to `batches` and the
+    /// peer's come from `reads`; `written` is where the relay says what
+    /// went.
+    fn side(
+        conn: crate::net::connection::Connection,
+        to_writer: Sender<Vec<u8>>,
+        reads: Receiver<FromSocket>,
+        written: Receiver<(u64, Instant)>,
+    ) -> Side {
+        let shutdown = Shutdown::default();
+        let counters = Arc::new(Counters::default());
+        counters.confirmed.store(true, Ordering::Relaxed);
+        let (outgoing, frames) = bounded(1);
+        let (frames_in, incoming) = bounded(FRAMES_WAITING);
+        let (typed, typed_out) = bounded(4);
+        let (said_in, said) = bounded(4);
+        let (_pictures, decoded) = unbounded();
+        let (samples_in, samples) = latest();
+        let call = CallThread {
+            driver: Driver::new(conn, Vec::new(), Instant::now()),
+            shutdown: shutdown.clone(),
+            counters,
+            flags: Arc::default(),
+            samples: samples_in,
+            to_writer,
+            frames_in,
+            text: said_in,
+        };
+        let inputs = Inputs {
+            reads,
+            written,
+            frames,
+            typed: typed_out,
+            decoded,
+        };
+        let thread = thread::spawn(move || call.run(inputs));
+        Side {
+            shutdown,
+            outgoing,
+            incoming,
+            typed,
+            said,
+            samples,
+            thread,
+        }
+    }
+
+    /// Moves one side's batches to the other's reads, and says they went.
+    fn relay(
+        batches: Receiver<Vec<u8>>,
+        reads: Sender<FromSocket>,
+        written: Sender<(u64, Instant)>,
+    ) -> JoinHandle<()> {
+        thread::spawn(move || {
+            for batch in batches {
+                let len = batch.len() as u64;
+                let _ = reads.send(FromSocket::Bytes(Instant::now(), batch));
+                let _ = written.send((len, Instant::now()));
+            }
+            let _ = reads.send(FromSocket::Closed);
+        })
+    }
+
+    #[test]
+    fn a_whole_call_runs_through_two_call_threads_in_memory() {
+        let (caller, callee) = answered_pair((640, 480), Instant::now());
+        let (a_out, a_batches) = unbounded();
+        let (b_out, b_batches) = unbounded();
+        let (a_reads_in, a_reads) = bounded(READS_WAITING);
+        let (b_reads_in, b_reads) = bounded(READS_WAITING);
+        let (a_written_in, a_written) = unbounded();
+        let (b_written_in, b_written) = unbounded();
+        let a = side(caller, a_out, a_reads, a_written);
+        let b = side(callee, b_out, b_reads, b_written);
+        let relays = [
+            relay(a_batches, b_reads_in, a_written_in),
+            relay(b_batches, a_reads_in, b_written_in),
+        ];
+        for seq in 1..=20 {
+            a.outgoing.send(frame(seq, seq == 1)).unwrap();
+            let got = b.incoming.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got.seq, seq);
+            b.outgoing.send(frame(seq, seq == 1)).unwrap();
+            assert_eq!(
+                a.incoming
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap()
+                    .seq,
+                seq
+            );
+        }
+        a.typed.send("hello".into()).unwrap();
+        assert_eq!(
+            b.said.recv_timeout(Duration::from_secs(10)).unwrap(),
+            "hello"
+        );
+        // The peer's reports of what it received came back: nothing of the
+        // frames is in flight any more.
+        let reported = std::iter::repeat_with(|| a.samples.recv_timeout(Duration::from_secs(10)))
+            .map_while(Result::ok)
+            .find(|s| s.bytes_acked > 0 && s.in_flight_bytes == 0);
+        assert!(reported.is_some(), "no report acknowledged the frames");
+        a.shutdown.end(EndReason::HungUp);
+        a.thread.join().unwrap();
+        b.thread.join().unwrap();
+        assert_eq!(b.shutdown.reason(), Some(EndReason::PeerHungUp));
+        for relay in relays {
+            relay.join().unwrap();
+        }
+    }
+}

@@ -5,7 +5,11 @@
   analyze.py recovery STATS.jsonl CHANGE_US LIMIT_MS [END_US]
       -> seconds after CHANGE_US (Unix us) until the p95 latency of every
          following 0.5 s window (up to END_US) stays <= LIMIT_MS, and the
-         worst p95 seen"""
+         worst p95 seen
+  analyze.py ssim RECORDED.y4m SOURCE.y4m
+      -> the mean SSIM (luma) of the pictures a --record file holds against
+         the source frames they were made from (FRAME Xseq=N: source frame
+         N, the source looping), and how many were compared"""
 import json
 import sys
 
@@ -37,6 +41,40 @@ def summary(path, seconds):
                       "mbit_s": round(mbit, 2), "sizes": sizes}))
 
 
+def y4m_frames(path):
+    """(width, height, frames) of a 4:2:0 y4m file; frames yields (params,
+    luma as a numpy array) one at a time."""
+    import numpy as np
+    f = open(path, "rb")
+    fields = {t[:1]: t[1:] for t in f.readline().split()[1:]}
+    w, h = int(fields[b"W"]), int(fields[b"H"])
+    chroma = 2 * ((w + 1) // 2) * ((h + 1) // 2)
+
+    def frames():
+        with f:
+            while line := f.readline():
+                params = dict(t.split(b"=", 1) for t in line.split()[1:] if b"=" in t)
+                luma = f.read(w * h)
+                f.seek(chroma, 1)
+                if len(luma) < w * h:
+                    return
+                yield params, np.frombuffer(luma, np.uint8).reshape(h, w)
+    return w, h, frames()
+
+
+def ssim(recorded, source):
+    from skimage.metrics import structural_similarity
+    rw, rh, got = y4m_frames(recorded)
+    sw, sh, src = y4m_frames(source)
+    src = list(src)
+    if (rw, rh) != (sw, sh):
+        sys.exit(f"{recorded} is {rw}x{rh}, the source {sw}x{sh}")
+    scores = [structural_similarity(src[int(p[b"Xseq"]) % len(src)][1], y, data_range=255)
+              for p, y in got if b"Xseq" in p]
+    mean = round(sum(scores) / len(scores), 3) if scores else None
+    print(json.dumps({"ssim": mean, "frames": len(scores)}))
+
+
 def recovery(path, change_us, limit_ms, end_us):
     rows = [r for r in load(path) if change_us <= r["capture_us"] < end_us]
     windows = {}
@@ -52,6 +90,8 @@ def recovery(path, change_us, limit_ms, end_us):
 if __name__ == "__main__":
     if sys.argv[1] == "summary":
         summary(sys.argv[2], float(sys.argv[3]))
+    elif sys.argv[1] == "ssim":
+        ssim(sys.argv[2], sys.argv[3])
     else:
         end = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 62
         recovery(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), end)

@@ -4,7 +4,8 @@
 # namespaces (a Wi-Fi-like bottleneck; netem is not available here), with
 # camera-like content (a real photo panned, with sensor noise).
 # Needs root. Usage: sudo bench/link.sh [SECONDS]     (default 10 s a run)
-# Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR, PART (all; "clean"
+# Env: RATE (20mbit), SIZES ("640x480 1280x720"), SEED_DIR, BIN (a vidchat
+# binary to measure instead of this tree's release build), PART (all; "clean"
 # for the clean links and drops only, "window" for calls with windows under
 # Xvfb only, "thin" for the thin and Wi-Fi-like links only, which use
 # ../shared/bench/wifi.py: WIFI to point elsewhere).
@@ -27,8 +28,11 @@ if [ ! -x "$WORK/venv/bin/python" ]; then
     "$WORK/venv/bin/pip" install -q numpy scikit-image
 fi
 PY="$PWD/$WORK/venv/bin/python"
-cargo build --release --locked -q
-BIN=$(realpath target/release/vidchat)
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --locked -q
+    BIN=target/release/vidchat
+fi
+BIN=$(realpath "$BIN")
 
 content() { # W H -> path of a 3 s looping clip
     local f="$WORK/coffee_$1x$2.y4m"
@@ -57,6 +61,9 @@ call() {
     local na=$1 nb=$2 host=$3 w=$4 h=$5 secs=$6 tag=$7 codec=${8:-mjpeg} src view=--no-window
     src=$(content "$w" "$h")
     [ -n "${WINDOW:-}" ] && view=""
+    # RECORD=1: the connecting side records what it shows, for the SSIM column.
+    local record=()
+    [ -n "${RECORD:-}" ] && record=(--record "$WORK/$tag.b.y4m")
     local port=$((20000 + RANDOM % 20000))
     rm -f "$WORK/$tag".*
     $na /usr/bin/time -f %P -o "$WORK/$tag.cpu_a" "$BIN" listen --port $port --yes --source "$src" --size "${w}x$h" --codec "$codec" \
@@ -64,7 +71,7 @@ call() {
     local lp=$!
     for _ in $(seq 100); do $na ss -ltn | grep -q ":$port " && break; sleep 0.05; done
     $nb /usr/bin/time -f %P -o "$WORK/$tag.cpu_b" "$BIN" connect "$host:$port" --yes --source "$src" --size "${w}x$h" --codec "$codec" \
-        $view --duration "$secs" --stats "$WORK/$tag.b.jsonl" >/dev/null 2>"$WORK/$tag.log_b" &
+        $view --duration "$secs" --stats "$WORK/$tag.b.jsonl" "${record[@]}" >/dev/null 2>"$WORK/$tag.log_b" &
     local cp=$!
     [ -n "${DURING:-}" ] && $DURING
     wait $lp $cp || true
@@ -196,29 +203,34 @@ fi
 # Thin links, each side sending and receiving the default codec (auto:
 # H.264): the size sent follows the link. One row a case; "sizes" counts the
 # frames received at each size.
-thin_row() { # LABEL TAG SECONDS SEEDJSON
-    local ours
+thin_row() { # LABEL TAG SECONDS SEEDJSON W H
+    local ours ssim='{}'
     ours=$("$PY" bench/analyze.py summary "$WORK/$2.b.jsonl" "$3")
-    "$PY" - "$1" "$ours" "${4:-}" <<'PYEOF'
+    if [ -s "$WORK/$2.b.y4m" ]; then
+        ssim=$("$PY" bench/analyze.py ssim "$WORK/$2.b.y4m" "$(content "$5" "$6")")
+        rm -f "$WORK/$2.b.y4m"
+    fi
+    "$PY" - "$1" "$ours" "${4:-}" "$ssim" <<'PYEOF'
 import json, sys
-label, o, seed = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}")
+label, o, seed, ssim = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}"), json.loads(sys.argv[4])
 sizes = ", ".join(f"{k} ({v})" for k, v in sorted(o["sizes"].items(), key=lambda kv: -kv[1]))
-print(f"| {label} | {o['fps']} | {o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} / {o['max_ms']} | {o['mbit_s']} | {sizes} "
+print(f"| {label} | {o['fps']} | {o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} / {o['max_ms']} | {o['mbit_s']} | {ssim.get('ssim', '-')} | {sizes} "
       f"| {seed.get('fps', '-')} | {seed.get('p50_ms', '-')} / {seed.get('p95_ms', '-')} |")
 PYEOF
 }
+export RECORD=1
 echo
 echo "Thin links (tbf, both directions), codec auto (H.264):"
 echo
-echo "| link, size asked | fps | latency p50 / p95 / p99 / max ms | Mbit/s | sizes received (frames) | seed fps | seed p50 / p95 ms |"
-echo "|---|---|---|---|---|---|---|"
+echo "| link, size asked | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | seed fps | seed p50 / p95 ms |"
+echo "|---|---|---|---|---|---|---|---|"
 for case in "1mbit 1280x720" "1mbit 640x480" "500kbit 640x480"; do
     rate=${case% *}; size=${case#* }; w=${size%x*}; h=${size#*x}
     seed=""
     [ "$case" = "1mbit 640x480" ] && seed=$(seed_run "$rate" "$w" "$h")
     RATE_NOW=$rate; shape
     call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 "$w" "$h" "$S" "thin_${rate}_$size" auto
-    thin_row "$rate, $size" "thin_${rate}_$size" "$S" "$seed"
+    thin_row "$rate, $size" "thin_${rate}_$size" "$S" "$seed" "$w" "$h"
 done
 
 # 20 -> 1 -> 20 Mbit/s mid-call at 1280x720.
@@ -228,7 +240,7 @@ change() {
     sleep 8; RATE_NOW=20mbit; shape; date +%s%6N > "$WORK/back.us"
 }
 RATE_NOW=20mbit; shape
-DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 1280 720 $T "drop_1mbit_720" auto
+RECORD="" DURING=change call "ip netns exec $A" "ip netns exec $B" 10.77.0.1 1280 720 $T "drop_1mbit_720" auto
 echo
 echo "Rate drop 20mbit -> 1mbit (8 s) -> 20mbit at 1280x720, codec auto (p95 over 0.5 s windows, limit 150 ms):"
 echo "  after the drop:     $("$PY" bench/analyze.py recovery "$WORK/drop_1mbit_720.b.jsonl" "$(cat "$WORK/drop.us")" 150 "$(cat "$WORK/back.us")")"
@@ -244,9 +256,10 @@ WA=wfa$$; WB=wfb$$
 echo
 echo "Wi-Fi-like links (wifi.py, both directions), 640x480, codec auto:"
 echo
-echo "| link | fps | latency p50 / p95 / p99 / max ms | Mbit/s | sizes received (frames) | | |"
-echo "|---|---|---|---|---|---|---|"
-for wcase in "20 Mbit/s, 1 % loss|--rate 20 --delay 2 --loss 1" \
+echo "| link | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | | |"
+echo "|---|---|---|---|---|---|---|---|"
+for wcase in "500 kbit/s|--rate 0.5 --delay 2" \
+             "20 Mbit/s, 1 % loss|--rate 20 --delay 2 --loss 1" \
              "20 Mbit/s, 2 % loss|--rate 20 --delay 2 --loss 2" \
              "home Wi-Fi: 20 Mbit/s, jitter 6 ms, 0.5 % loss in bursts of 3, 150 ms stall every 8 s|--rate 20 --delay 2 --jitter 6 --loss 0.5 --burst 3 --stall 150 --every 8" \
              "20 Mbit/s, 1 s stall every 10 s|--rate 20 --delay 2 --stall 1000 --every 10"; do
@@ -257,5 +270,5 @@ for wcase in "20 Mbit/s, 1 % loss|--rate 20 --delay 2 --loss 1" \
     for _ in $(seq 200); do grep -q '^wifi:' "$WORK/wifi.log" 2>/dev/null && break; sleep 0.05; done
     call "ip netns exec $WA" "ip netns exec $WB" 10.99.0.1 640 480 "$S" "wifi_$wp" auto
     kill $wp; wait $wp 2>/dev/null || true
-    thin_row "$label" "wifi_$wp" "$S" ""
+    thin_row "$label" "wifi_$wp" "$S" "" 640 480
 done

@@ -148,6 +148,10 @@ pub struct CallArgs {
     /// received (`at_us`, `from`, `who`, `text` as sent).
     #[arg(long, value_name = "PATH")]
     chat_log: Option<PathBuf>,
+    /// Record the peer's video as the window shows it to this .y4m file
+    /// (at the largest size it announced; for measuring quality).
+    #[arg(long, value_name = "FILE.y4m")]
+    record: Option<PathBuf>,
 }
 
 /// A value the command line gives that vidchat cannot use: bad usage, exit 2.
@@ -228,6 +232,12 @@ impl CallArgs {
             duration,
             stats: self.stats,
             chat_log: self.chat_log,
+            record: match self.record {
+                Some(path) if path.extension().is_none_or(|e| e != "y4m") => {
+                    usage!("--record {}: expected a .y4m file", path.display())
+                }
+                record => record,
+            },
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod ladder;
 pub mod rate;
 pub mod receive;
+pub mod record;
 pub mod send;
 #[cfg(test)]
 mod sim;

@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, bounded};
 
-use crate::call::{EndReason, Shutdown, unix_us};
+use crate::call::{EndReason, Shutdown, say, unix_us};
 use crate::capture::{CameraChoice, Capture, CaptureConfig, CapturedFrame, SourceInfo, SourceKind};
 use crate::codec::CodecChoice;
 use crate::handoff::{Latest, latest};
 use crate::interrupt;
 use crate::media::receive::Decoding;
+use crate::media::record::Recorder;
 use crate::media::send::Encoding;
 use crate::media::{RemoteFrame, VideoIn, VideoOut};
 use crate::net::connection::{Event, Role};
@@ -61,6 +62,8 @@ pub struct CallOptions {
     pub stats: Option<PathBuf>,
     /// Where to keep the typed text, one JSON line each.
     pub chat_log: Option<PathBuf>,
+    /// Where to record the peer's video as shown (y4m).
+    pub record: Option<PathBuf>,
 }
 
 /// The formats we send from `info` (None: we send no video).
@@ -540,6 +543,17 @@ fn run_call(
         options.chat_log.as_deref(),
     )?;
     let text = TextLink { outgoing, incoming };
+    let peer_size = peer.info().map_or((0, 0), |i| (i.width, i.height));
+    let mut recorder = match &options.record {
+        Some(path) if peer_size.0 > 0 && peer_size.1 > 0 => {
+            Some(Recorder::create(path, peer_size, options.capture.fps)?)
+        }
+        Some(_) => {
+            say(format_args!("nothing to record: the peer sends no video"));
+            None
+        }
+        None => None,
+    };
     let call = Call::start(peer, capture, (options.capture.fps, &codecs), self_in, text)?;
     let terminal = std::io::stdin().is_terminal().then(stdin_lines);
     // The callee's yes was its answer.
@@ -571,6 +585,9 @@ fn run_call(
                 remember.both_said_yes();
             }
             let mut remote = call.remote.recv_timeout(Duration::from_millis(10)).ok();
+            if let (Some(recorder), Some(frame)) = (recorder.as_mut(), remote.as_ref()) {
+                recorder.record(frame)?;
+            }
             let shown_us = match screen {
                 Screen::Window(window) => {
                     let me = self_view.as_ref().and_then(|rx| rx.try_iter().last());
@@ -668,6 +685,9 @@ fn run_call(
     let reason = call.finish();
     if let Some(stats) = stats.as_mut() {
         stats.flush()?;
+    }
+    if let Some(recorder) = recorder {
+        recorder.finish()?;
     }
     result?;
     screen.show_end(&reason);

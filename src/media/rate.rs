@@ -38,7 +38,7 @@ pub const MIN_QUALITY: u8 = 20;
 pub const MAX_QUALITY: u8 = 85;
 /// Share of the measured capacity the video may use; the rest absorbs
 /// Pings, bursts and capacity that falls between two measurements.
-const HEADROOM: f64 = 0.7;
+const HEADROOM: f64 = 0.85;
 /// How long a delivery-rate sample counts towards the capacity.
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (delay above its minimum) taken as congestion.

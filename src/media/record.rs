@@ -11,7 +11,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use yuv::{YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+use yuv::{
+    YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
+};
 
 use super::RemoteFrame;
 use crate::codec::RgbImage;
@@ -33,7 +35,10 @@ impl Recorder {
         let file = File::create(path)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
         let mut out = BufWriter::new(file);
-        writeln!(out, "YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg")?;
+        writeln!(
+            out,
+            "YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg"
+        )?;
         Ok(Recorder {
             out,
             width,
@@ -49,12 +54,10 @@ impl Recorder {
         self.rgb.width = frame.width;
         self.rgb.height = frame.height;
         self.rgb.data.clear();
-        self.rgb
-            .data
-            .extend(frame.pixels.iter().flat_map(|&p| {
-                let [_, r, g, b] = p.to_be_bytes();
-                [r, g, b]
-            }));
+        self.rgb.data.extend(frame.pixels.iter().flat_map(|&p| {
+            let [_, r, g, b] = p.to_be_bytes();
+            [r, g, b]
+        }));
         let image = if (frame.width, frame.height) == (self.width, self.height) {
             &self.rgb
         } else {
@@ -62,7 +65,8 @@ impl Recorder {
                 .scale(&self.rgb, self.width, self.height, &mut self.scaled)?;
             &self.scaled
         };
-        let mut yuv = YuvPlanarImageMut::alloc(self.width, self.height, YuvChromaSubsampling::Yuv420);
+        let mut yuv =
+            YuvPlanarImageMut::alloc(self.width, self.height, YuvChromaSubsampling::Yuv420);
         yuv::rgb_to_yuv420(
             &mut yuv,
             &image.data,

@@ -89,7 +89,7 @@ impl Driver {
         let data = self.conn.send_frame(frame)?;
         let end = self.conn.queued_bytes();
         if end > before {
-            self.feedback.frame_queued(seq, end);
+            self.feedback.frame_queued(seq, end - before, end);
         }
         Ok(data)
     }

@@ -39,27 +39,27 @@ pub struct LinkSample {
 const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// Frames remembered while their reports are awaited.
 const WRITTEN_KEPT: usize = 256;
-/// A frame's bytes after its first read must be at least this many to
-/// measure the pace by (a packet or so), and their time is taken as at
-/// least [`MIN_SPREAD`]: a frame that came at once says the link is at
-/// least that fast.
-const MIN_SPREAD_BYTES: u32 = 1500;
+/// The time a frame's bytes took to arrive is taken as at least this: a
+/// frame that came in one read says the link is at least its size in this
+/// time (an optimistic sample, as a small frame passing a shaper's burst
+/// allowance is; the rate controller's ceiling keeps such samples honest).
 const MIN_SPREAD: Duration = Duration::from_millis(1);
 
 /// The portable estimate, fed by the call's driver.
 #[derive(Debug, Default)]
 pub struct Feedback {
-    /// (seq, our Unix microseconds when its last byte was written) of the
-    /// frames not yet reported, oldest first.
-    written: VecDeque<(u64, u64)>,
+    /// (seq, bytes, our Unix microseconds when its last byte was written)
+    /// of the frames not yet reported, oldest first.
+    written: VecDeque<(u64, u64, u64)>,
     /// Frames handed to the socket that are not yet all written: (seq,
-    /// the stream offset where each ends).
-    unwritten: VecDeque<(u64, u64)>,
+    /// bytes, the stream offset where each ends).
+    unwritten: VecDeque<(u64, u64, u64)>,
     /// Where the newest frame handed over ends in the stream.
     frame_end: u64,
     /// Bytes the socket took so far.
     written_bytes: u64,
-    /// Bytes the peer reported received.
+    /// Bytes the peer reported received (counted no further than what
+    /// was written: its report may come before our writer's).
     acked: u64,
     /// (when, one-way delay in µs, the two clocks' offset included).
     delays: VecDeque<(Instant, i64)>,
@@ -69,19 +69,19 @@ pub struct Feedback {
 
 impl Feedback {
     /// A frame `seq` was queued for the socket, ending at stream offset `end`.
-    pub fn frame_queued(&mut self, seq: u64, end: u64) {
+    pub fn frame_queued(&mut self, seq: u64, bytes: u64, end: u64) {
         self.frame_end = end;
         if self.unwritten.len() == WRITTEN_KEPT {
             self.unwritten.pop_front();
         }
-        self.unwritten.push_back((seq, end));
+        self.unwritten.push_back((seq, bytes, end));
     }
 
     /// The socket has taken `total` bytes of the stream by `at_us` (our
     /// Unix microseconds).
     pub fn written(&mut self, total: u64, at_us: u64) {
         self.written_bytes = self.written_bytes.max(total);
-        while let Some(&(seq, end)) = self.unwritten.front() {
+        while let Some(&(seq, bytes, end)) = self.unwritten.front() {
             if end > total {
                 break;
             }
@@ -89,26 +89,33 @@ impl Feedback {
             if self.written.len() == WRITTEN_KEPT {
                 self.written.pop_front();
             }
-            self.written.push_back((seq, at_us));
+            self.written.push_back((seq, bytes, at_us));
         }
     }
 
     /// The peer's report of frames it received, which came at `now`.
     pub fn received(&mut self, now: Instant, arrivals: &[Arrival]) {
         for arrival in arrivals {
-            // A peer cannot report more than we wrote.
-            self.acked = self.acked.max(arrival.received.min(self.written_bytes));
+            self.acked = self.acked.max(arrival.received);
             while self
                 .written
                 .front()
-                .is_some_and(|&(seq, _)| seq < arrival.seq)
+                .is_some_and(|&(seq, ..)| seq < arrival.seq)
             {
                 self.written.pop_front();
             }
-            if let Some(&(seq, written_us)) = self.written.front()
+            if let Some(&(seq, bytes, written_us)) = self.written.front()
                 && seq == arrival.seq
             {
                 self.written.pop_front();
+                // Its bytes after the first read over the time they took;
+                // one read: at least all of it in MIN_SPREAD.
+                let (spread_bytes, spread_us) = match arrival.spread_bytes {
+                    0 => (bytes, 0),
+                    b => (u64::from(b), u64::from(arrival.spread_us)),
+                };
+                let us = spread_us.max(MIN_SPREAD.as_micros() as u64);
+                self.rate = spread_bytes.saturating_mul(1_000_000) / us;
                 let delay = i128::from(arrival.at_us) - i128::from(written_us);
                 let delay = delay.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
                 while self
@@ -122,10 +129,6 @@ impl Feedback {
                 let base = self.delays.iter().map(|&(_, d)| d).min().unwrap_or(delay);
                 self.queue_us = u32::try_from(delay.saturating_sub(base)).unwrap_or(u32::MAX);
             }
-            if arrival.spread_bytes >= MIN_SPREAD_BYTES {
-                let us = u64::from(arrival.spread_us).max(MIN_SPREAD.as_micros() as u64);
-                self.rate = u64::from(arrival.spread_bytes) * 1_000_000 / us;
-            }
         }
     }
 
@@ -137,12 +140,14 @@ impl Feedback {
     /// The link as the peer's reports show it.
     pub fn sample(&self) -> LinkSample {
         let sent_frames = self.frame_end.min(self.written_bytes);
+        // A peer cannot have received more than we wrote.
+        let acked = self.acked.min(self.written_bytes);
         LinkSample {
             delivery_rate: self.rate,
             queue_us: self.queue_us,
-            bytes_acked: self.acked,
+            bytes_acked: acked,
             notsent_bytes: clamp_u32(self.unsent()),
-            in_flight_bytes: clamp_u32(sent_frames.saturating_sub(self.acked)),
+            in_flight_bytes: clamp_u32(sent_frames.saturating_sub(acked)),
         }
     }
 }
@@ -207,7 +212,7 @@ mod tests {
     fn bytes_not_yet_reported_are_in_flight_and_a_report_clears_them() {
         let mut f = Feedback::default();
         let now = Instant::now();
-        f.frame_queued(1, 10_000);
+        f.frame_queued(1, 10_000, 10_000);
         assert_eq!(f.sample().notsent_bytes, 10_000);
         f.written(10_000, 1_000);
         assert_eq!(f.sample().notsent_bytes, 0);
@@ -231,7 +236,7 @@ mod tests {
         for (seq, written_us, delay_us) in [(1, 0, 5_000), (2, 33_000, 5_000), (3, 66_000, 45_000)]
         {
             let end = seq * 1000;
-            f.frame_queued(seq, end);
+            f.frame_queued(seq, 1000, end);
             f.written(end, written_us);
             f.received(
                 now,
@@ -245,22 +250,26 @@ mod tests {
     fn a_peer_cannot_report_more_than_was_written_nor_frames_out_of_order() {
         let mut f = Feedback::default();
         let now = Instant::now();
-        f.frame_queued(5, 2_000);
+        f.frame_queued(5, 2_000, 2_000);
         f.written(2_000, 10);
         f.received(now, &[arrival(9, u64::MAX, u64::MAX, (u32::MAX, 0))]);
         let s = f.sample();
         assert_eq!(s.bytes_acked, 2_000);
-        assert_eq!(s.queue_us, 0);
-        // A spread too fast to time counts as at least a millisecond.
-        assert_eq!(s.delivery_rate, u64::from(u32::MAX) * 1000);
+        // Frame 9 was never written: no delay, no pace.
+        assert_eq!((s.queue_us, s.delivery_rate), (0, 0));
     }
 
     #[test]
-    fn a_frame_that_came_in_one_read_says_nothing_of_the_pace() {
+    fn a_frame_that_came_in_one_read_reads_as_at_least_its_size_a_millisecond() {
         let mut f = Feedback::default();
-        f.frame_queued(1, 500);
+        f.frame_queued(1, 500, 500);
         f.written(500, 0);
-        f.received(Instant::now(), &[arrival(1, 500, 100, (400, 3_000))]);
-        assert_eq!(f.sample().delivery_rate, 0);
+        f.received(Instant::now(), &[arrival(1, 500, 100, (0, 0))]);
+        assert_eq!(f.sample().delivery_rate, 500_000);
+        // A spread too fast to time counts as a millisecond too.
+        f.frame_queued(2, 3_000, 3_500);
+        f.written(3_500, 33_000);
+        f.received(Instant::now(), &[arrival(2, 3_500, 33_100, (1_500, 10))]);
+        assert_eq!(f.sample().delivery_rate, 1_500_000);
     }
 }

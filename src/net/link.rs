@@ -655,10 +655,22 @@ mod tests {
         );
         // The peer's reports of what it received came back: nothing of the
         // frames is in flight any more.
-        let reported = std::iter::repeat_with(|| a.samples.recv_timeout(Duration::from_secs(10)))
-            .map_while(Result::ok)
-            .find(|s| s.bytes_acked > 0 && s.in_flight_bytes == 0);
-        assert!(reported.is_some(), "no report acknowledged the frames");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = None;
+        while Instant::now() < deadline {
+            let Ok(sample) = a.samples.recv_deadline(deadline) else {
+                break;
+            };
+            last = Some(sample);
+            if sample.bytes_acked > 0 && sample.in_flight_bytes == 0 {
+                break;
+            }
+        }
+        let reported = last.filter(|s| s.bytes_acked > 0 && s.in_flight_bytes == 0);
+        assert!(
+            reported.is_some(),
+            "no report acknowledged the frames: {last:?}"
+        );
         a.shutdown.end(EndReason::HungUp);
         a.thread.join().unwrap();
         b.thread.join().unwrap();

@@ -38,7 +38,7 @@ pub const MIN_QUALITY: u8 = 20;
 pub const MAX_QUALITY: u8 = 85;
 /// Share of the measured capacity the video may use; the rest absorbs
 /// Pings, bursts and capacity that falls between two measurements.
-const HEADROOM: f64 = 0.85;
+const HEADROOM: f64 = 0.8;
 /// How long a delivery-rate sample counts towards the capacity.
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (delay above its minimum) taken as congestion.
@@ -228,6 +228,11 @@ impl RateController {
     /// got thinner, or it stalled), and the next one will be fresher.
     pub fn on_frame_captured(&mut self, link: Option<LinkSample>, now: Instant) -> bool {
         self.observe(link, now);
+        // Before the link is known, one frame at a time: a first keyframe
+        // and what follows it must not flood a thin link blind.
+        if link.is_some_and(|l| l.delivery_rate == 0 && l.in_flight_bytes + l.notsent_bytes > 0) {
+            return false;
+        }
         let Some(link) = link.filter(|l| l.delivery_rate > 0) else {
             return true;
         };

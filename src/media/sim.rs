@@ -113,7 +113,7 @@ impl Side {
     /// (the bitrate's share, varying as real frames do; keyframes 5x).
     fn capture(&mut self, now: Instant) {
         self.seq += 1;
-        let link = Some(self.driver.link()).filter(|l| l.delivery_rate > 0);
+        let link = Some(self.driver.link(now));
         let Some(size) = self.pacing.choose(self.size, link, now) else {
             return;
         };
@@ -224,7 +224,7 @@ fn call(size: (u32, u32), secs: u64, mut pipes: [Pipe; 2], start: Instant) -> (S
                 }
             }
         }
-        let link = sides[0].driver.link();
+        let link = sides[0].driver.link(now);
         most_in_flight = most_in_flight.max(link.in_flight_bytes + link.notsent_bytes);
         now += STEP;
     }

@@ -66,9 +66,14 @@ impl Driver {
     /// The socket has taken `bytes` more of the stream by `now`.
     pub fn handle_written(&mut self, bytes: u64, now: Instant) {
         self.written = (self.written + bytes).min(self.handed);
-        let at_us = now.saturating_duration_since(self.epoch).as_micros();
-        self.feedback
-            .written(self.written, u64::try_from(at_us).unwrap_or(u64::MAX));
+        let at_us = self.our_us(now);
+        self.feedback.written(self.written, at_us);
+    }
+
+    /// Our clock for the link estimate, µs since the driver began.
+    fn our_us(&self, now: Instant) -> u64 {
+        let us = now.saturating_duration_since(self.epoch).as_micros();
+        u64::try_from(us).unwrap_or(u64::MAX)
     }
 
     /// The protocol's deadlines.
@@ -124,15 +129,18 @@ impl Driver {
     pub fn poll_event(&mut self, now: Instant) -> Option<Event> {
         loop {
             match self.conn.poll_event()? {
-                Event::Received(arrivals) => self.feedback.received(now, &arrivals),
+                Event::Received(arrivals) => {
+                    let now_us = self.our_us(now);
+                    self.feedback.received(now_us, &arrivals);
+                }
                 event => return Some(event),
             }
         }
     }
 
-    /// The link as the peer's reports show it.
-    pub fn link(&self) -> LinkSample {
-        self.feedback.sample()
+    /// The link as the peer's reports show it at `now`.
+    pub fn link(&self, now: Instant) -> LinkSample {
+        self.feedback.sample(self.our_us(now))
     }
 
     /// Frame bytes handed over that the socket has not taken yet.

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::wire::Arrival;
 
@@ -61,8 +61,11 @@ pub struct Feedback {
     /// Bytes the peer reported received (counted no further than what
     /// was written: its report may come before our writer's).
     acked: u64,
-    /// (when, one-way delay in µs, the two clocks' offset included).
-    delays: VecDeque<(Instant, i64)>,
+    /// (when, in our µs; how long a frame took to arrive, µs, the two
+    /// clocks' offset included).
+    delays: VecDeque<(u64, i64)>,
+    /// (when; how long after it was written a frame's report came, µs).
+    reported: VecDeque<(u64, u64)>,
     queue_us: u32,
     rate: u64,
 }
@@ -93,8 +96,9 @@ impl Feedback {
         }
     }
 
-    /// The peer's report of frames it received, which came at `now`.
-    pub fn received(&mut self, now: Instant, arrivals: &[Arrival]) {
+    /// The peer's report of frames it received, which came at `now_us`
+    /// (our clock, as `written`'s).
+    pub fn received(&mut self, now_us: u64, arrivals: &[Arrival]) {
         for arrival in arrivals {
             self.acked = self.acked.max(arrival.received);
             while self
@@ -116,18 +120,14 @@ impl Feedback {
                 };
                 let us = spread_us.max(MIN_SPREAD.as_micros() as u64);
                 self.rate = spread_bytes.saturating_mul(1_000_000) / us;
+                // Its last byte's: a frame too big for the link (the link
+                // just got thinner) waits behind its own bytes too.
                 let delay = i128::from(arrival.at_us) - i128::from(written_us);
                 let delay = delay.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-                while self
-                    .delays
-                    .front()
-                    .is_some_and(|&(t, _)| now.saturating_duration_since(t) > BASE_WINDOW)
-                {
-                    self.delays.pop_front();
-                }
-                self.delays.push_back((now, delay));
-                let base = self.delays.iter().map(|&(_, d)| d).min().unwrap_or(delay);
+                let base = windowed_min(&mut self.delays, now_us, delay);
                 self.queue_us = u32::try_from(delay.saturating_sub(base)).unwrap_or(u32::MAX);
+                let took = now_us.saturating_sub(written_us);
+                windowed_min(&mut self.reported, now_us, took);
             }
         }
     }
@@ -137,19 +137,42 @@ impl Feedback {
         self.frame_end.saturating_sub(self.written_bytes)
     }
 
-    /// The link as the peer's reports show it.
-    pub fn sample(&self) -> LinkSample {
+    /// The link as the peer's reports show it at `now_us`. A frame whose
+    /// report is later than any came (less the time its own bytes take)
+    /// has waited in a queue at least that much more: a link that just got
+    /// thinner shows at once, not when its frames finally arrive.
+    pub fn sample(&self, now_us: u64) -> LinkSample {
+        let waiting = self.written.front().and_then(|&(_, bytes, written_us)| {
+            let base = self.reported.iter().map(|&(_, t)| t).min()?;
+            let own = (bytes * 1_000_000).checked_div(self.rate).unwrap_or(0);
+            let late = now_us.saturating_sub(written_us).saturating_sub(base + own);
+            u32::try_from(late).ok()
+        });
         let sent_frames = self.frame_end.min(self.written_bytes);
         // A peer cannot have received more than we wrote.
         let acked = self.acked.min(self.written_bytes);
         LinkSample {
             delivery_rate: self.rate,
-            queue_us: self.queue_us,
+            queue_us: self.queue_us.max(waiting.unwrap_or(0)),
             bytes_acked: acked,
             notsent_bytes: clamp_u32(self.unsent()),
             in_flight_bytes: clamp_u32(sent_frames.saturating_sub(acked)),
         }
     }
+}
+
+/// Adds `value` at `now_us` to `window` (dropping what is older than
+/// [`BASE_WINDOW`]) and returns the smallest value in it.
+fn windowed_min<T: Copy + Ord>(window: &mut VecDeque<(u64, T)>, now_us: u64, value: T) -> T {
+    let span = BASE_WINDOW.as_micros() as u64;
+    while window
+        .front()
+        .is_some_and(|&(t, _)| now_us.saturating_sub(t) > span)
+    {
+        window.pop_front();
+    }
+    window.push_back((now_us, value));
+    window.iter().map(|&(_, v)| v).min().unwrap_or(value)
 }
 
 fn clamp_u32(n: u64) -> u32 {
@@ -198,6 +221,9 @@ pub fn kernel_sample(_stream: &TcpStream, _unsent: u64) -> Option<LinkSample> {
 mod tests {
     use super::*;
 
+    /// When the reports come (the tests' frames are all reported).
+    const NOW: u64 = 100_000;
+
     fn arrival(seq: u64, received: u64, at_us: u64, spread: (u32, u32)) -> Arrival {
         Arrival {
             seq,
@@ -211,17 +237,16 @@ mod tests {
     #[test]
     fn bytes_not_yet_reported_are_in_flight_and_a_report_clears_them() {
         let mut f = Feedback::default();
-        let now = Instant::now();
         f.frame_queued(1, 10_000, 10_000);
-        assert_eq!(f.sample().notsent_bytes, 10_000);
+        assert_eq!(f.sample(NOW).notsent_bytes, 10_000);
         f.written(10_000, 1_000);
-        assert_eq!(f.sample().notsent_bytes, 0);
-        assert_eq!(f.sample().in_flight_bytes, 10_000);
+        assert_eq!(f.sample(NOW).notsent_bytes, 0);
+        assert_eq!(f.sample(NOW).in_flight_bytes, 10_000);
         // Our own small messages after the frame are not counted.
         f.written(10_200, 1_100);
-        assert_eq!(f.sample().in_flight_bytes, 10_000);
-        f.received(now, &[arrival(1, 10_000, 50_000, (8_000, 10_000))]);
-        let s = f.sample();
+        assert_eq!(f.sample(NOW).in_flight_bytes, 10_000);
+        f.received(NOW, &[arrival(1, 10_000, 50_000, (8_000, 10_000))]);
+        let s = f.sample(NOW);
         assert_eq!((s.in_flight_bytes, s.bytes_acked), (0, 10_000));
         // 8000 bytes in 10 ms.
         assert_eq!(s.delivery_rate, 800_000);
@@ -230,7 +255,6 @@ mod tests {
     #[test]
     fn a_delay_above_its_minimum_is_a_queue_whatever_the_clocks_offset() {
         let mut f = Feedback::default();
-        let now = Instant::now();
         // The peer's clock is an hour ahead; the first frame took 5 ms.
         let offset = 3_600_000_000;
         for (seq, written_us, delay_us) in [(1, 0, 5_000), (2, 33_000, 5_000), (3, 66_000, 45_000)]
@@ -239,21 +263,36 @@ mod tests {
             f.frame_queued(seq, 1000, end);
             f.written(end, written_us);
             f.received(
-                now,
+                written_us + delay_us + 1_000,
                 &[arrival(seq, end, offset + written_us + delay_us, (0, 0))],
             );
         }
-        assert_eq!(f.sample().queue_us, 40_000);
+        assert_eq!(f.sample(NOW).queue_us, 40_000);
+    }
+
+    #[test]
+    fn a_report_later_than_any_before_shows_a_queue_before_it_comes() {
+        let mut f = Feedback::default();
+        // A 1000-byte frame reported 6 ms after it was written, its last
+        // 500 bytes in at most a millisecond: at least 500 kB/s.
+        f.frame_queued(1, 1_000, 1_000);
+        f.written(1_000, 0);
+        f.received(6_000, &[arrival(1, 1_000, 5_000, (500, 500))]);
+        // The next one, written at 33 ms, has no report at 100 ms: it has
+        // waited 67 ms, of which 6 are the usual and 2 its own bytes.
+        f.frame_queued(2, 1_000, 2_000);
+        f.written(2_000, 33_000);
+        assert_eq!(f.sample(100_000).queue_us, 59_000);
+        assert_eq!(f.sample(38_000).queue_us, 0);
     }
 
     #[test]
     fn a_peer_cannot_report_more_than_was_written_nor_frames_out_of_order() {
         let mut f = Feedback::default();
-        let now = Instant::now();
         f.frame_queued(5, 2_000, 2_000);
         f.written(2_000, 10);
-        f.received(now, &[arrival(9, u64::MAX, u64::MAX, (u32::MAX, 0))]);
-        let s = f.sample();
+        f.received(NOW, &[arrival(9, u64::MAX, u64::MAX, (u32::MAX, 0))]);
+        let s = f.sample(NOW);
         assert_eq!(s.bytes_acked, 2_000);
         // Frame 9 was never written: no delay, no pace.
         assert_eq!((s.queue_us, s.delivery_rate), (0, 0));
@@ -264,12 +303,12 @@ mod tests {
         let mut f = Feedback::default();
         f.frame_queued(1, 500, 500);
         f.written(500, 0);
-        f.received(Instant::now(), &[arrival(1, 500, 100, (0, 0))]);
-        assert_eq!(f.sample().delivery_rate, 500_000);
+        f.received(NOW, &[arrival(1, 500, 100, (0, 0))]);
+        assert_eq!(f.sample(NOW).delivery_rate, 500_000);
         // A spread too fast to time counts as a millisecond too.
         f.frame_queued(2, 3_000, 3_500);
         f.written(3_500, 33_000);
-        f.received(Instant::now(), &[arrival(2, 3_500, 33_100, (1_500, 10))]);
-        assert_eq!(f.sample().delivery_rate, 1_500_000);
+        f.received(NOW, &[arrival(2, 3_500, 33_100, (1_500, 10))]);
+        assert_eq!(f.sample(NOW).delivery_rate, 1_500_000);
     }
 }

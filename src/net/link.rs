@@ -100,7 +100,7 @@ impl LinkView {
     }
 
     /// The link now: the kernel's view where there is one, else what the
-    /// peer's reports show. None while nothing is known.
+    /// peer's reports show.
     pub fn sample(&mut self) -> Option<LinkSample> {
         if let Ok(sample) = self.samples.try_recv() {
             self.last = sample;
@@ -110,7 +110,7 @@ impl LinkView {
             .kernel
             .as_ref()
             .and_then(|s| feedback::kernel_sample(s, portable.notsent_bytes.into()));
-        kernel.or((portable.delivery_rate > 0).then_some(portable))
+        kernel.or(Some(portable))
     }
 }
 
@@ -370,7 +370,7 @@ impl CallThread {
         if self.driver.conn().take_keyframe_wanted() {
             self.flags.keyframe_wanted.store(true, Ordering::Relaxed);
         }
-        self.samples.put(self.driver.link());
+        self.samples.put(self.driver.link(Instant::now()));
     }
 
     fn transmit(&mut self) {

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::capture::{CameraChoice, CaptureConfig, SourceKind};
 use crate::codec::CodecChoice;
 use crate::net::DEFAULT_PORT;
-use crate::session::{CallOptions, CallTarget};
+use crate::session::{CallOptions, CallTarget, ListenOptions};
 use crate::wire::{MAX_DIMENSION, safe_name};
 
 const EXAMPLES: &str = "\
@@ -110,6 +110,60 @@ pub enum Command {
     },
     /// List cameras and the formats each offers.
     Devices,
+}
+
+/// What the command line asks for, checked: nothing raw goes further.
+#[derive(Debug)]
+pub enum Plan {
+    Listen(ListenOptions, CallOptions),
+    /// Whom to call, whether `--yes` was given, and the call's options.
+    Connect(CallTarget, bool, CallOptions),
+    Loopback(CallOptions),
+    /// The peers nearby.
+    Peers,
+    /// The known peers, forgetting one if named.
+    KnownPeers(Option<String>),
+    Devices,
+}
+
+impl Command {
+    /// Checks every value and builds what to run.
+    pub fn into_plan(self) -> Result<Plan, UsageError> {
+        Ok(match self {
+            Command::Listen {
+                port,
+                bind,
+                yes,
+                no_announce,
+                call,
+            } => {
+                let how = ListenOptions {
+                    bind,
+                    port,
+                    yes,
+                    announce: !no_announce,
+                };
+                Plan::Listen(how, call.into_options()?)
+            }
+            Command::Connect {
+                target,
+                port,
+                yes,
+                call,
+            } => Plan::Connect(
+                call_target(target.as_deref(), port)?,
+                yes,
+                call.into_options()?,
+            ),
+            Command::Loopback { call } => Plan::Loopback(call.into_options()?),
+            Command::Peers {
+                known: false,
+                forget: None,
+            } => Plan::Peers,
+            Command::Peers { forget, .. } => Plan::KnownPeers(forget),
+            Command::Devices => Plan::Devices,
+        })
+    }
 }
 
 /// Options of every call.

@@ -1,5 +1,6 @@
 //! vidchat: two-peer video chat for the command line. This file only
-//! dispatches: it parses the command line, runs the command, prints one
+//! dispatches: it parses and checks the command line (`cli::Plan`), runs
+//! what it asks for, prints one
 //! line for what went wrong, and turns the outcome into the exit status.
 
 use std::process::ExitCode;
@@ -8,9 +9,9 @@ use clap::Parser;
 
 use vidchat::call::{EndReason, say};
 use vidchat::capture;
-use vidchat::cli::{Cli, Command, UsageError, call_target};
+use vidchat::cli::{Cli, Plan, UsageError};
 use vidchat::interrupt;
-use vidchat::session::{self, ListenOptions};
+use vidchat::session;
 
 /// Exit status when a call could not start (bad address, no camera, no
 /// display, declined, busy…).
@@ -22,48 +23,29 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_CALL_FAILED: u8 = 3;
 
 fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
-    Ok(Some(match cli.command {
-        Command::Listen {
-            port,
-            bind,
-            yes,
-            no_announce,
-            call,
-        } => {
-            let how = ListenOptions {
-                bind,
-                port,
-                yes,
-                announce: !no_announce,
-            };
-            let options = call.into_options()?;
+    let plan = cli.command.into_plan()?;
+    Ok(Some(match plan {
+        Plan::Listen(how, options) => {
             interrupt::install();
             session::listen(&how, &options)?
         }
-        Command::Connect {
-            target,
-            port,
-            yes,
-            call,
-        } => {
-            let target = call_target(target.as_deref(), port)?;
-            let options = call.into_options()?;
+        Plan::Connect(target, yes, options) => {
             interrupt::install();
             session::connect(&target, yes, &options)?
         }
-        Command::Loopback { call } => {
-            let options = call.into_options()?;
+        Plan::Loopback(options) => {
             interrupt::install();
             session::loopback(&options)?
         }
-        Command::Peers { known, forget } => {
-            match (known, forget) {
-                (false, None) => session::peers()?,
-                (_, forget) => session::known_peers(forget.as_deref())?,
-            }
+        Plan::Peers => {
+            session::peers()?;
             return Ok(None);
         }
-        Command::Devices => {
+        Plan::KnownPeers(forget) => {
+            session::known_peers(forget.as_deref())?;
+            return Ok(None);
+        }
+        Plan::Devices => {
             capture::list_devices()?;
             return Ok(None);
         }

@@ -1,6 +1,7 @@
-//! The command line in two steps: clap parses raw flags, then `into_options`
-//! and `call_target` check them and build the config the rest of the
-//! program uses (nothing past this file sees a clap type). Every value they
+//! The command line in two steps: clap parses raw flags, then
+//! [`Command::into_plan`] checks them and builds what to run, a [`Plan`]
+//! with the config the rest of the program uses (nothing past this file
+//! sees a clap type or a raw flag). Every value they
 //! refuse is a [`UsageError`], which `main` turns into exit status 2, as
 //! clap does for the flags it refuses itself.
 
@@ -241,7 +242,7 @@ fn parse_size(size: &str) -> Result<(u32, u32), UsageError> {
 
 impl CallArgs {
     /// Checks the flags and builds the call's options.
-    pub fn into_options(self) -> Result<CallOptions, UsageError> {
+    fn into_options(self) -> Result<CallOptions, UsageError> {
         let (width, height) = parse_size(&self.size)?;
         if !(1..=120).contains(&self.fps) {
             usage!("--fps {}: must be 1..=120", self.fps);
@@ -298,7 +299,7 @@ impl CallArgs {
 
 /// Whom `vidchat connect [TARGET] [--port PORT]` calls, checked: a typo in
 /// an address is bad usage here, not a search of the network.
-pub fn call_target(target: Option<&str>, port: Option<u16>) -> Result<CallTarget, UsageError> {
+fn call_target(target: Option<&str>, port: Option<u16>) -> Result<CallTarget, UsageError> {
     if port == Some(0) {
         usage!("--port 0: a listener's port is 1..=65535");
     }

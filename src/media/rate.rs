@@ -230,7 +230,9 @@ impl RateController {
         self.observe(link, now);
         // Before the link is known, one frame at a time: a first keyframe
         // and what follows it must not flood a thin link blind.
-        if link.is_some_and(|l| l.delivery_rate == 0 && l.in_flight_bytes + l.notsent_bytes > 0) {
+        if link
+            .is_some_and(|l| l.delivery_rate == 0 && (l.in_flight_bytes > 0 || l.notsent_bytes > 0))
+        {
             return false;
         }
         let Some(link) = link.filter(|l| l.delivery_rate > 0) else {

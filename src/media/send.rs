@@ -215,7 +215,8 @@ impl Encoding {
             encode_us,
             data: std::mem::take(&mut self.encoded),
         };
-        // A frame that was encoded always goes (the call takes it at once).
+        // A frame that was encoded is never dropped: the call thread takes
+        // it as soon as it is free (gone: the call ended).
         if self.outgoing.send(sent).is_err() {
             return Ok(());
         }

@@ -552,7 +552,8 @@ impl Connection {
                 self.close(reason);
             }
         }
-        if !self.arrivals.is_empty() && self.is_open() {
+        // Like Pongs, reports wait unsent only within MAX_QUEUED.
+        if !self.arrivals.is_empty() && self.is_open() && self.outgoing.len() < MAX_QUEUED {
             let frames = std::mem::take(&mut self.arrivals);
             self.queue(&Message::Received { frames });
         }
@@ -852,9 +853,14 @@ impl Connection {
     /// Notes for the peer that frame `seq` arrived at `now`, having begun
     /// to arrive with the read `began` (None: with this one).
     fn arrived(&mut self, now: Instant, seq: u64, began: Option<(Instant, u64)>) {
+        // Where the frame ends in the stream: what this read brought after
+        // it is the next message's.
+        let end = self
+            .received
+            .saturating_sub(self.decoder.buffered().len() as u64);
         let (spread_bytes, spread_us) = began.map_or((0, 0), |(at, received)| {
             let us = now.saturating_duration_since(at).as_micros();
-            let bytes = self.received.saturating_sub(received);
+            let bytes = end.saturating_sub(received);
             (
                 u32::try_from(bytes).unwrap_or(u32::MAX),
                 u32::try_from(us).unwrap_or(u32::MAX),
@@ -865,7 +871,7 @@ impl Connection {
         }
         self.arrivals.push(Arrival {
             seq,
-            received: self.received,
+            received: end,
             at_us: self.unix_us(now),
             spread_bytes,
             spread_us,

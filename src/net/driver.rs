@@ -86,17 +86,21 @@ impl Driver {
         self.conn.poll_timeout()
     }
 
-    /// Seals a frame for the socket (while our video may flow); gives its
-    /// data buffer back for reuse.
-    pub fn send_frame(&mut self, frame: Frame) -> Result<Vec<u8>, EndReason> {
+    /// Seals a frame for the socket (while our video may flow).
+    pub fn send_frame(&mut self, frame: Frame) -> Result<(), EndReason> {
         let seq = frame.seq;
         let before = self.conn.queued_bytes();
-        let data = self.conn.send_frame(frame)?;
+        self.conn.send_frame(frame)?;
         let end = self.conn.queued_bytes();
         if end > before {
             self.feedback.frame_queued(seq, end - before, end);
         }
-        Ok(data)
+        Ok(())
+    }
+
+    /// True when nothing waits to be handed to the socket or written.
+    pub fn is_flushed(&self) -> bool {
+        self.written >= self.handed && self.unsent.is_empty() && !self.conn.has_outgoing()
     }
 
     /// Sends a line the person typed.
@@ -105,8 +109,9 @@ impl Driver {
     }
 
     /// The bytes for the socket, once it has taken everything handed to it
-    /// before (so what waits is never more than one batch, and a frame is
-    /// always chosen against what the link has really taken).
+    /// before (frames sealed meanwhile wait here; the encoder counts them
+    /// as not yet sent, so they stay within what the link drains in a
+    /// moment).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if self.written < self.handed {
             return None;
@@ -141,11 +146,6 @@ impl Driver {
     /// The link as the peer's reports show it at `now`.
     pub fn link(&self, now: Instant) -> LinkSample {
         self.feedback.sample(self.our_us(now))
-    }
-
-    /// Frame bytes handed over that the socket has not taken yet.
-    pub fn unsent_frame_bytes(&self) -> u64 {
-        self.feedback.unsent()
     }
 
     /// A peer timestamp in our clock.

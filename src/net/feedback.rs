@@ -48,8 +48,8 @@ const MIN_SPREAD: Duration = Duration::from_millis(1);
 /// The portable estimate, fed by the call's driver.
 #[derive(Debug, Default)]
 pub struct Feedback {
-    /// (seq, bytes, our Unix microseconds when its last byte was written)
-    /// of the frames not yet reported, oldest first.
+    /// (seq, bytes, when its last byte was written, in our µs) of the
+    /// frames not yet reported, oldest first.
     written: VecDeque<(u64, u64, u64)>,
     /// Frames handed to the socket that are not yet all written: (seq,
     /// bytes, the stream offset where each ends).
@@ -61,6 +61,9 @@ pub struct Feedback {
     /// Bytes the peer reported received (counted no further than what
     /// was written: its report may come before our writer's).
     acked: u64,
+    /// The newest frame the peer reported: a frame its report overtook
+    /// (it came before our writer said the frame was written) is done.
+    reported_seq: Option<u64>,
     /// (when, in our µs; how long a frame took to arrive, µs, the two
     /// clocks' offset included).
     delays: VecDeque<(u64, i64)>,
@@ -81,7 +84,7 @@ impl Feedback {
     }
 
     /// The socket has taken `total` bytes of the stream by `at_us` (our
-    /// Unix microseconds).
+    /// clock: microseconds since the call's driver began).
     pub fn written(&mut self, total: u64, at_us: u64) {
         self.written_bytes = self.written_bytes.max(total);
         while let Some(&(seq, bytes, end)) = self.unwritten.front() {
@@ -89,6 +92,9 @@ impl Feedback {
                 break;
             }
             self.unwritten.pop_front();
+            if self.reported_seq.is_some_and(|r| seq <= r) {
+                continue;
+            }
             if self.written.len() == WRITTEN_KEPT {
                 self.written.pop_front();
             }
@@ -101,6 +107,7 @@ impl Feedback {
     pub fn received(&mut self, now_us: u64, arrivals: &[Arrival]) {
         for arrival in arrivals {
             self.acked = self.acked.max(arrival.received);
+            self.reported_seq = self.reported_seq.max(Some(arrival.seq));
             while self
                 .written
                 .front()
@@ -114,9 +121,10 @@ impl Feedback {
                 self.written.pop_front();
                 // Its bytes after the first read over the time they took;
                 // one read: at least all of it in MIN_SPREAD.
+                // (No more than the frame: the peer's figures are its word.)
                 let (spread_bytes, spread_us) = match arrival.spread_bytes {
                     0 => (bytes, 0),
-                    b => (u64::from(b), u64::from(arrival.spread_us)),
+                    b => (u64::from(b).min(bytes), u64::from(arrival.spread_us)),
                 };
                 let us = spread_us.max(MIN_SPREAD.as_micros() as u64);
                 self.rate = spread_bytes.saturating_mul(1_000_000) / us;
@@ -310,5 +318,16 @@ mod tests {
         f.written(3_500, 33_000);
         f.received(NOW, &[arrival(2, 3_500, 33_100, (1_500, 10))]);
         assert_eq!(f.sample(NOW).delivery_rate, 1_500_000);
+    }
+
+    #[test]
+    fn a_report_that_overtakes_our_writer_leaves_nothing_waiting() {
+        let mut f = Feedback::default();
+        f.frame_queued(1, 1_000, 1_000);
+        // The peer's report comes before our writer says the frame went.
+        f.received(2_000, &[arrival(1, 1_000, 2_000, (0, 0))]);
+        f.written(1_000, 1_000);
+        let s = f.sample(500_000);
+        assert_eq!((s.in_flight_bytes, s.notsent_bytes, s.queue_us), (0, 0, 0));
     }
 }

@@ -6,8 +6,9 @@
 //! The media stage on the other side of [`MediaPorts`] encodes what goes
 //! and decodes what came; this module knows nothing of video.
 //!
-//! Nothing blocks without a deadline: the socket's reads and writes time out
-//! every [`POLL`] to look at the shutdown flag.
+//! No socket read or write blocks without a deadline: they time out every
+//! [`POLL`] to look at the shutdown flag (and the threads that wait on
+//! channels end when the call thread drops its ends).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
@@ -60,7 +61,8 @@ pub enum Picture {
 
 /// The call as the media stage sees it.
 pub struct MediaPorts {
-    /// Encoded frames to send, in order (a frame handed over always goes).
+    /// Encoded frames to send, in order (one handed over is sealed while
+    /// our video may flow, and never dropped after).
     pub outgoing: Sender<Frame>,
     /// The peer's frames, in order, to decode.
     pub incoming: Receiver<Frame>,
@@ -299,7 +301,7 @@ impl CallThread {
                 default(wait) => {},
             }
             self.driver.handle_timeout(Instant::now());
-            self.route_events()?;
+            self.route_events();
             self.publish();
             self.transmit();
             if let Some(reason) = self.driver.end_reason() {
@@ -317,12 +319,12 @@ impl CallThread {
         conn.set_paused(self.counters.video_paused.load(Ordering::Relaxed));
     }
 
-    fn route_events(&mut self) -> Result<(), EndReason> {
+    fn route_events(&mut self) {
         while let Some(event) = self.driver.poll_event(Instant::now()) {
             match event {
                 Event::Frame(mut frame) => {
                     frame.capture_us = self.driver.to_local_us(frame.capture_us);
-                    self.hand_to_decoder(frame)?;
+                    self.hand_to_decoder(frame);
                 }
                 Event::PeerPaused(paused) => {
                     self.counters
@@ -342,23 +344,20 @@ impl CallThread {
                 Event::Connected(_) | Event::Accepted | Event::Ended(_) | Event::Received(_) => {}
             }
         }
-        Ok(())
     }
 
     /// Hands a frame to the decoder, waiting while it is busy (every frame
     /// of a stream is needed), but not past the end of the call.
-    fn hand_to_decoder(&mut self, mut frame: Frame) -> Result<(), EndReason> {
+    fn hand_to_decoder(&mut self, mut frame: Frame) {
         loop {
             match self.frames_in.send_timeout(frame, POLL) {
-                Ok(()) => return Ok(()),
-                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
-                    if self.shutdown.is_ended() {
-                        return Ok(());
-                    }
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back))
+                    if !self.shutdown.is_ended() =>
+                {
                     frame = back;
                 }
-                // No decoder (a side that only sends): nothing to show.
-                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return Ok(()),
+                // Taken; or the call ended; or no decoder (nothing to show).
+                _ => return,
             }
         }
     }
@@ -390,7 +389,7 @@ impl CallThread {
     ) -> Result<(), EndReason> {
         self.driver.conn().close(reason.clone());
         let until = Instant::now() + LINGER;
-        while reason == EndReason::HungUp && Instant::now() < until {
+        while reason == EndReason::HungUp && Instant::now() < until && !self.driver.is_flushed() {
             if let Some(bytes) = self.driver.poll_transmit() {
                 let _ = self.to_writer.send(bytes);
                 break;
@@ -478,12 +477,8 @@ impl Writer {
         // Ends when the call thread is done (it drops its end).
         for batch in batches {
             match self.write_all(&batch) {
-                Ok(n) => {
-                    let _ = self.written.send((n as u64, Instant::now()));
-                    if n < batch.len() {
-                        break;
-                    }
-                }
+                Ok(n) if n < batch.len() => break,
+                Ok(_) => {}
                 Err(reason) => {
                     self.shutdown.end(reason);
                     break;
@@ -493,7 +488,9 @@ impl Writer {
         let _ = self.stream.shutdown(SocketShutdown::Write);
     }
 
-    /// Writes `bytes`; returns how many went. The socket's write timeout is
+    /// Writes `bytes`, saying after each write how far it got (each
+    /// frame's time is when its last byte went); returns how many went.
+    /// The socket's write timeout is
     /// [`POLL`], so the shutdown flag is seen: a hang-up gets [`LINGER`] to
     /// finish the message in flight and say Bye; a call that ended
     /// otherwise (a peer that stopped reading, say) stops at once.
@@ -503,7 +500,10 @@ impl Writer {
         while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
             match self.stream.write(rest) {
                 Ok(0) => return Err(EndReason::ConnectionLost("the socket took nothing".into())),
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    let _ = self.written.send((n as u64, Instant::now()));
+                }
                 Err(e) if is_timeout(&e) => {
                     let Some(reason) = self.shutdown.reason() else {
                         continue;

@@ -18,7 +18,7 @@ use crate::stats::{Counters, StatusLine};
 use crate::window::Speaker;
 use crate::wire::{self, MAX_TEXT_CHARS};
 
-/// Lines waiting for the sender thread at most; typing faster than the
+/// Lines waiting for the call thread at most; typing faster than the
 /// link takes them is told, not queued without end.
 pub(super) const OUTGOING: usize = 16;
 /// The peer's lines waiting for the main thread at most (beyond it they

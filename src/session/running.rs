@@ -46,7 +46,7 @@ pub(super) struct Call {
     pub(super) shutdown: Shutdown,
     counters: Arc<Counters>,
     pub(super) remote: crossbeam_channel::Receiver<RemoteFrame>,
-    /// Pixel buffers handed back to the receiver once shown.
+    /// Pixel buffers handed back to the decoder once shown.
     spare_pixels: crossbeam_channel::Sender<Vec<u32>>,
     link: Link,
     /// The encoder (a side that sends) and decoder threads.
@@ -56,7 +56,8 @@ pub(super) struct Call {
 }
 
 impl Call {
-    /// Starts the capture (if any), sender and receiver threads. Captured
+    /// Starts the capture (if any), the call's network threads, and the
+    /// encoder (if we send) and decoder threads. Captured
     /// frames also go to `self_view` when given; typed lines go through
     /// `text`.
     pub(super) fn start(
@@ -87,22 +88,35 @@ impl Call {
             frames: remote_in,
             spare,
         };
-        let mut media = vec![Decoding::start(
-            ports.incoming,
-            ports.pictures,
-            out,
-            shutdown.clone(),
-            counters.clone(),
-        )?];
-        if let Some(video) = video {
-            media.push(Encoding::start(
-                video,
-                (ports.view, ports.outgoing),
-                (fps, format),
+        let started = (|| {
+            let mut media = vec![Decoding::start(
+                ports.incoming,
+                ports.pictures,
+                out,
                 shutdown.clone(),
                 counters.clone(),
-            )?);
-        }
+            )?];
+            if let Some(video) = video {
+                media.push(Encoding::start(
+                    video,
+                    (ports.view, ports.outgoing),
+                    (fps, format),
+                    shutdown.clone(),
+                    counters.clone(),
+                )?);
+            }
+            anyhow::Ok(media)
+        })();
+        // A media stage that cannot start (no H.264 encoder) ends the
+        // call's threads that did.
+        let media = match started {
+            Ok(media) => media,
+            Err(e) => {
+                shutdown.end(EndReason::Encoding(format!("{e:#}")));
+                link.join();
+                return Err(e);
+            }
+        };
         Ok(Call {
             shutdown,
             counters,
@@ -115,7 +129,8 @@ impl Call {
         })
     }
 
-    /// Stops every thread, in reverse order of start, and says why. A
+    /// Stops every thread (the media ones, then the network's, then the
+    /// capture) and says why. A
     /// capture thread stuck in a camera read is left behind after
     /// [`CAPTURE_GRACE`]: hanging up never waits on a stuck camera.
     pub(super) fn finish(self) -> EndReason {

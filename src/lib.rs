@@ -5,7 +5,7 @@
 //! `window`; `secure` encrypts, `session` runs a call, `handoff` passes
 //! frames between threads, `interrupt` turns Ctrl-C into a hang-up, and
 //! `call` holds what all of them share (why a call ended, the stop flag,
-//! the clock).
+//! the clock), and `shared` lets a typed error ride in a cloned value.
 
 pub mod call;
 pub mod capture;
@@ -17,6 +17,7 @@ pub mod media;
 pub mod net;
 pub mod secure;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod text;
 pub mod trust;

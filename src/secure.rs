@@ -34,6 +34,8 @@ use std::sync::Arc;
 use blake2::{Blake2s256, Digest};
 use snow::{HandshakeState, StatelessTransportState};
 
+use crate::shared::Shared;
+
 /// The Noise protocol vidchat speaks.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 /// Largest Noise message, in bytes (the Noise specification's limit).
@@ -44,10 +46,10 @@ const TAG: usize = 16;
 const CHUNK: usize = NOISE_MAX - TAG;
 
 /// What can go wrong with encryption.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecureError {
     #[error("encryption handshake failed: {0}")]
-    Handshake(snow::Error),
+    Handshake(Shared<snow::Error>),
     #[error("peer sent data that does not decrypt (tampered with, or not from the peer)")]
     Decrypt,
     #[error("the peer's commitment to its code does not match: someone may be in the middle")]
@@ -58,6 +60,13 @@ pub enum SecureError {
     Unfinished,
     #[error("the system's random number generator failed: {0}")]
     Random(getrandom::Error),
+}
+
+impl SecureError {
+    /// A failure of snow's, kept whole.
+    fn handshake(e: snow::Error) -> Self {
+        SecureError::Handshake(Shared::new(e))
+    }
 }
 
 /// A side's long-lived Noise key (X25519 private key): who it is across
@@ -71,7 +80,7 @@ impl StaticKey {
     pub fn generate() -> Result<StaticKey, SecureError> {
         let keys = snow::Builder::new(params()?)
             .generate_keypair()
-            .map_err(SecureError::Handshake)?;
+            .map_err(SecureError::handshake)?;
         let bytes = keys
             .private
             .try_into()
@@ -125,7 +134,7 @@ pub fn sas(handshake_hash: &[u8], caller_nonce: &[u8; 32], callee_nonce: &[u8; 3
 }
 
 fn params() -> Result<snow::params::NoiseParams, SecureError> {
-    NOISE_PARAMS.parse().map_err(SecureError::Handshake)
+    NOISE_PARAMS.parse().map_err(SecureError::handshake)
 }
 
 /// One side of the Noise handshake.
@@ -172,14 +181,14 @@ impl Handshake {
         let builder = builder
             .local_private_key(private)
             .and_then(|b| b.prologue(prologue))
-            .map_err(SecureError::Handshake)?;
+            .map_err(SecureError::handshake)?;
         let state = if initiator {
             builder.build_initiator()
         } else {
             builder.build_responder()
         };
         Ok(Handshake {
-            state: state.map_err(SecureError::Handshake)?,
+            state: state.map_err(SecureError::handshake)?,
             messages: 0,
             code_hash: None,
         })
@@ -191,7 +200,7 @@ impl Handshake {
         let n = self
             .state
             .write_message(payload, &mut msg)
-            .map_err(SecureError::Handshake)?;
+            .map_err(SecureError::handshake)?;
         msg.truncate(n);
         self.count_message();
         Ok(msg)
@@ -215,7 +224,7 @@ impl Handshake {
         let n = self
             .state
             .read_message(msg, &mut payload)
-            .map_err(SecureError::Handshake)?;
+            .map_err(SecureError::handshake)?;
         payload.truncate(n);
         self.count_message();
         Ok(payload)
@@ -233,7 +242,7 @@ impl Handshake {
         let transport = Arc::new(
             self.state
                 .into_stateless_transport_mode()
-                .map_err(SecureError::Handshake)?,
+                .map_err(SecureError::handshake)?,
         );
         Ok(Finished {
             hash,

@@ -14,6 +14,8 @@
 use bincode::Options;
 use serde::{Deserialize, Serialize};
 
+use crate::shared::Shared;
+
 /// Bytes that open every vidchat Hello: a peer that does not send them is not vidchat.
 pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
 /// Protocol version; both sides must speak the same one. 2: both sides
@@ -298,14 +300,14 @@ pub enum Message {
 }
 
 /// What can be wrong with bytes from a peer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// A length prefix over the cap: refused before allocating.
     #[error("peer announced a {len}-byte message, over the {max}-byte limit")]
     TooLong { len: u64, max: u64 },
     /// The bytes of a message do not decode.
     #[error("peer sent a malformed message: {0}")]
-    Malformed(#[from] bincode::Error),
+    Malformed(#[source] Shared<bincode::ErrorKind>),
     /// The first message is not a vidchat Hello.
     #[error("not a vidchat peer ({0})")]
     NotVidchat(String),
@@ -328,6 +330,12 @@ pub enum WireError {
     OutgoingTooLong { len: u64, max: u64 },
 }
 
+impl From<bincode::Error> for WireError {
+    fn from(e: bincode::Error) -> Self {
+        WireError::Malformed(Shared::from_box(e))
+    }
+}
+
 fn bincode_options(limit: u64) -> impl Options {
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
@@ -342,7 +350,7 @@ pub fn encode_payload<T: Serialize>(msg: &T, max: u64, out: &mut Vec<u8>) -> Res
         out.truncate(start);
         return Err(match *e {
             bincode::ErrorKind::SizeLimit => WireError::OutgoingTooLong { len: u64::MAX, max },
-            _ => WireError::Malformed(e),
+            _ => WireError::from(e),
         });
     }
     Ok(())

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use vidchat::call::EndReason;
+use vidchat::call::{EndReason, ProtocolError};
 use vidchat::net::connection::{Connection, Event, Role};
 use vidchat::secure::StaticKey;
 use vidchat::wire::Intro;
@@ -101,7 +101,10 @@ fn someone_guessing_the_code_learns_it_only_as_the_listener_rings_and_is_turned_
     // Turned away now: no handshake, let alone a code.
     let (_, seen) = attempt(port, Duration::from_secs(10));
     assert!(
-        matches!(&seen, Try::Ended(EndReason::Protocol(why)) if why.contains("without a word")),
+        matches!(
+            &seen,
+            Try::Ended(EndReason::Protocol(ProtocolError::ClosedWithoutAWord))
+        ),
         "{seen:?}"
     );
     terminal.wait_for("turned away 1 connection(s)");

@@ -40,11 +40,9 @@ fn drain(conn: &mut Connection, h264: &mut Option<H264Decoder>) {
             VideoFormat::H264 => {
                 if let Some(decoder) = h264.as_mut() {
                     let out = Some(&mut pixels);
-                    if decoder
-                        .decode_0rgb(&frame.data, frame.width, frame.height, out)
-                        .is_err()
+                    if let Err(e) = decoder.decode_0rgb(&frame.data, frame.width, frame.height, out)
                     {
-                        conn.picture_lost("fuzz");
+                        conn.picture_lost(e);
                     }
                 }
             }

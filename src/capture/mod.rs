@@ -259,14 +259,14 @@ fn run(mut source: Box<dyn FrameSource>, start: Receiver<Delivery>) {
     };
     let _guard = shutdown.crash_guard("capture");
     if let Err(e) = source.start() {
-        shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
+        shutdown.end(EndReason::SourceFailed(e.into()));
         return;
     }
     let mut seq = 0;
     while !shutdown.is_ended() {
         let mut image = recycled.try_recv().unwrap_or_default();
         if let Err(e) = source.next_frame(&mut image) {
-            shutdown.end(EndReason::SourceFailed(format!("{e:#}")));
+            shutdown.end(EndReason::SourceFailed(e.into()));
             return;
         }
         let frame = CapturedFrame {

@@ -15,6 +15,7 @@ use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
+use crate::shared::Shared;
 use crate::wire::{MAX_DIMENSION, VideoFormat};
 
 pub mod h264;
@@ -73,7 +74,7 @@ pub fn rgb_len(width: u32, height: u32) -> usize {
 }
 
 /// What can go wrong turning bytes into pictures and back.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     #[error("JPEG does not decode: {0}")]
     Jpeg(String),
@@ -96,9 +97,15 @@ pub enum CodecError {
     #[error("pixel conversion failed: {0}")]
     Convert(String),
     #[error("JPEG encoding failed: {0}")]
-    Encode(#[from] jpeg_encoder::EncodingError),
+    Encode(#[source] Shared<jpeg_encoder::EncodingError>),
     #[error("H.264: {0}")]
     H264(String),
+}
+
+impl From<jpeg_encoder::EncodingError> for CodecError {
+    fn from(e: jpeg_encoder::EncodingError) -> Self {
+        CodecError::Encode(Shared::new(e))
+    }
 }
 
 pub(crate) fn check_size(width: u32, height: u32) -> Result<(), CodecError> {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{RemoteFrame, VideoOut};
-use crate::call::{EndReason, Shutdown, unix_us};
+use crate::call::{EndReason, ProtocolError, Shutdown, unix_us};
 use crate::codec::decode_jpeg_0rgb;
 use crate::codec::h264::H264Decoder;
 use crate::handoff::Latest;
@@ -93,7 +93,7 @@ impl Decoding {
                 VideoFormat::Jpeg => {
                     decode_jpeg_0rgb(&frame.data, frame.width, frame.height, &mut pixels)
                         .map(|()| true)
-                        .map_err(|e| EndReason::Protocol(format!("bad video from peer: {e}")))?
+                        .map_err(|e| EndReason::Protocol(ProtocolError::BadVideo(e)))?
                 }
                 VideoFormat::H264 if self.awaiting_keyframe && !frame.keyframe => false,
                 VideoFormat::H264 => {
@@ -101,7 +101,8 @@ impl Decoding {
                     let decoder = match &mut self.h264 {
                         Some(decoder) => decoder,
                         slot => slot.insert(
-                            H264Decoder::new().map_err(|e| EndReason::Protocol(e.to_string()))?,
+                            H264Decoder::new()
+                                .map_err(|e| EndReason::Protocol(ProtocolError::Decoder(e)))?,
                         ),
                     };
                     let out = newest.then_some(&mut pixels);
@@ -112,7 +113,7 @@ impl Decoding {
                         }
                         Err(e) => {
                             // The call asks for a keyframe; too many errors end it.
-                            let _ = self.pictures.send(Picture::Lost(e.to_string()));
+                            let _ = self.pictures.send(Picture::Lost(e));
                             self.awaiting_keyframe = true;
                             false
                         }
@@ -148,8 +149,8 @@ mod tests {
     //! The decoder thread given video that does not decode as announced:
     //! the call ends, with why.
     use super::*;
-    use crate::codec::{RgbImage, encode_jpeg};
-    use crate::net::connection::tests::assert_protocol;
+    use crate::codec::{CodecError, RgbImage, encode_jpeg};
+    use crate::net::connection::tests::protocol_error;
     use crossbeam_channel::bounded;
 
     fn ends_with(frame: Frame) -> EndReason {
@@ -192,7 +193,15 @@ mod tests {
             data: vec![90; 32 * 32 * 3],
         };
         encode_jpeg(&image, 80, &mut jpeg).unwrap();
-        assert_protocol(ends_with(jpeg_frame(640, 480, jpeg)), "expected 640x480");
+        assert_eq!(
+            protocol_error(ends_with(jpeg_frame(640, 480, jpeg))),
+            ProtocolError::BadVideo(CodecError::SizeMismatch {
+                got_w: 32,
+                got_h: 32,
+                want_w: 640,
+                want_h: 480
+            })
+        );
     }
 
     #[test]
@@ -200,6 +209,7 @@ mod tests {
         let junk = (0..5000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
             .collect();
-        assert_protocol(ends_with(jpeg_frame(64, 64, junk)), "bad video from peer");
+        let why = protocol_error(ends_with(jpeg_frame(64, 64, junk)));
+        assert!(matches!(why, ProtocolError::BadVideo(_)), "{why:?}");
     }
 }

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use super::ladder::{H264_BITS_PER_PIXEL, JPEG_BITS_PER_PIXEL, SizeLadder};
 use super::rate::{LinkSample, RateController};
 use super::{CAMERA_QUALITY, H264_QUALITY, VideoIn};
-use crate::call::{EndReason, Shutdown};
+use crate::call::{EncodingError, EndReason, Shutdown};
 use crate::capture::CapturedFrame;
 use crate::codec::h264::H264Encoder;
 use crate::codec::scale::Scaler;
@@ -297,5 +297,5 @@ fn encode(
 }
 
 fn encoding(e: CodecError) -> EndReason {
-    EndReason::Encoding(e.to_string())
+    EndReason::Encoding(EncodingError::Codec(e))
 }

@@ -24,7 +24,8 @@ use super::Peer;
 use super::connection::Event;
 use super::driver::Driver;
 use super::feedback::{self, LinkSample};
-use crate::call::{EndReason, Shutdown};
+use crate::call::{EndReason, Lost, NetworkError, Shutdown};
+use crate::codec::CodecError;
 use crate::handoff::{Latest, latest};
 use crate::stats::Counters;
 use crate::wire::Frame;
@@ -56,7 +57,7 @@ pub enum Picture {
     /// Decoded.
     Decoded,
     /// Could not be decoded (why): the driver asks for a keyframe.
-    Lost(String),
+    Lost(CodecError),
 }
 
 /// The call as the media stage sees it.
@@ -126,7 +127,7 @@ pub struct Link {
 enum FromSocket {
     Bytes(Instant, Vec<u8>),
     Closed,
-    Failed(String),
+    Failed(io::Error),
 }
 
 impl Link {
@@ -272,7 +273,7 @@ impl CallThread {
                 recv(inputs.reads) -> read => match read {
                     Ok(FromSocket::Bytes(at, bytes)) => self.driver.handle_read(at, &bytes),
                     Ok(FromSocket::Closed) => self.driver.handle_closed(),
-                    Ok(FromSocket::Failed(why)) => self.driver.conn().close(EndReason::ConnectionLost(why)),
+                    Ok(FromSocket::Failed(e)) => self.driver.conn().close(EndReason::ConnectionLost(Lost::Io(e.into()))),
                     // The reader stopped because the call ended.
                     Err(_) => inputs.reads = never(),
                 },
@@ -295,7 +296,7 @@ impl CallThread {
                 },
                 recv(inputs.decoded) -> picture => match picture {
                     Ok(Picture::Decoded) => self.driver.conn().picture_ok(),
-                    Ok(Picture::Lost(why)) => self.driver.conn().picture_lost(&why),
+                    Ok(Picture::Lost(why)) => self.driver.conn().picture_lost(why),
                     Err(_) => inputs.decoded = never(),
                 },
                 default(wait) => {},
@@ -431,7 +432,7 @@ impl Reader {
                     FromSocket::Bytes(Instant::now(), buf.get(..n).unwrap_or_default().to_vec())
                 }
                 Err(e) if is_timeout(&e) => continue,
-                Err(e) => FromSocket::Failed(e.to_string()),
+                Err(e) => FromSocket::Failed(e),
             };
             let last = !matches!(read, FromSocket::Bytes(..));
             if self.shutdown.is_ended() {
@@ -499,7 +500,7 @@ impl Writer {
         let mut give_up = None;
         while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
             match self.stream.write(rest) {
-                Ok(0) => return Err(EndReason::ConnectionLost("the socket took nothing".into())),
+                Ok(0) => return Err(EndReason::ConnectionLost(Lost::TookNothing)),
                 Ok(n) => {
                     written += n;
                     let _ = self.written.send((n as u64, Instant::now()));
@@ -519,9 +520,9 @@ impl Writer {
                         io::ErrorKind::ConnectionReset
                         | io::ErrorKind::BrokenPipe
                         | io::ErrorKind::ConnectionAborted => {
-                            EndReason::ConnectionLost(e.to_string())
+                            EndReason::ConnectionLost(Lost::Io(e.into()))
                         }
-                        _ => EndReason::Network(format!("cannot send: {e}")),
+                        _ => EndReason::Network(NetworkError::Send(e.into())),
                     });
                 }
             }

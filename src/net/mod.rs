@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use socket2::{Domain, Socket, Type};
 
-use crate::call::{EndReason, unix_us};
+use crate::call::{EndReason, Lost, unix_us};
 use crate::secure::StaticKey;
 use crate::wire::Intro;
 use connection::{Connection, Event, PeerInfo, Role};
@@ -116,7 +116,8 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    self.conn.close(EndReason::ConnectionLost(e.to_string()));
+                    self.conn
+                        .close(EndReason::ConnectionLost(Lost::Io(e.into())));
                     break;
                 }
             }
@@ -147,7 +148,8 @@ impl Peer {
                     // Nothing more can go out; the read side reports the end.
                     self.written = self.unsent.len();
                     if self.conn.end_reason().is_none() {
-                        self.conn.close(EndReason::ConnectionLost(e.to_string()));
+                        self.conn
+                            .close(EndReason::ConnectionLost(Lost::Io(e.into())));
                     }
                     return;
                 }

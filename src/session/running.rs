@@ -18,7 +18,7 @@ use super::confirm::{Confirmation, Yes};
 use super::known::Remember;
 use super::screen::Screen;
 use super::{CallOptions, offer};
-use crate::call::{EndReason, Shutdown, say, unix_us};
+use crate::call::{EncodingError, EndReason, Shutdown, say, unix_us};
 use crate::capture::{Capture, CapturedFrame};
 use crate::handoff::{Latest, latest};
 use crate::media::receive::Decoding;
@@ -28,6 +28,7 @@ use crate::media::{RemoteFrame, VideoIn, VideoOut};
 use crate::net::connection::Role;
 use crate::net::link::{Link, TextLink};
 use crate::net::{PUMP_INTERVAL, Peer};
+use crate::shared::Shared;
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
 use crate::wire::{self, VideoFormat};
 
@@ -112,9 +113,12 @@ impl Call {
         let media = match started {
             Ok(media) => media,
             Err(e) => {
-                shutdown.end(EndReason::Encoding(format!("{e:#}")));
+                // One error, two owners: the reason, and our caller (it
+                // reads as before: the whole chain).
+                let why = EncodingError::Start(Shared::new(e));
+                shutdown.end(EndReason::Encoding(why.clone()));
                 link.join();
-                return Err(e);
+                return Err(why.into());
             }
         };
         Ok(Call {

@@ -344,6 +344,10 @@ impl RateController {
                         .acked_rate(from)
                         .or_else(|| recent.and_then(|r| self.acked_rate(r)));
                     let carried = match acked {
+                        // On a link we saturate, its pace is what it
+                        // carries too; the peer's reports come a frame at
+                        // a time, and a rate from a few of them reads low.
+                        Some(rate) if saturated && link.paced => Some(rate.max(delivered)),
                         Some(rate) => Some(rate),
                         None if self.acked.is_empty() => Some(delivered.min(sent)),
                         None => None,
@@ -402,6 +406,7 @@ mod tests {
             bytes_acked: 0,
             notsent_bytes: 0,
             in_flight_bytes: 0,
+            paced: false,
         })
     }
 
@@ -768,6 +773,27 @@ mod tests {
         // 1.5 Mbit/s goes out on a 1 Mbit/s link that the kernel's samples
         // read as 3 Mbit/s (a shaper's burst); a queue stands.
         send_acked(&mut c, &mut t, &mut acked, 30, 6250, 4125, 3 * MBIT, 60);
+        let cap = c.capacity().unwrap();
+        assert!(
+            (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
+            "{cap} B/s on a 1 Mbit/s link"
+        );
+    }
+
+    #[test]
+    fn a_queue_on_a_link_we_saturate_caps_at_the_pace_the_peer_saw() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 1.5 Mbit/s goes out on a 1 Mbit/s link; the peer's reports, a
+        // frame at a time, add up to 0.6 Mbit/s, but the frames' bytes came
+        // at 1 Mbit/s.
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            acked += 2_500;
+            let pace = acking(MBIT, 60, acked).map(|l| LinkSample { paced: true, ..l });
+            c.on_frame_sent(6_250, pace, t);
+        }
         let cap = c.capacity().unwrap();
         assert!(
             (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),

@@ -31,12 +31,25 @@ pub struct LinkSample {
     pub notsent_bytes: u32,
     /// Bytes sent but not yet acknowledged.
     pub in_flight_bytes: u32,
+    /// Whether `delivery_rate` is the pace at which the peer saw frames
+    /// arrive (on a saturated link, what it carries), not the kernel's
+    /// sample of a round trip (which reads low or high while a queue
+    /// stands).
+    pub paced: bool,
 }
 
 /// How long a one-way delay counts towards the minimum it is measured
 /// against (long enough to see the link empty, short enough that two
 /// clocks drifting apart do not matter).
 const BASE_WINDOW: Duration = Duration::from_secs(10);
+/// A frame's own bytes taking up to this long to arrive is not a queue
+/// (a frame interval at 30 fps).
+const OWN_TIME: Duration = Duration::from_millis(33);
+/// How long a frame's pace counts towards the link's: as the fastest
+/// within this, what the first read's bytes took.
+const PACE_WINDOW: Duration = Duration::from_secs(2);
+/// ... and as the link's delivery rate now.
+const PACE_RECENT: Duration = Duration::from_millis(300);
 /// Frames remembered while their reports are awaited.
 const WRITTEN_KEPT: usize = 256;
 /// The time a frame's bytes took to arrive is taken as at least this: a
@@ -70,7 +83,15 @@ pub struct Feedback {
     /// (when; how long after it was written a frame's report came, µs).
     reported: VecDeque<(u64, u64)>,
     queue_us: u32,
+    /// Bytes a second: the fastest spread within [`PACE_RECENT`] of the
+    /// frames that came in more than one read (a read the receiver made
+    /// late makes one frame read slow; one read says only that the link
+    /// is at least that fast: it serves until a frame says more).
     rate: u64,
+    /// (when; bytes a second) of the frames that came in more than one
+    /// read within [`PACE_WINDOW`]: the link's pace (one read says
+    /// nothing of it).
+    paces: VecDeque<(u64, u64)>,
 }
 
 impl Feedback {
@@ -127,17 +148,48 @@ impl Feedback {
                     b => (u64::from(b).min(bytes), u64::from(arrival.spread_us)),
                 };
                 let us = spread_us.max(MIN_SPREAD.as_micros() as u64);
-                self.rate = spread_bytes.saturating_mul(1_000_000) / us;
-                // Its last byte's: a frame too big for the link (the link
-                // just got thinner) waits behind its own bytes too.
-                let delay = i128::from(arrival.at_us) - i128::from(written_us);
+                let rate = spread_bytes.saturating_mul(1_000_000) / us;
+                if spread_us > 0 {
+                    remember(&mut self.paces, now_us, rate, PACE_WINDOW);
+                    let recent = now_us.saturating_sub(PACE_RECENT.as_micros() as u64);
+                    self.rate = self
+                        .paces
+                        .iter()
+                        .filter(|&&(t, _)| t >= recent)
+                        .map(|&(_, r)| r)
+                        .max()
+                        .unwrap_or(rate);
+                } else if self.rate == 0 {
+                    self.rate = rate;
+                }
+                // Its last byte's, less the time the frame's own bytes
+                // took up to OWN_TIME: on a thin link a frame's own bytes
+                // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
+                // first read's packet taken at the fastest recent pace so
+                // as not to hide a queue), but a frame that takes longer
+                // than that is late (the link just got thinner) and says so.
+                let pace = self.pace();
+                let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
+                let first_us = first_read
+                    .saturating_mul(1_000_000)
+                    .checked_div(pace)
+                    .unwrap_or(0);
+                let own_us = (spread_us + first_us).min(OWN_TIME.as_micros() as u64);
+                let delay = i128::from(arrival.at_us) - i128::from(written_us) - i128::from(own_us);
                 let delay = delay.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-                let base = windowed_min(&mut self.delays, now_us, delay);
+                remember(&mut self.delays, now_us, delay, BASE_WINDOW);
+                let base = self.delays.iter().map(|&(_, d)| d).min().unwrap_or(delay);
                 self.queue_us = u32::try_from(delay.saturating_sub(base)).unwrap_or(u32::MAX);
                 let took = now_us.saturating_sub(written_us);
-                windowed_min(&mut self.reported, now_us, took);
+                remember(&mut self.reported, now_us, took, BASE_WINDOW);
             }
         }
+    }
+
+    /// The link's pace: the fastest a frame's bytes came within
+    /// [`PACE_WINDOW`], bytes a second (0: not known yet).
+    fn pace(&self) -> u64 {
+        self.paces.iter().map(|&(_, r)| r).max().unwrap_or(0)
     }
 
     /// Frame bytes handed over but not yet taken by the socket.
@@ -165,14 +217,14 @@ impl Feedback {
             bytes_acked: acked,
             notsent_bytes: clamp_u32(self.unsent()),
             in_flight_bytes: clamp_u32(sent_frames.saturating_sub(acked)),
+            paced: true,
         }
     }
 }
 
-/// Adds `value` at `now_us` to `window` (dropping what is older than
-/// [`BASE_WINDOW`]) and returns the smallest value in it.
-fn windowed_min<T: Copy + Ord>(window: &mut VecDeque<(u64, T)>, now_us: u64, value: T) -> T {
-    let span = BASE_WINDOW.as_micros() as u64;
+/// Adds `value` at `now_us` to `window`, dropping what is older than `span`.
+fn remember<T>(window: &mut VecDeque<(u64, T)>, now_us: u64, value: T, span: Duration) {
+    let span = span.as_micros() as u64;
     while window
         .front()
         .is_some_and(|&(t, _)| now_us.saturating_sub(t) > span)
@@ -180,7 +232,6 @@ fn windowed_min<T: Copy + Ord>(window: &mut VecDeque<(u64, T)>, now_us: u64, val
         window.pop_front();
     }
     window.push_back((now_us, value));
-    window.iter().map(|&(_, v)| v).min().unwrap_or(value)
 }
 
 fn clamp_u32(n: u64) -> u32 {
@@ -217,6 +268,7 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
         bytes_acked: info.tcpi_bytes_acked,
         notsent_bytes: info.tcpi_notsent_bytes.saturating_add(clamp_u32(unsent)),
         in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
+        paced: false,
     })
 }
 
@@ -276,6 +328,37 @@ mod tests {
             );
         }
         assert_eq!(f.sample(NOW).queue_us, 40_000);
+    }
+
+    #[test]
+    fn a_frame_on_a_thin_link_is_no_queue_unless_it_takes_longer_than_a_frame() {
+        let mut f = Feedback::default();
+        // 500 kbit/s (16 µs a byte), 2 ms away: a frame written at
+        // `written_us` starts arriving at `start_us`, in reads after the
+        // first 100 bytes, or in one.
+        let report = |f: &mut Feedback, seq, bytes: u64, end, written_us, start_us, reads| {
+            f.frame_queued(seq, bytes, end);
+            f.written(end, written_us);
+            let at = start_us + bytes * 16;
+            let spread = match reads {
+                1 => (0, 0),
+                _ => (bytes as u32 - 100, (bytes as u32 - 100) * 16),
+            };
+            f.received(at + 2_000, &[arrival(seq, end, at, spread)]);
+        };
+        report(&mut f, 1, 500, 500, 0, 2_000, 2);
+        // 1500 bytes take 24 ms; 1400 in one read go at the same pace.
+        report(&mut f, 2, 1_500, 2_000, 33_000, 35_000, 2);
+        assert_eq!(f.sample(NOW).queue_us, 0);
+        report(&mut f, 3, 1_400, 3_400, 66_000, 68_000, 1);
+        assert_eq!(f.sample(NOW).queue_us, 0);
+        // 5000 bytes take 80 ms: more than a frame's time, so late.
+        report(&mut f, 4, 5_000, 8_400, 100_000, 102_000, 4);
+        assert_eq!(f.sample(NOW).queue_us, 47_000);
+        // The next frame, written at 133 ms, starts arriving only when
+        // the 5000 bytes are in, at 182 ms: it waited 47 ms in a queue.
+        report(&mut f, 5, 500, 8_900, 133_000, 182_000, 2);
+        assert_eq!(f.sample(NOW).queue_us, 47_000);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: if the
 //! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
 //! draining, what the peer acknowledged while it stood (the link carried no
-//! more) becomes a ceiling, and the capacity is measured afresh under it so
+//! more; or, where the peer measured it, the pace its frames came at, up to
+//! what we sent) becomes a ceiling, and the capacity is measured afresh under it so
 //! the controller reacts at once. The ceiling rises slowly near that rate
 //! and faster ([`CEILING_GROWTH`] a second) well past it, only while no
 //! queue is on the way ([`QUEUE_TARGET`]). Without it, a shaper's burst
@@ -246,8 +247,9 @@ impl RateController {
                 .acks_moved
                 .is_some_and(|t| now.saturating_duration_since(t) >= FRAME_LAG);
         // What is still ahead of the frame must reach the peer within
-        // FRAME_LAG, at the lower of the capacity and the kernel's latest
-        // delivery rate (which knows first when the link got thinner).
+        // FRAME_LAG, at the lower of the capacity and the latest delivery
+        // rate (the kernel's knows first when the link got thinner; the
+        // peer's is the fastest of the last 300 ms).
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
         let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes);
         !stalled && ahead <= rate * FRAME_LAG.as_secs_f64()
@@ -345,9 +347,12 @@ impl RateController {
                         .or_else(|| recent.and_then(|r| self.acked_rate(r)));
                     let carried = match acked {
                         // On a link we saturate, its pace is what it
-                        // carries too; the peer's reports come a frame at
-                        // a time, and a rate from a few of them reads low.
-                        Some(rate) if saturated && link.paced => Some(rate.max(delivered)),
+                        // carries too (though no more than we send, as a
+                        // queue stands); the peer's reports come a frame
+                        // at a time, and a rate from a few of them reads low.
+                        Some(rate) if saturated && link.paced => {
+                            Some(rate.max(delivered.min(sent)))
+                        }
                         Some(rate) => Some(rate),
                         None if self.acked.is_empty() => Some(delivered.min(sent)),
                         None => None,
@@ -799,6 +804,24 @@ mod tests {
             (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
             "{cap} B/s on a 1 Mbit/s link"
         );
+    }
+
+    #[test]
+    fn a_pace_above_what_we_send_caps_at_what_we_send() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 1.5 Mbit/s goes out and a queue stands, but the frames' bytes came
+        // at 2.5 Mbit/s (a shaper's burst): the link carries no more than
+        // what we send.
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            acked += 2_500;
+            let pace = acking(5 * MBIT / 2, 60, acked).map(|l| LinkSample { paced: true, ..l });
+            c.on_frame_sent(6_250, pace, t);
+        }
+        let cap = c.capacity().unwrap();
+        assert!(cap <= 1.6 * MBIT as f64, "{cap} B/s, sending 1.5 Mbit/s");
     }
 
     #[test]

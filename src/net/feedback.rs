@@ -4,7 +4,8 @@
 //! when, and how fast the frame's bytes came in), and from that and what
 //! we wrote this estimates the link's pace (the spread of a frame's bytes
 //! on arrival: a frame is a burst, so it arrives at the bottleneck's rate),
-//! the queueing delay (one-way delay above its recent minimum; the two
+//! the queueing delay (one-way delay above its recent minimum, less the
+//! time the frame's own bytes took, up to a frame interval; the two
 //! clocks' offset cancels out) and the frame bytes not yet received.
 //!
 //! Where the kernel reports on the connection (Linux `TCP_INFO`) its view
@@ -83,14 +84,15 @@ pub struct Feedback {
     /// (when; how long after it was written a frame's report came, µs).
     reported: VecDeque<(u64, u64)>,
     queue_us: u32,
-    /// Bytes a second: the fastest spread within [`PACE_RECENT`] of the
-    /// frames that came in more than one read (a read the receiver made
-    /// late makes one frame read slow; one read says only that the link
-    /// is at least that fast: it serves until a frame says more).
+    /// Bytes a second, as of the latest report: the fastest spread within
+    /// [`PACE_RECENT`] of the frames that came in more than one read (a
+    /// read the receiver made late makes one frame look slow), else within
+    /// [`PACE_WINDOW`]; with none, what the latest frame's one read says
+    /// (only that the link is at least that fast).
     rate: u64,
     /// (when; bytes a second) of the frames that came in more than one
-    /// read within [`PACE_WINDOW`]: the link's pace (one read says
-    /// nothing of it).
+    /// read, the last [`PACE_WINDOW`] of them kept: the link's pace (one
+    /// read says nothing of it).
     paces: VecDeque<(u64, u64)>,
 }
 
@@ -151,30 +153,28 @@ impl Feedback {
                 let rate = spread_bytes.saturating_mul(1_000_000) / us;
                 if spread_us > 0 {
                     remember(&mut self.paces, now_us, rate, PACE_WINDOW);
-                    let recent = now_us.saturating_sub(PACE_RECENT.as_micros() as u64);
-                    self.rate = self
-                        .paces
-                        .iter()
-                        .filter(|&&(t, _)| t >= recent)
-                        .map(|&(_, r)| r)
-                        .max()
-                        .unwrap_or(rate);
-                } else if self.rate == 0 {
-                    self.rate = rate;
                 }
+                // The fastest pace of late; else of the window; else what
+                // one read says.
+                self.rate = self
+                    .fastest_pace(now_us, PACE_RECENT)
+                    .or_else(|| self.fastest_pace(now_us, PACE_WINDOW))
+                    .unwrap_or(rate);
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
                 // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
                 // first read's packet taken at the fastest recent pace so
                 // as not to hide a queue), but a frame that takes longer
                 // than that is late (the link just got thinner) and says so.
-                let pace = self.pace();
+                let pace = self.fastest_pace(now_us, PACE_WINDOW).unwrap_or(0);
                 let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
                 let first_us = first_read
                     .saturating_mul(1_000_000)
                     .checked_div(pace)
                     .unwrap_or(0);
-                let own_us = (spread_us + first_us).min(OWN_TIME.as_micros() as u64);
+                let own_us = spread_us
+                    .saturating_add(first_us)
+                    .min(OWN_TIME.as_micros() as u64);
                 let delay = i128::from(arrival.at_us) - i128::from(written_us) - i128::from(own_us);
                 let delay = delay.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
                 remember(&mut self.delays, now_us, delay, BASE_WINDOW);
@@ -186,10 +186,15 @@ impl Feedback {
         }
     }
 
-    /// The link's pace: the fastest a frame's bytes came within
-    /// [`PACE_WINDOW`], bytes a second (0: not known yet).
-    fn pace(&self) -> u64 {
-        self.paces.iter().map(|&(_, r)| r).max().unwrap_or(0)
+    /// The fastest a frame's bytes came within `span` of `now_us`, bytes
+    /// a second, of the frames that came in more than one read.
+    fn fastest_pace(&self, now_us: u64, span: Duration) -> Option<u64> {
+        let since = now_us.saturating_sub(span.as_micros() as u64);
+        self.paces
+            .iter()
+            .filter(|&&(t, _)| t >= since)
+            .map(|&(_, r)| r)
+            .max()
     }
 
     /// Frame bytes handed over but not yet taken by the socket.
@@ -202,9 +207,15 @@ impl Feedback {
     /// has waited in a queue at least that much more: a link that just got
     /// thinner shows at once, not when its frames finally arrive.
     pub fn sample(&self, now_us: u64) -> LinkSample {
+        let pace = self.fastest_pace(now_us, PACE_WINDOW);
         let waiting = self.written.front().and_then(|&(_, bytes, written_us)| {
             let base = self.reported.iter().map(|&(_, t)| t).min()?;
-            let own = (bytes * 1_000_000).checked_div(self.rate).unwrap_or(0);
+            // As for a frame reported: its own bytes up to OWN_TIME.
+            let own = bytes
+                .saturating_mul(1_000_000)
+                .checked_div(pace.unwrap_or(self.rate))
+                .unwrap_or(0)
+                .min(OWN_TIME.as_micros() as u64);
             let late = now_us.saturating_sub(written_us).saturating_sub(base + own);
             u32::try_from(late).ok()
         });
@@ -217,7 +228,7 @@ impl Feedback {
             bytes_acked: acked,
             notsent_bytes: clamp_u32(self.unsent()),
             in_flight_bytes: clamp_u32(sent_frames.saturating_sub(acked)),
-            paced: true,
+            paced: pace.is_some(),
         }
     }
 }
@@ -359,6 +370,27 @@ mod tests {
         // the 5000 bytes are in, at 182 ms: it waited 47 ms in a queue.
         report(&mut f, 5, 500, 8_900, 133_000, 182_000, 2);
         assert_eq!(f.sample(NOW).queue_us, 47_000);
+    }
+
+    #[test]
+    fn one_slow_frame_does_not_slow_the_link_but_an_old_pace_is_forgotten() {
+        let mut f = Feedback::default();
+        let mut report = |seq: u64, now_us, spread| {
+            let end = seq * 1_000;
+            f.frame_queued(seq, 1_000, end);
+            f.written(end, now_us - 10_000);
+            f.received(now_us, &[arrival(seq, end, now_us, spread)]);
+            f.sample(now_us)
+        };
+        // 900 bytes after the first read in 14.4 ms: 62.5 kB/s.
+        assert_eq!(report(1, 20_000, (900, 14_400)).delivery_rate, 62_500);
+        // A read made late: the same bytes in 150 ms.
+        let s = report(2, 200_000, (900, 150_000));
+        assert_eq!((s.delivery_rate, s.paced), (62_500, true));
+        // Three seconds on, a frame in one read: no pace is recent enough
+        // to go by, only that the link took 1000 bytes in a millisecond.
+        let s = report(3, 3_000_000, (0, 0));
+        assert_eq!((s.delivery_rate, s.paced), (1_000_000, false));
     }
 
     #[test]

@@ -182,6 +182,15 @@ pub enum ProtocolError {
     Decoder(CodecError),
 }
 
+#[cfg(test)]
+impl ProtocolError {
+    /// H.264 the decoder could not read (`why`), for tests of layers that
+    /// know nothing of codecs.
+    pub fn bad_h264(why: &str) -> ProtocolError {
+        ProtocolError::BadVideo(CodecError::H264(why.into()))
+    }
+}
+
 /// How our side of the network failed ([`EndReason::Network`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkError {

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use vidchat::call::ProtocolError;
 use vidchat::codec;
 use vidchat::codec::h264::H264Decoder;
 use vidchat::net::connection::{Connection, Event, Role};
@@ -42,7 +43,7 @@ fn drain(conn: &mut Connection, h264: &mut Option<H264Decoder>) {
                     let out = Some(&mut pixels);
                     if let Err(e) = decoder.decode_0rgb(&frame.data, frame.width, frame.height, out)
                     {
-                        conn.picture_lost(e);
+                        conn.picture_lost(ProtocolError::BadVideo(e));
                     }
                 }
             }

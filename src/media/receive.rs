@@ -113,7 +113,8 @@ impl Decoding {
                         }
                         Err(e) => {
                             // The call asks for a keyframe; too many errors end it.
-                            let _ = self.pictures.send(Picture::Lost(e));
+                            let why = ProtocolError::BadVideo(e);
+                            let _ = self.pictures.send(Picture::Lost(why));
                             self.awaiting_keyframe = true;
                             false
                         }

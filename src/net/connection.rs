@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use super::budget::Budget;
 use crate::call::{EncodingError, EndReason, IDLE_TIMEOUT, Lost, NetworkError, ProtocolError};
-use crate::codec::CodecError;
 use crate::secure::{self, Handshake, Opener, Sealer, StaticKey};
 use crate::wire::{
     self, Arrival, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_ARRIVALS,
@@ -979,12 +978,13 @@ impl Connection {
         std::mem::take(&mut self.keyframe_wanted)
     }
 
-    /// Our decoder could not decode a frame (`why`): skip P-frames and ask
-    /// for a keyframe; too many in a row end the call (with the last `why`).
-    pub fn picture_lost(&mut self, why: CodecError) {
+    /// Our decoder could not decode a frame (`why`: what the call ends
+    /// with, should it): skip P-frames and ask for a keyframe; too many in
+    /// a row end the call (with the last `why`).
+    pub fn picture_lost(&mut self, why: ProtocolError) {
         self.decode_errors += 1;
         if self.decode_errors >= MAX_DECODE_ERRORS {
-            return self.close(EndReason::Protocol(ProtocolError::BadVideo(why)));
+            return self.close(EndReason::Protocol(why));
         }
         self.awaiting_keyframe = true;
         if self.is_open() {
@@ -1666,7 +1666,7 @@ pub(crate) mod tests {
             [5, 6],
             "old or repeated frames passed"
         );
-        pair.callee.picture_lost(CodecError::H264("test".into()));
+        pair.callee.picture_lost(ProtocolError::bad_h264("test"));
         pair.drive();
         assert!(
             pair.caller.take_keyframe_wanted(),
@@ -1679,13 +1679,11 @@ pub(crate) mod tests {
         pair.drive();
         assert_eq!(frames(&mut pair.callee), [8, 9]);
         for _ in 0..MAX_DECODE_ERRORS {
-            pair.callee.picture_lost(CodecError::H264("broken".into()));
+            pair.callee.picture_lost(ProtocolError::bad_h264("broken"));
         }
         assert_eq!(
             pair.callee.end_reason(),
-            Some(&EndReason::Protocol(ProtocolError::BadVideo(
-                CodecError::H264("broken".into())
-            )))
+            Some(&EndReason::Protocol(ProtocolError::bad_h264("broken")))
         );
     }
 

@@ -24,8 +24,7 @@ use super::Peer;
 use super::connection::Event;
 use super::driver::Driver;
 use super::feedback::{self, LinkSample};
-use crate::call::{EndReason, Lost, NetworkError, Shutdown};
-use crate::codec::CodecError;
+use crate::call::{EndReason, Lost, NetworkError, ProtocolError, Shutdown};
 use crate::handoff::{Latest, latest};
 use crate::stats::Counters;
 use crate::wire::Frame;
@@ -56,8 +55,9 @@ pub struct TextLink {
 pub enum Picture {
     /// Decoded.
     Decoded,
-    /// Could not be decoded (why): the driver asks for a keyframe.
-    Lost(CodecError),
+    /// Could not be decoded (what the call ends with if too many in a
+    /// row are lost): the driver asks for a keyframe.
+    Lost(ProtocolError),
 }
 
 /// The call as the media stage sees it.

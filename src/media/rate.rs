@@ -785,21 +785,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_queue_on_a_link_we_saturate_caps_at_the_pace_the_peer_saw() {
+    /// A second of 1.5 Mbit/s sent behind a 60 ms queue, the peer's
+    /// reports adding up to 0.6 Mbit/s and its frames' bytes coming at
+    /// `pace`: the capacity the controller settles on.
+    fn capacity_at_pace(pace: u64) -> f64 {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
         let mut acked = 1;
-        // 1.5 Mbit/s goes out on a 1 Mbit/s link; the peer's reports, a
-        // frame at a time, add up to 0.6 Mbit/s, but the frames' bytes came
-        // at 1 Mbit/s.
         for _ in 0..30 {
             t += Duration::from_millis(33);
             acked += 2_500;
-            let pace = acking(MBIT, 60, acked).map(|l| LinkSample { paced: true, ..l });
-            c.on_frame_sent(6_250, pace, t);
+            let paced = acking(pace, 60, acked).map(|l| LinkSample { paced: true, ..l });
+            c.on_frame_sent(6_250, paced, t);
         }
-        let cap = c.capacity().unwrap();
+        c.capacity().unwrap_or(0.0)
+    }
+
+    #[test]
+    fn a_queue_on_a_link_we_saturate_caps_at_the_pace_the_peer_saw() {
+        // A 1 Mbit/s link: the reports, a frame at a time, read low.
+        let cap = capacity_at_pace(MBIT);
         assert!(
             (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
             "{cap} B/s on a 1 Mbit/s link"
@@ -808,19 +813,9 @@ mod tests {
 
     #[test]
     fn a_pace_above_what_we_send_caps_at_what_we_send() {
-        let mut c = RateController::new(30, 50);
-        let mut t = Instant::now();
-        let mut acked = 1;
-        // 1.5 Mbit/s goes out and a queue stands, but the frames' bytes came
-        // at 2.5 Mbit/s (a shaper's burst): the link carries no more than
-        // what we send.
-        for _ in 0..30 {
-            t += Duration::from_millis(33);
-            acked += 2_500;
-            let pace = acking(5 * MBIT / 2, 60, acked).map(|l| LinkSample { paced: true, ..l });
-            c.on_frame_sent(6_250, pace, t);
-        }
-        let cap = c.capacity().unwrap();
+        // The bytes came at 2.5 Mbit/s (a shaper's burst), but as a queue
+        // stands the link carries no more than what we send.
+        let cap = capacity_at_pace(5 * MBIT / 2);
         assert!(cap <= 1.6 * MBIT as f64, "{cap} B/s, sending 1.5 Mbit/s");
     }
 

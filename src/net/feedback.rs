@@ -156,9 +156,10 @@ impl Feedback {
                 }
                 // The fastest pace of late; else of the window; else what
                 // one read says.
+                let pace = self.fastest_pace(now_us, PACE_WINDOW);
                 self.rate = self
                     .fastest_pace(now_us, PACE_RECENT)
-                    .or_else(|| self.fastest_pace(now_us, PACE_WINDOW))
+                    .or(pace)
                     .unwrap_or(rate);
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
@@ -166,11 +167,10 @@ impl Feedback {
                 // first read's packet taken at the fastest recent pace so
                 // as not to hide a queue), but a frame that takes longer
                 // than that is late (the link just got thinner) and says so.
-                let pace = self.fastest_pace(now_us, PACE_WINDOW).unwrap_or(0);
                 let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
                 let first_us = first_read
                     .saturating_mul(1_000_000)
-                    .checked_div(pace)
+                    .checked_div(pace.unwrap_or(0))
                     .unwrap_or(0);
                 let own_us = spread_us
                     .saturating_add(first_us)

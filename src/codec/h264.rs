@@ -23,9 +23,17 @@ use super::{CodecError, RgbImage, check_size};
 
 /// Bitrate before the link is measured, bits per second.
 pub const START_BITRATE: u32 = 500_000;
-/// A periodic keyframe at most this often, in frames (10 s at 30 fps): a
-/// lost picture heals by request, not by waiting for this.
-const KEYFRAME_INTERVAL: u32 = 300;
+/// A periodic keyframe at most this often, in frames (a minute at 30 fps):
+/// a lost picture heals by request, not by waiting for this, and on a thin
+/// link every keyframe costs a few frames.
+const KEYFRAME_INTERVAL: u32 = 1800;
+/// A stream's first keyframe is encoded at this share of the bitrate:
+/// openh264 picks its quantizer from a table by bits per pixel, and at
+/// the full rate a 640x480 keyframe comes out at nine frames' worth (18 KB
+/// at 500 kbit/s), more than a thin link's queue holds, and 300 ms to
+/// send. At this share it is about half that; the frames after it catch
+/// up on detail at the full rate.
+const FIRST_KEYFRAME_SHARE: f64 = 0.4;
 /// Finest quantizer the rate control may use. Left free (0), it sinks
 /// while the picture stands still (the budget goes unused), and the first
 /// frame that moves again comes out 7 times the budget: 22 KB, 180 ms on a
@@ -39,24 +47,25 @@ fn h264_err(e: openh264::Error) -> CodecError {
 
 /// One call's H.264 encoder.
 pub struct H264Encoder {
-    encoder: Encoder,
+    /// The stream's encoder, made by its first frame (options can be
+    /// changed once it has encoded one).
+    encoder: Option<Encoder>,
     yuv: Option<YUVBuffer>,
     fps: u32,
     bitrate: u32,
-    /// True once a frame was encoded (options can be changed from then on).
-    started: bool,
     /// The picture size of the stream, once started.
     size: Option<(usize, usize)>,
 }
 
 impl H264Encoder {
     pub fn new(fps: u32) -> Result<Self, CodecError> {
+        // Made once here so that a missing encoder shows before the call.
+        Self::make(fps, START_BITRATE)?;
         Ok(H264Encoder {
-            encoder: Self::make(fps, START_BITRATE)?,
+            encoder: None,
             yuv: None,
             fps,
             bitrate: START_BITRATE,
-            started: false,
             size: None,
         })
     }
@@ -95,39 +104,28 @@ impl H264Encoder {
     /// differs by more than a tenth, to spare the rate control churn).
     pub fn set_bitrate(&mut self, bps: u32) {
         let bps = bps.clamp(100_000, i32::MAX as u32);
-        if !self.started || bps.abs_diff(self.bitrate) < self.bitrate / 10 {
-            return;
-        }
-        let mut info = openh264_sys2::SBitrateInfo {
-            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
-            // Clamped to i32 above.
-            iBitrate: bps as i32,
-        };
-        // SAFETY: the encoder is initialised (a frame was encoded) and
-        // ENCODER_OPTION_BITRATE takes an SBitrateInfo, which lives across the call.
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-                (&raw mut info).cast(),
-            )
-        };
-        if rc == 0 {
-            self.bitrate = bps;
+        match &mut self.encoder {
+            // The stream's first frame makes its encoder.
+            None => self.bitrate = bps,
+            Some(encoder) if bps.abs_diff(self.bitrate) >= self.bitrate / 10 => {
+                if apply_bitrate(encoder, bps) {
+                    self.bitrate = bps;
+                }
+            }
+            Some(_) => {}
         }
     }
 
     /// The average quantizer of the last frame encoded (20..=51; lower is
     /// finer), once the encoder has encoded one.
     pub fn last_qp(&mut self) -> Option<u32> {
-        if !self.started {
-            return None;
-        }
+        let encoder = self.encoder.as_mut()?;
         let mut stats = openh264_sys2::SEncoderStatistics::default();
         // SAFETY: the encoder is initialised (a frame was encoded) and
         // ENCODER_OPTION_GET_STATISTICS fills an SEncoderStatistics, which
         // lives across the call.
         let rc = unsafe {
-            self.encoder.raw_api().get_option(
+            encoder.raw_api().get_option(
                 openh264_sys2::ENCODER_OPTION_GET_STATISTICS,
                 (&raw mut stats).cast(),
             )
@@ -135,9 +133,11 @@ impl H264Encoder {
         (rc == 0 && stats.uiAverageFrameQP > 0).then_some(stats.uiAverageFrameQP)
     }
 
-    /// The next frame is a keyframe.
+    /// The next frame is a keyframe (a stream's first always is).
     pub fn force_keyframe(&mut self) {
-        self.encoder.force_intra_frame();
+        if let Some(encoder) = &mut self.encoder {
+            encoder.force_intra_frame();
+        }
     }
 
     /// Encodes `img` into `out` (cleared first); true for a keyframe. An
@@ -158,10 +158,10 @@ impl H264Encoder {
             height: img.height,
         })?;
         // A picture of another size (the link got thinner or wider) starts
-        // a new stream, at the current bitrate, with a keyframe.
+        // a new stream, with a keyframe at a share of the bitrate, which
+        // the frames after it get.
         if self.size.is_some_and(|size| size != (w, h)) {
-            self.encoder = Self::make(self.fps, self.bitrate)?;
-            self.started = false;
+            self.encoder = None;
         }
         self.size = Some((w, h));
         let source = RgbSliceU8::new(rgb, (w, h));
@@ -172,12 +172,40 @@ impl H264Encoder {
             }
             slot => slot.insert(YUVBuffer::from_rgb8_source(source)),
         };
-        let stream = self.encoder.encode(yuv).map_err(h264_err)?;
+        let (encoder, first) = match &mut self.encoder {
+            Some(encoder) => (encoder, false),
+            slot => {
+                let first_bitrate = (f64::from(self.bitrate) * FIRST_KEYFRAME_SHARE) as u32;
+                (slot.insert(Self::make(self.fps, first_bitrate)?), true)
+            }
+        };
+        let stream = encoder.encode(yuv).map_err(h264_err)?;
         out.clear();
         stream.write_vec(out);
-        self.started = true;
-        Ok(matches!(stream.frame_type(), FrameType::IDR | FrameType::I))
+        let keyframe = matches!(stream.frame_type(), FrameType::IDR | FrameType::I);
+        if first {
+            apply_bitrate(encoder, self.bitrate);
+        }
+        Ok(keyframe)
     }
+}
+
+/// Sets a running encoder's target, bits a second (at most `i32::MAX`);
+/// false if openh264 refused it.
+fn apply_bitrate(encoder: &mut Encoder, bps: u32) -> bool {
+    let mut info = openh264_sys2::SBitrateInfo {
+        iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+        iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),
+    };
+    // SAFETY: the encoder is initialised (a frame was encoded) and
+    // ENCODER_OPTION_BITRATE takes an SBitrateInfo, which lives across the call.
+    let rc = unsafe {
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_BITRATE,
+            (&raw mut info).cast(),
+        )
+    };
+    rc == 0
 }
 
 /// One call's H.264 decoder.
@@ -381,6 +409,45 @@ mod tests {
             enc.encode(&frame(2), &mut bits).unwrap(),
             "a keyframe on request"
         );
+    }
+
+    /// A 640x480 picture of noise: as costly to encode as a camera's.
+    fn noise(seed: u32) -> RgbImage {
+        let (w, h) = (640u32, 480u32);
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        let data = (0..w * h * 3)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect();
+        RgbImage {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_streams_first_keyframe_is_encoded_at_a_share_of_the_bitrate() {
+        let mut ours = H264Encoder::new(30).unwrap();
+        ours.set_bitrate(500_000);
+        let mut full = H264Encoder::make(30, 500_000).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert!(ours.encode(&noise(1), &mut a).unwrap());
+        let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(&noise(1).data, (640, 480)));
+        full.encode(&yuv).unwrap().write_vec(&mut b);
+        assert!(
+            a.len() * 3 < b.len() * 2,
+            "{} bytes against {} at the full rate",
+            a.len(),
+            b.len()
+        );
+        // The frames after it go at the full rate.
+        assert!(!ours.encode(&noise(2), &mut a).unwrap());
+        assert_eq!(ours.bitrate, 500_000);
     }
 
     #[test]

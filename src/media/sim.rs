@@ -202,7 +202,7 @@ fn call(size: (u32, u32), secs: u64, mut pipes: [Pipe; 2], start: Instant) -> (S
                 let [a, b] = &mut sides;
                 [b, a]
             };
-            if let Some(out) = from.driver.poll_transmit(now) {
+            if let Some(out) = from.driver.poll_transmit() {
                 pipe.send(now, since, &out);
                 from.driver.handle_written(out.len() as u64, now);
             }

@@ -1,6 +1,6 @@
 //! A running call's one owner, with no I/O: the [`Connection`] (the
-//! protocol), the link [`Feedback`], the [`Pacer`] and the bookkeeping of
-//! what the socket has taken. Whoever drives it (the `link` threads, or a test's simulated
+//! protocol), the link [`Feedback`] and the bookkeeping of what the socket
+//! has taken. Whoever drives it (the `link` threads, or a test's simulated
 //! link) feeds it the peer's bytes, what the socket wrote, frames and
 //! lines to send and the time, and takes out bytes for the socket, events
 //! and the next deadline. Nothing in it belongs to one TCP connection but
@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use super::connection::{Connection, Event, TextError};
 use super::feedback::{Feedback, LinkSample};
-use super::pacer::Pacer;
 use crate::call::EndReason;
 use crate::wire::Frame;
 
@@ -19,10 +18,8 @@ use crate::wire::Frame;
 pub struct Driver {
     conn: Connection,
     feedback: Feedback,
-    pacer: Pacer,
-    /// Bytes taken from the connection and not yet handed to the socket
-    /// (first what the handshake left unsent), waiting for the pacer.
-    pending: Vec<u8>,
+    /// Bytes the handshake left unsent, which go first.
+    unsent: Vec<u8>,
     /// Stream bytes handed to the socket, and taken by it.
     handed: u64,
     written: u64,
@@ -38,10 +35,9 @@ impl Driver {
         Driver {
             conn,
             feedback: Feedback::default(),
-            pacer: Pacer::default(),
             handed: written,
             written,
-            pending: unsent,
+            unsent,
             epoch: now,
         }
     }
@@ -85,18 +81,9 @@ impl Driver {
         self.conn.handle_timeout(now);
     }
 
-    /// When [`Driver::handle_timeout`] has something to do next, or the
-    /// pacer lets more bytes go.
+    /// When [`Driver::handle_timeout`] has something to do next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let untaken = self.conn.queued_bytes() - self.conn.taken_bytes();
-        let waiting = self.pending.len() + untaken as usize;
-        let paced = (self.written >= self.handed)
-            .then(|| self.pacer.next_at(waiting, self.feedback.pace()))
-            .flatten();
-        match (self.conn.poll_timeout(), paced) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.conn.poll_timeout()
     }
 
     /// Seals a frame for the socket (while our video may flow).
@@ -113,7 +100,7 @@ impl Driver {
 
     /// True when nothing waits to be handed to the socket or written.
     pub fn is_flushed(&self) -> bool {
-        self.written >= self.handed && self.pending.is_empty() && !self.conn.has_outgoing()
+        self.written >= self.handed && self.unsent.is_empty() && !self.conn.has_outgoing()
     }
 
     /// Sends a line the person typed.
@@ -121,34 +108,23 @@ impl Driver {
         self.conn.send_text(line)
     }
 
-    /// The bytes for the socket at `now`, once it has taken everything
-    /// handed to it before, as many as the pacer lets go (frames sealed
-    /// meanwhile wait here; the encoder counts them as not yet sent, so
-    /// they stay within what the link drains in a moment).
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// The bytes for the socket, once it has taken everything handed to it
+    /// before (frames sealed meanwhile wait here; the encoder counts them
+    /// as not yet sent, so they stay within what the link drains in a
+    /// moment).
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if self.written < self.handed {
             return None;
         }
+        let mut out = std::mem::take(&mut self.unsent);
         if self.conn.has_outgoing() {
             let mut more = Vec::new();
             self.conn.take_outgoing(&mut more);
-            self.pending.extend_from_slice(&more);
+            out.extend_from_slice(&more);
         }
-        if self.pending.is_empty() {
+        if out.is_empty() {
             return None;
         }
-        // A call that ended sends what is left (its Bye) at once.
-        let n = match self.conn.end_reason() {
-            Some(_) => self.pending.len(),
-            None => self
-                .pacer
-                .take(self.pending.len(), self.feedback.pace(), now),
-        };
-        if n == 0 {
-            return None;
-        }
-        let rest = self.pending.split_off(n.min(self.pending.len()));
-        let out = std::mem::replace(&mut self.pending, rest);
         self.handed += out.len() as u64;
         Some(out)
     }

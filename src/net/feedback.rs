@@ -94,8 +94,6 @@ pub struct Feedback {
     /// read, the last [`PACE_WINDOW`] of them kept: the link's pace (one
     /// read says nothing of it).
     paces: VecDeque<(u64, u64)>,
-    /// `rate` when it last came from frames in more than one read.
-    last_pace: u64,
 }
 
 impl Feedback {
@@ -163,9 +161,6 @@ impl Feedback {
                     .fastest_pace(now_us, PACE_RECENT)
                     .or(pace)
                     .unwrap_or(rate);
-                if pace.is_some() {
-                    self.last_pace = self.rate;
-                }
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
                 // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
@@ -200,13 +195,6 @@ impl Feedback {
             .filter(|&&(t, _)| t >= since)
             .map(|&(_, r)| r)
             .max()
-    }
-
-    /// The link's pace, bytes a second, for the pacer: the latest of the
-    /// frames that came in more than one read (one read only says the link
-    /// is at least that fast); 0 before any.
-    pub fn pace(&self) -> u64 {
-        self.last_pace
     }
 
     /// Frame bytes handed over but not yet taken by the socket.

@@ -374,7 +374,7 @@ impl CallThread {
     }
 
     fn transmit(&mut self) {
-        if let Some(bytes) = self.driver.poll_transmit(Instant::now()) {
+        if let Some(bytes) = self.driver.poll_transmit() {
             // The writer only goes when the call ends; what it did not
             // write then no longer matters.
             let _ = self.to_writer.send(bytes);
@@ -391,7 +391,7 @@ impl CallThread {
         self.driver.conn().close(reason.clone());
         let until = Instant::now() + LINGER;
         while reason == EndReason::HungUp && Instant::now() < until && !self.driver.is_flushed() {
-            if let Some(bytes) = self.driver.poll_transmit(Instant::now()) {
+            if let Some(bytes) = self.driver.poll_transmit() {
                 let _ = self.to_writer.send(bytes);
                 break;
             }

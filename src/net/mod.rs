@@ -17,7 +17,6 @@ pub mod feedback;
 pub mod guessing;
 pub mod link;
 pub mod nearby;
-pub mod pacer;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

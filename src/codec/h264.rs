@@ -108,7 +108,7 @@ impl H264Encoder {
             // The stream's first frame makes its encoder.
             None => self.bitrate = bps,
             Some(encoder) if bps.abs_diff(self.bitrate) >= self.bitrate / 10 => {
-                if apply_bitrate(encoder, bps) {
+                if apply_bitrate(encoder, self.bitrate, bps) {
                     self.bitrate = bps;
                 }
             }
@@ -172,39 +172,63 @@ impl H264Encoder {
             }
             slot => slot.insert(YUVBuffer::from_rgb8_source(source)),
         };
-        let (encoder, first) = match &mut self.encoder {
-            Some(encoder) => (encoder, false),
+        let (encoder, first_bitrate) = match &mut self.encoder {
+            Some(encoder) => (encoder, None),
             slot => {
                 let first_bitrate = (f64::from(self.bitrate) * FIRST_KEYFRAME_SHARE) as u32;
-                (slot.insert(Self::make(self.fps, first_bitrate)?), true)
+                let encoder = slot.insert(Self::make(self.fps, first_bitrate)?);
+                (encoder, Some(first_bitrate))
             }
         };
         let stream = encoder.encode(yuv).map_err(h264_err)?;
         out.clear();
         stream.write_vec(out);
         let keyframe = matches!(stream.frame_type(), FrameType::IDR | FrameType::I);
-        if first {
-            apply_bitrate(encoder, self.bitrate);
+        // Refused: the next set_bitrate tries again.
+        if let Some(first_bitrate) = first_bitrate
+            && !apply_bitrate(encoder, first_bitrate, self.bitrate)
+        {
+            self.bitrate = first_bitrate;
         }
         Ok(keyframe)
     }
 }
 
-/// Sets a running encoder's target, bits a second (at most `i32::MAX`);
-/// false if openh264 refused it.
-fn apply_bitrate(encoder: &mut Encoder, bps: u32) -> bool {
+/// Sets a running encoder's target to `bps` bits a second (at most
+/// `i32::MAX`), from `was`; false if openh264 refused it. Its ceiling moves
+/// with it: openh264 refuses a target above the ceiling, which starts at
+/// the stream's first bitrate (so a stream could never grow past that).
+fn apply_bitrate(encoder: &mut Encoder, was: u32, bps: u32) -> bool {
+    let target = openh264_sys2::ENCODER_OPTION_BITRATE;
+    let ceiling = openh264_sys2::ENCODER_OPTION_MAX_BITRATE;
+    // The target is never above the ceiling, on the way up or down.
+    let [first, second] = if bps > was {
+        [ceiling, target]
+    } else {
+        [target, ceiling]
+    };
+    set_bitrate_option(encoder, first, bps) && set_bitrate_option(encoder, second, bps)
+}
+
+/// Sets one of openh264's two bitrate options (the target, for all
+/// layers; the ceiling, for our one layer); false if refused.
+fn set_bitrate_option(
+    encoder: &mut Encoder,
+    option: openh264_sys2::ENCODER_OPTION,
+    bps: u32,
+) -> bool {
+    let layer = if option == openh264_sys2::ENCODER_OPTION_BITRATE {
+        openh264_sys2::SPATIAL_LAYER_ALL
+    } else {
+        openh264_sys2::SPATIAL_LAYER_0
+    };
     let mut info = openh264_sys2::SBitrateInfo {
-        iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+        iLayer: layer,
         iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),
     };
-    // SAFETY: the encoder is initialised (a frame was encoded) and
-    // ENCODER_OPTION_BITRATE takes an SBitrateInfo, which lives across the call.
-    let rc = unsafe {
-        encoder.raw_api().set_option(
-            openh264_sys2::ENCODER_OPTION_BITRATE,
-            (&raw mut info).cast(),
-        )
-    };
+    // SAFETY: the encoder is initialised (a frame was encoded) and both
+    // bitrate options take an SBitrateInfo, which lives across the call.
+    let rc = unsafe { encoder.raw_api().set_option(option, (&raw mut info).cast()) };
     rc == 0
 }
 
@@ -445,9 +469,22 @@ mod tests {
             a.len(),
             b.len()
         );
-        // The frames after it go at the full rate.
+        // The frames after it go at the full rate (openh264 took it).
         assert!(!ours.encode(&noise(2), &mut a).unwrap());
         assert_eq!(ours.bitrate, 500_000);
+    }
+
+    #[test]
+    fn a_streams_bitrate_grows_past_where_it_began_and_back() {
+        let mut enc = H264Encoder::new(30).unwrap();
+        enc.set_bitrate(200_000);
+        let mut out = Vec::new();
+        enc.encode(&noise(1), &mut out).unwrap();
+        for bps in [2_000_000, 300_000, 5_000_000] {
+            enc.set_bitrate(bps);
+            assert_eq!(enc.bitrate, bps, "openh264 refused {bps}");
+            enc.encode(&noise(2), &mut out).unwrap();
+        }
     }
 
     #[test]

@@ -81,7 +81,16 @@ fn check_stats(path: &Path, min_frames: usize) {
         records.windows(2).all(|w| w[0].seq < w[1].seq),
         "seq not increasing"
     );
-    for r in &records {
+    // The frames before the link's first measure are the smallest size;
+    // from the first at 640x480 on, every frame is.
+    let full = records.iter().position(|r| r.width == 640);
+    assert!(
+        full.is_some_and(|n| n <= 2),
+        "the first 640x480 frame came at {full:?}"
+    );
+    let full = full.unwrap_or_default();
+    assert!(records[..full].iter().all(|r| r.width == 320));
+    for r in &records[full..] {
         assert_eq!(r.width, 640);
         // A JPEG stands alone; an H.264 frame of a picture that barely
         // moved may be tiny, but never empty.

@@ -5,7 +5,11 @@
 //! rate is the last thing to give: the ladder steps the size down first.
 //!
 //! The rungs are the captured size and smaller ones (3/4, 1/2, 3/8 and 1/4
-//! of each side, down to about 320x180). The ladder steps down as soon as
+//! of each side, down to about 320x180). A call starts on the smallest
+//! rung, while nothing is known of the link (its first keyframe, 3 KB at
+//! 320x240, then fits the queue of a 500 kbit/s link; 640x480's took 10),
+//! and goes straight to the largest size that fits at the link's first
+//! measure. From then on it steps down as soon as
 //! the link has been too thin for the current size for [`DOWN_HOLD`],
 //! straight to the largest size that fits; it steps up one rung at a time,
 //! after the next size has fitted with [`UP_MARGIN`] to spare for
@@ -37,6 +41,8 @@ pub struct SizeLadder {
     /// Largest first; never empty (the captured size is always a rung).
     sizes: Vec<(u32, u32)>,
     level: usize,
+    /// Whether the link has been measured yet.
+    measured: bool,
     /// Bits a second one pixel of the picture needs (`fps` × bits per pixel).
     bits_per_pixel_second: f64,
     /// Since when the link has been too thin for the current size.
@@ -59,8 +65,9 @@ impl SizeLadder {
             sizes.push(size);
         }
         SizeLadder {
+            level: sizes.len() - 1,
             sizes,
-            level: 0,
+            measured: false,
             bits_per_pixel_second: f64::from(fps.max(1)) * bits_per_pixel,
             starved_since: None,
             roomy_since: None,
@@ -82,6 +89,12 @@ impl SizeLadder {
         f64::from(w) * f64::from(h) * self.bits_per_pixel_second
     }
 
+    /// The largest rung `bitrate` serves, else the smallest.
+    fn fitting(&self, bitrate: f64) -> usize {
+        let fits = self.sizes.iter().position(|&s| bitrate >= self.needs(s));
+        fits.unwrap_or(self.sizes.len() - 1)
+    }
+
     /// Takes the bitrate the link gives video now (None while unknown);
     /// true when the size to send changed.
     pub fn update(&mut self, bitrate: Option<f64>, now: Instant) -> bool {
@@ -90,14 +103,19 @@ impl SizeLadder {
             self.roomy_since = None;
             return false;
         };
+        if !self.measured {
+            self.measured = true;
+            let before = self.level;
+            self.level = self.fitting(bitrate);
+            return self.level != before;
+        }
         if bitrate < self.needs(self.size()) {
             self.roomy_since = None;
             let since = *self.starved_since.get_or_insert(now);
             if now.duration_since(since) < DOWN_HOLD {
                 return false;
             }
-            let fits = self.sizes.iter().position(|&s| bitrate >= self.needs(s));
-            let to = fits.unwrap_or(self.sizes.len() - 1);
+            let to = self.fitting(bitrate);
             self.starved_since = None;
             let changed = to != self.level;
             self.level = to;
@@ -156,8 +174,7 @@ mod tests {
     fn a_starved_link_steps_straight_down_to_what_fits() {
         let mut l = SizeLadder::new(1280, 720, 30, H264_BITS_PER_PIXEL);
         let mut t = Instant::now();
-        assert!(run(&mut l, &mut t, 2.0, 14.0 * MBIT).is_empty());
-        assert_eq!(l.size(), (1280, 720));
+        assert_eq!(run(&mut l, &mut t, 2.0, 14.0 * MBIT), [(1280, 720)]);
         // 1 Mbit/s link, 0.7 Mbit/s for video: 640x360 needs 0.35.
         let went = run(&mut l, &mut t, 1.0, 0.7 * MBIT);
         assert_eq!(
@@ -174,6 +191,7 @@ mod tests {
     fn a_short_dip_does_not_step_down() {
         let mut l = SizeLadder::new(1280, 720, 30, H264_BITS_PER_PIXEL);
         let mut t = Instant::now();
+        run(&mut l, &mut t, 1.0, 14.0 * MBIT);
         assert!(run(&mut l, &mut t, 0.08, 0.5 * MBIT).is_empty());
         assert!(run(&mut l, &mut t, 2.0, 14.0 * MBIT).is_empty());
         assert_eq!(l.size(), (1280, 720));
@@ -211,12 +229,25 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_link_keeps_the_size() {
-        let mut l = SizeLadder::new(1280, 720, 30, H264_BITS_PER_PIXEL);
-        let t = Instant::now();
-        for i in 0..100 {
-            assert!(!l.update(None, t + Duration::from_millis(33 * i)));
+    fn an_unknown_link_gets_the_smallest_size_and_its_first_measure_the_fitting_one() {
+        for (kbit, size) in [
+            (20_000.0, (1280, 720)),
+            (700.0, (640, 360)),
+            (50.0, (320, 180)),
+        ] {
+            let mut l = SizeLadder::new(1280, 720, 30, H264_BITS_PER_PIXEL);
+            let t = Instant::now();
+            for i in 0..100 {
+                assert!(!l.update(None, t + Duration::from_millis(33 * i)));
+            }
+            assert_eq!(l.size(), (320, 180));
+            // At once, with no hold.
+            let changed = l.update(Some(kbit * 1000.0), t + Duration::from_secs(4));
+            assert_eq!(
+                (changed, l.size()),
+                (size != (320, 180), size),
+                "{kbit} kbit/s"
+            );
         }
-        assert_eq!(l.size(), (1280, 720));
     }
 }

@@ -7,7 +7,8 @@
 //! The rungs are the captured size and smaller ones (3/4, 1/2, 3/8 and 1/4
 //! of each side, down to about 320x180). A call starts on the smallest
 //! rung, while nothing is known of the link (its first keyframe, 3 KB at
-//! 320x240, then fits the queue of a 500 kbit/s link; 640x480's took 10),
+//! 320x240, fits the 100 ms queue of a 500 kbit/s link; at 640x480 it is
+//! 10 KB),
 //! and goes straight to the largest size that fits at the link's first
 //! measure. From then on it steps down as soon as
 //! the link has been too thin for the current size for [`DOWN_HOLD`],

@@ -199,9 +199,13 @@ impl H264Encoder {
 /// with it: openh264 refuses a target above the ceiling, which starts at
 /// the stream's first bitrate (so a stream could never grow past that).
 fn apply_bitrate(encoder: &mut Encoder, was: u32, bps: u32) -> bool {
-    let target = openh264_sys2::ENCODER_OPTION_BITRATE;
-    let ceiling = openh264_sys2::ENCODER_OPTION_MAX_BITRATE;
-    // The target is never above the ceiling, on the way up or down.
+    use openh264_sys2::{
+        ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+    };
+    // The target (for all layers) is never above the ceiling (our one
+    // layer's), on the way up or down.
+    let target = (ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL);
+    let ceiling = (ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0);
     let [first, second] = if bps > was {
         [ceiling, target]
     } else {
@@ -210,18 +214,12 @@ fn apply_bitrate(encoder: &mut Encoder, was: u32, bps: u32) -> bool {
     set_bitrate_option(encoder, first, bps) && set_bitrate_option(encoder, second, bps)
 }
 
-/// Sets one of openh264's two bitrate options (the target, for all
-/// layers; the ceiling, for our one layer); false if refused.
+/// Sets one of openh264's bitrate options for a layer; false if refused.
 fn set_bitrate_option(
     encoder: &mut Encoder,
-    option: openh264_sys2::ENCODER_OPTION,
+    (option, layer): (openh264_sys2::ENCODER_OPTION, openh264_sys2::LAYER_NUM),
     bps: u32,
 ) -> bool {
-    let layer = if option == openh264_sys2::ENCODER_OPTION_BITRATE {
-        openh264_sys2::SPATIAL_LAYER_ALL
-    } else {
-        openh264_sys2::SPATIAL_LAYER_0
-    };
     let mut info = openh264_sys2::SBitrateInfo {
         iLayer: layer,
         iBitrate: i32::try_from(bps).unwrap_or(i32::MAX),

@@ -22,6 +22,16 @@ const EXIT_USAGE: u8 = 2;
 /// Exit status when a call ended by failure rather than a hang-up.
 const EXIT_CALL_FAILED: u8 = 3;
 
+/// A bare executable's Info.plist, where macOS looks for one: without its
+/// `NSCameraUsageDescription` macOS ends the process at its first use of
+/// the camera (and `NSLocalNetworkUsageDescription` is what the Local
+/// Network prompt shows).
+#[cfg(target_os = "macos")]
+#[used]
+#[unsafe(link_section = "__TEXT,__info_plist")]
+static INFO_PLIST: [u8; include_bytes!("macos/Info.plist").len()] =
+    *include_bytes!("macos/Info.plist");
+
 fn run(cli: Cli) -> anyhow::Result<Option<EndReason>> {
     let plan = cli.command.into_plan()?;
     Ok(Some(match plan {

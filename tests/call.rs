@@ -295,6 +295,7 @@ fn a_killed_peer_ends_the_call_at_once() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_frozen_peer_is_declared_not_responding() {
     let (listener, port, _out) = listen(&[]);
@@ -415,6 +416,7 @@ fn with_nobody_to_ask_a_listener_declines_and_sends_nothing() {
     let _ = std::fs::remove_file(stats);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_host_name_posing_as_a_code_is_printed_harmlessly() {
     use std::os::unix::process::CommandExt;

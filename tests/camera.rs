@@ -4,6 +4,8 @@
 //! `/dev/video0`. Pixels are compared with what the fake camera served.
 //! The last tests run the built binary with the fake camera preloaded.
 
+#![cfg(target_os = "linux")]
+
 mod fakecam_util;
 
 use std::process::Command;

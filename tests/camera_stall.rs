@@ -2,6 +2,8 @@
 //! camera thread can never be joined (that is the point of the watchdog),
 //! and nokhwa would hand its device to any later test in the same process.
 
+#![cfg(target_os = "linux")]
+
 mod fakecam_util;
 
 #[test]

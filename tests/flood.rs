@@ -3,6 +3,8 @@
 //! (127.0.0.1) gets its call and its frames, and the listener's log stays
 //! a few lines a second, not a line per connection.
 
+#![cfg(not(target_vendor = "apple"))]
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

@@ -6,6 +6,8 @@
 //! The terminal tests are skipped, with the reason printed, without tmux
 //! (`.ci/run` installs it).
 
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command};
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! and `ip` (iproute2): each test says why it skipped where namespaces
 //! cannot be made.
 
+#![cfg(target_os = "linux")]
+
 mod util;
 
 use std::fs::File;

@@ -18,6 +18,8 @@
 //!
 //! The picture is [`expected_rgb`]: a horizontal grey ramp with a bright
 //! square whose position follows the frame number.
+
+#![cfg(target_os = "linux")]
 #![allow(clippy::missing_safety_doc)]
 
 use std::collections::{HashMap, HashSet, VecDeque};

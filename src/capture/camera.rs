@@ -130,8 +130,9 @@ fn camera_permission() -> Result<()> {
     });
     match rx.recv_timeout(PERMISSION_TIMEOUT) {
         Ok(true) => Ok(()),
+        // macOS asks on behalf of the terminal vidchat runs in.
         Ok(false) => Err(anyhow!(
-            "camera access was denied; allow vidchat in the system privacy settings, or use --source test"
+            "camera access was denied; allow your terminal in System Settings > Privacy & Security > Camera, or use --source test"
         )),
         Err(_) => Err(anyhow!(
             "no answer to the camera access request within {} s",
@@ -141,10 +142,35 @@ fn camera_permission() -> Result<()> {
 }
 
 fn open_camera(index: u32) -> Result<Camera> {
+    // A camera that is not there needs no permission to say so (macOS
+    // lists its cameras without asking).
+    if cfg!(target_os = "macos") && cameras().is_ok_and(|all| all.iter().all(|c| c.0 != index)) {
+        return Err(anyhow!(
+            "cannot open camera {index}: there is no such camera"
+        ));
+    }
     camera_permission()?;
     let any = RequestedFormat::new::<RgbFormat>(RequestedFormatType::None);
-    Camera::new(CameraIndex::Index(index), any)
-        .map_err(|e| anyhow!("cannot open camera {index}: {e}"))
+    Camera::new(CameraIndex::Index(index), any).map_err(|e| open_failed(index, &e.to_string()))
+}
+
+/// Windows's answer (E_ACCESSDENIED) when its privacy settings keep
+/// desktop apps from the camera.
+const WINDOWS_ACCESS_DENIED: &str = "0x80070005";
+
+/// Why camera `index` did not open, and where to change that when the
+/// system refused it.
+fn open_failed(index: u32, error: &str) -> anyhow::Error {
+    if error
+        .to_ascii_uppercase()
+        .contains(&WINDOWS_ACCESS_DENIED.to_ascii_uppercase())
+    {
+        anyhow!(
+            "camera {index}: access denied; turn on \"Let desktop apps access your camera\" in Settings > Privacy & security > Camera, or use --source test"
+        )
+    } else {
+        anyhow!("cannot open camera {index}: {error}")
+    }
 }
 
 /// The cameras the system lists, by number, with their device files where
@@ -542,5 +568,22 @@ mod tests {
         // 800x600 is not offered: the nearest size wins.
         assert_eq!(choose_format(&offered, 800, 600, 30), Some(offered[1]));
         assert_eq!(choose_format(&[], 640, 480, 30), None);
+    }
+
+    #[test]
+    fn a_camera_windows_keeps_from_apps_says_where_to_allow_it() {
+        // As nokhwa words Media Foundation's refusal (windows-rs's Display).
+        let denied = open_failed(0, "Could not open device 0: Access is denied. (0x80070005)");
+        assert!(
+            denied
+                .to_string()
+                .contains("Settings > Privacy & security > Camera"),
+            "{denied}"
+        );
+        let missing = open_failed(3, "Could not open device 3: No device");
+        assert_eq!(
+            missing.to_string(),
+            "cannot open camera 3: Could not open device 3: No device"
+        );
     }
 }

@@ -37,6 +37,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes the kernel may hold unsent before the socket stops being writable
 /// (TCP_NOTSENT_LOWAT): enough to keep the link busy, small enough that the
 /// sender chooses the next frame when the link has room, not seconds ahead.
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 /// Connections queued by the kernel before `accept` (handshakes run
 /// concurrently at the door, so this only absorbs bursts).
@@ -344,16 +345,54 @@ fn first_to_answer(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr)> {
 /// kernel allows, loss repaired in tens of milliseconds.
 fn tune(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // The kernel's small unsent queue is part of its view: without it
-        // (the diagnostic switch) the call runs as on a system that has
-        // none, on the peer's reports alone.
-        if feedback::kernel_view_allowed() {
-            socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
-        }
-        fast_loss_recovery(stream);
+    // The kernel's small unsent queue is part of its view: without it (the
+    // diagnostic switch) the call runs as on a system that has none, on the
+    // peer's reports alone.
+    if feedback::kernel_view_allowed() {
+        small_unsent_queue(stream)?;
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fast_loss_recovery(stream);
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn small_unsent_queue(stream: &TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)
+}
+
+/// XNU's `TCP_NOTSENT_LOWAT` (netinet/tcp.h; not in `libc` for Apple).
+#[cfg(target_vendor = "apple")]
+const TCP_NOTSENT_LOWAT: libc::c_int = 0x201;
+
+#[cfg(target_vendor = "apple")]
+fn small_unsent_queue(stream: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(NOTSENT_LOWAT).unwrap_or(libc::c_int::MAX);
+    // SAFETY: an int option, passed by pointer with its size, on an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_NOTSENT_LOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Windows has no unsent low-water mark. What bounds the backlog there is
+/// the call's own window: the peer's reports tell which frame bytes it has
+/// not yet received, and the sender drops a frame before encoding it while
+/// those would take more than 100 ms at the link's pace, so however large
+/// the send buffer grows, it never holds more.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+fn small_unsent_queue(_stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 

@@ -84,6 +84,19 @@ pub struct ListenOptions {
     pub announce: bool,
 }
 
+/// What the system may ask when `listen` first takes connections, said
+/// before it asks (Linux asks nothing; its firewall is in the README).
+#[cfg(windows)]
+const FIREWALL_NOTE: Option<&str> = Some(
+    "if Windows Defender Firewall asks, allow vidchat on Private networks; on a network marked Public the caller cannot find this machine by name (mark it Private, or type the address)",
+);
+#[cfg(target_os = "macos")]
+const FIREWALL_NOTE: Option<&str> = Some(
+    "if macOS asks whether vidchat may accept incoming connections, or find devices on your local network, allow both",
+);
+#[cfg(not(any(windows, target_os = "macos")))]
+const FIREWALL_NOTE: Option<&str> = None;
+
 /// `vidchat listen`: waits for a call, refusing what is not vidchat, and
 /// takes the first one the person accepts; once a call rings, every other
 /// caller is told "busy".
@@ -121,6 +134,9 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
     }
     let _ = out.flush();
     drop(out);
+    if let Some(note) = FIREWALL_NOTE {
+        eprintln!("{note}");
+    }
     let answering = Answering::choose(how.yes, options.window);
     if answering.declines_all() {
         eprintln!(

@@ -138,7 +138,7 @@ fn call_by_name(target: &str, port: u16) -> Result<Destination> {
 }
 
 /// Why nothing may have answered, and what works anyway.
-const NOT_FOUND_HELP: &str = "is `vidchat listen` running on the other machine? A firewall blocking UDP port 5353, a guest network that keeps clients apart, or a network that drops multicast can hide it: then type the address it prints, vidchat connect IP:PORT";
+const NOT_FOUND_HELP: &str = "is `vidchat listen` running on the other machine? A firewall blocking UDP port 5353 (as Windows does on a network marked Public), a guest network that keeps clients apart, or a network that drops multicast can hide it: then type the address it prints, vidchat connect IP:PORT";
 
 /// No listener answered a look: what was tried, and what to do.
 fn nobody_answered() -> anyhow::Error {

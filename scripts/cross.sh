@@ -29,7 +29,7 @@ DEB_CARGO=/usr/bin/cargo
 DEB_RUSTC=/usr/bin/rustc
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     need=()
-    [ -x "$DEB_RUSTC" ] && "$DEB_RUSTC" --version | grep -q 'source tarball' || need+=(rustc-web cargo-web)
+    "$DEB_RUSTC" --version 2>/dev/null | grep -q '^rustc 1\.\(8[5-9]\|9[0-9]\).*source tarball' || need+=(rustc-web cargo-web)
     [ -d /usr/lib/rustlib/src/rust/library ] || need+=(rust-web-src)
     command -v x86_64-w64-mingw32-g++ >/dev/null || need+=(gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64)
     command -v nasm >/dev/null || need+=(nasm)
@@ -40,9 +40,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
 fi
+# Debian's own Rust, new enough for edition 2024 (bookworm's plain rustc
+# is 1.63; rustc-web is 1.96).
 for tool in "$DEB_CARGO" "$DEB_RUSTC"; do
-    "$tool" --version | grep -q 'source tarball' || {
-        echo "cross.sh: $tool is not Debian's Rust (apt-get install rustc-web cargo-web rust-web-src)" >&2
+    minor=$("$tool" --version 2>/dev/null | sed -n 's/^[a-z]* 1\.\([0-9]*\)\..*source tarball.*/\1/p')
+    [ "${minor:-0}" -ge 85 ] || {
+        echo "cross.sh: $tool is not Debian's Rust 1.85 or newer (apt-get install rustc-web cargo-web rust-web-src)" >&2
         exit 1
     }
 done
@@ -98,4 +101,9 @@ macos() {
 }
 
 [ $# -gt 0 ] || set -- windows macos
-for part in "$@"; do "$part"; done
+for part in "$@"; do
+    case $part in
+        windows | macos) "$part" ;;
+        *) echo "cross.sh: no such part: $part (windows, macos)" >&2; exit 2 ;;
+    esac
+done

@@ -19,6 +19,9 @@ use crate::wire::{VideoFormat, WireError};
 /// Silence after which the peer is declared gone; several pings long, so
 /// one lost or late Pong is no reason to hang up.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call whose link went silent tries to resume before it ends,
+/// as a browser's call keeps trying (RFC 7675's consent timeout).
+pub const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Writes one line on stderr, as `eprintln!` does, but a stderr that is
 /// gone (the terminal closed, a pipe's reader left) is no reason to panic
@@ -47,8 +50,9 @@ pub enum EndReason {
     Busy,
     /// The connection closed or broke without a Bye.
     ConnectionLost(Lost),
-    /// Nothing from the peer for the idle timeout.
-    PeerNotResponding,
+    /// Nothing from the peer for `secs`: the idle timeout (its machine
+    /// still answered), or the reconnect timeout (the link went silent).
+    PeerNotResponding { secs: u64 },
     /// The peer sends but has not read what we sent for the idle timeout.
     PeerNotReading,
     /// The peer sent something that is not valid vidchat.
@@ -79,8 +83,8 @@ impl std::fmt::Display for EndReason {
             EndReason::Declined => write!(f, "call declined"),
             EndReason::Busy => write!(f, "busy: it is in another call"),
             EndReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
-            EndReason::PeerNotResponding => {
-                write!(f, "peer not responding (nothing received for {idle} s)")
+            EndReason::PeerNotResponding { secs } => {
+                write!(f, "peer not responding (nothing received for {secs} s)")
             }
             EndReason::PeerNotReading => write!(
                 f,
@@ -141,6 +145,9 @@ pub enum ProtocolError {
     /// The peer closed after its Hello, before the handshake was done.
     #[error("closed the connection during the vidchat handshake")]
     ClosedDuringHandshake,
+    /// A resumption where no call runs (or of another call).
+    #[error("peer tried to resume a call that is not running here")]
+    NothingToResume,
     /// A second Reveal.
     #[error("peer revealed its code twice")]
     RevealedTwice,

@@ -28,6 +28,16 @@
 //! relay could drop and retry thousands of times during one real ring; and
 //! before that the hash after message 3, which a relay could vary.) The
 //! Hellos are the Noise prologue, so no commitment can be swapped either.
+//!
+//! A call whose link went silent resumes on a new TCP connection with a
+//! [`Ticket`] (`Noise_KKpsk0_25519_ChaChaPoly_BLAKE2s`): both static keys
+//! are known from the call, and the pre-shared key is derived from the
+//! call's handshake hash and the resumption's number, so only the two
+//! peers of this call can resume it, each ticket works once (both sides
+//! move to the next number when a resumption is done), and the keys are
+//! fresh (new ephemeral keys). The ticket's id, sent in the clear to name
+//! the call, is a different hash of the same secret and reveals nothing of
+//! the key.
 
 use std::sync::Arc;
 
@@ -38,6 +48,8 @@ use crate::shared::Shared;
 
 /// The Noise protocol vidchat speaks.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// The Noise protocol a call resumes with (see the module documentation).
+pub const RESUME_PARAMS: &str = "Noise_KKpsk0_25519_ChaChaPoly_BLAKE2s";
 /// Largest Noise message, in bytes (the Noise specification's limit).
 pub const NOISE_MAX: usize = 65_535;
 /// Authentication tag added to every Noise message.
@@ -160,6 +172,18 @@ impl Handshake {
         Self::build(snow::Builder::new(params()?), initiator, prologue, &key.0)
     }
 
+    /// The handshake that resumes a call with `ticket`: the caller
+    /// (`initiator`) writes message 1, the callee message 2.
+    pub fn resuming(initiator: bool, ticket: &Ticket) -> Result<Handshake, SecureError> {
+        let params = RESUME_PARAMS.parse().map_err(SecureError::handshake)?;
+        let prologue = [b"vidchat resume v1".as_slice(), &ticket.id].concat();
+        let builder = snow::Builder::new(params)
+            .remote_public_key(&ticket.their_key)
+            .and_then(|b| b.psk(0, &ticket.psk))
+            .map_err(SecureError::handshake)?;
+        Self::build(builder, initiator, &prologue, &ticket.our_key.0)
+    }
+
     /// The same with fixed keys, so a test can replay one side exactly.
     #[cfg(test)]
     fn with_keys(
@@ -267,6 +291,58 @@ pub struct Finished {
     pub peer_key: [u8; 32],
     pub sealer: Sealer,
     pub opener: Opener,
+}
+
+/// The secret a call's tickets come from, from its handshake hash.
+pub fn resume_secret(handshake_hash: &[u8]) -> [u8; 32] {
+    Blake2s256::new_with_prefix(b"vidchat resume secret v1")
+        .chain_update(handshake_hash)
+        .finalize()
+        .into()
+}
+
+/// What the call's resumption number `generation` may resume it with:
+/// the id that names it in the clear, the key only the two peers know,
+/// and both static keys. Never printed.
+#[derive(Clone)]
+pub struct Ticket {
+    pub generation: u64,
+    pub id: [u8; 32],
+    psk: [u8; 32],
+    our_key: StaticKey,
+    their_key: [u8; 32],
+}
+
+impl Ticket {
+    /// Ticket `generation` of the call whose secret is `secret`, between
+    /// `our_key` and the peer's public `their_key`.
+    pub fn new(
+        secret: &[u8; 32],
+        generation: u64,
+        our_key: &StaticKey,
+        their_key: [u8; 32],
+    ) -> Ticket {
+        let derive = |label: &[u8]| -> [u8; 32] {
+            Blake2s256::new_with_prefix(label)
+                .chain_update(secret)
+                .chain_update(generation.to_le_bytes())
+                .finalize()
+                .into()
+        };
+        Ticket {
+            generation,
+            id: derive(b"vidchat ticket id v1"),
+            psk: derive(b"vidchat ticket key v1"),
+            our_key: our_key.clone(),
+            their_key,
+        }
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ticket({}, ..)", self.generation)
+    }
 }
 
 /// Size of a sealed payload of `plain` bytes (an empty one is one chunk).

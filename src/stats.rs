@@ -48,6 +48,11 @@ pub struct Counters {
     pub link_kbps: AtomicU64,
     /// Text messages from the peer refused (too long, too many too fast).
     pub texts_refused: AtomicU64,
+    /// While the link is silent and the call tries to resume: since when,
+    /// Unix microseconds (0: the link works).
+    pub reconnecting_since_us: AtomicU64,
+    /// Times the call moved to a new connection.
+    pub resumptions: AtomicU64,
 }
 
 impl Counters {
@@ -61,6 +66,14 @@ impl Counters {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Whole seconds the call has been reconnecting (None: the link works).
+    pub fn reconnecting_secs(&self) -> Option<u64> {
+        match Counters::get(&self.reconnecting_since_us) {
+            0 => None,
+            since => Some(crate::call::unix_us().saturating_sub(since) / 1_000_000),
+        }
     }
 }
 
@@ -87,6 +100,8 @@ pub struct FrameRecord {
     pub encode_us: u32,
     pub width: u32,
     pub height: u32,
+    /// Times the call had moved to a new connection when it was shown.
+    pub resumptions: u64,
 }
 
 /// The `--stats` file.
@@ -169,8 +184,11 @@ impl StatusLine {
         self.latencies_ms.sort_by(f64::total_cmp);
         let p50 = self.latencies_ms.get(self.latencies_ms.len() / 2).copied();
         let latency = p50.map_or("-".to_string(), |ms| format!("{ms:.0} ms"));
+        let reconnecting = counters
+            .reconnecting_secs()
+            .map_or(String::new(), |secs| format!("reconnecting... {secs} s | "));
         let mut text = format!(
-            "in {:.1} fps, {}x{}, latency {latency}",
+            "{reconnecting}in {:.1} fps, {}x{}, latency {latency}",
             self.shown as f64 / secs,
             self.size.0,
             self.size.1

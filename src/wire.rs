@@ -25,8 +25,9 @@ pub const MAGIC: [u8; 8] = *b"VIDCHAT\0";
 /// told busy in its Bye. 4: typed text, and the intro says what the side
 /// can receive ([`Intro::features`]). 5: the receiver tells the sender
 /// what arrived ([`Message::Received`]), so any system's sender can see the
-/// link.
-pub const VERSION: u16 = 5;
+/// link. 6: a call whose link went silent resumes on a new connection
+/// ([`Hello::resume`]).
+pub const VERSION: u16 = 6;
 /// [`Intro::features`]: this side can receive [`Message::Text`].
 pub const FEATURE_TEXT: u32 = 1;
 /// Most frames one [`Message::Received`] may report (a receiver sends one
@@ -66,6 +67,10 @@ pub struct Hello {
     /// closes. (Unauthenticated, like a refused connection: a stranger who
     /// can forge it could as well cut the connection.)
     pub busy: bool,
+    /// From a caller resuming a call: the id of its ticket (see
+    /// `secure::Ticket`), which names the call; the resumption's Noise
+    /// handshake follows instead of the call's.
+    pub resume: Option<[u8; 32]>,
 }
 
 impl Hello {
@@ -75,6 +80,15 @@ impl Hello {
             version: VERSION,
             commitment,
             busy: false,
+            resume: None,
+        }
+    }
+
+    /// A caller's first word when it resumes the call named `id`.
+    pub fn resuming(id: [u8; 32]) -> Self {
+        Hello {
+            resume: Some(id),
+            ..Hello::new([0; 32])
         }
     }
 

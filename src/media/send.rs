@@ -162,6 +162,10 @@ impl Encoding {
 
     fn send_frame(&mut self, frame: CapturedFrame) -> Result<(), EndReason> {
         let paused = self.counters.video_paused.load(Ordering::Relaxed);
+        // A new connection: its link is not known; start over, small.
+        if self.view.take_new_link() {
+            self.pacing = Pacing::new(self.pacing.fps, self.pacing.h264);
+        }
         let keyframe_wanted = self.view.take_keyframe_wanted();
         if let Some(encoder) = self.h264.as_mut().filter(|_| keyframe_wanted) {
             encoder.force_keyframe();

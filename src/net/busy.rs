@@ -7,6 +7,11 @@
 //! connections are held while they drain, each for at most [`LINGER`], a
 //! few reads each per round, the door's handshakes (at most its
 //! `MAX_PENDING`) each within their own deadline, and one log line a second.
+//!
+//! Each newcomer's Hello is read first (at most [`MAX_GREETING`] waiting,
+//! each for at most [`GREETING`]): one that resumes a call is passed on to
+//! the running call, which alone holds its ticket (at most
+//! [`OFFERS_WAITING`] at once: the rest are told busy); the call checks it.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -17,11 +22,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
 
 use super::connection::HANDSHAKE_TIMEOUT;
 use super::{PUMP_INTERVAL, Peer, canonical};
 use crate::call::EndReason;
-use crate::wire;
+use crate::secure;
+use crate::wire::{self, MAX_HELLO_LEN};
 
 /// Told callers whose connections are still being drained.
 const MAX_CLOSING: usize = 32;
@@ -33,6 +40,19 @@ const READS_PER_ROUND: usize = 4;
 const LOG_EVERY: Duration = Duration::from_secs(1);
 /// Connections taken per round (the rest wait in the kernel's queue).
 const ACCEPTS_PER_ROUND: usize = 64;
+/// Newcomers whose Hello is awaited at once (the oldest is told busy).
+const MAX_GREETING: usize = 32;
+/// How long a newcomer's Hello is awaited before it is told busy anyway.
+const GREETING: Duration = Duration::from_secs(1);
+/// Resumptions passed on that the call has not taken yet.
+pub const OFFERS_WAITING: usize = 4;
+
+/// A connection that may resume the running call: its stream and what it
+/// sent so far (its Hello, and what followed).
+pub struct Offer {
+    pub stream: TcpStream,
+    pub first: Vec<u8>,
+}
 
 /// The busy tone's thread; stops when dropped.
 pub struct BusyTone {
@@ -43,7 +63,12 @@ pub struct BusyTone {
 impl BusyTone {
     /// Starts answering "busy" on (a handle to) `listener`, and to the
     /// callers whose handshakes are `under_way`.
-    pub fn start(listener: &TcpListener, under_way: Vec<Peer>) -> Result<BusyTone> {
+    /// Resumptions go to `offers`.
+    pub fn start(
+        listener: &TcpListener,
+        under_way: Vec<Peer>,
+        offers: Sender<Offer>,
+    ) -> Result<BusyTone> {
         let listener = listener.try_clone().context("cannot answer callers busy")?;
         listener.set_nonblocking(true)?;
         let answer = wire::busy_answer()?;
@@ -51,7 +76,7 @@ impl BusyTone {
         let stopped = stop.clone();
         let thread = thread::Builder::new()
             .name("busy".into())
-            .spawn(move || run(&listener, &answer, under_way, &stopped))
+            .spawn(move || run(&listener, &answer, under_way, &offers, &stopped))
             .context("cannot start the busy tone")?;
         Ok(BusyTone {
             stop,
@@ -69,11 +94,18 @@ impl Drop for BusyTone {
     }
 }
 
-fn run(listener: &TcpListener, answer: &[u8], under_way: Vec<Peer>, stop: &AtomicBool) {
+fn run(
+    listener: &TcpListener,
+    answer: &[u8],
+    under_way: Vec<Peer>,
+    offers: &Sender<Offer>,
+    stop: &AtomicBool,
+) {
     // Each handshake ends within its own deadline; its Bye has a moment more.
     let until = Instant::now() + HANDSHAKE_TIMEOUT + LINGER;
     let mut under_way: Vec<(Peer, Instant)> = under_way.into_iter().map(|p| (p, until)).collect();
     let mut closing: VecDeque<(TcpStream, Instant)> = VecDeque::new();
+    let mut greeting: VecDeque<Greeting> = VecDeque::new();
     // Callers told since the last log line, and the last of them.
     let (mut told, mut last): (usize, Option<SocketAddr>) = (0, None);
     let mut last_log: Option<Instant> = None;
@@ -95,18 +127,50 @@ fn run(listener: &TcpListener, answer: &[u8], under_way: Vec<Peer>, stop: &Atomi
         });
         for _ in 0..ACCEPTS_PER_ROUND {
             match listener.accept() {
-                Ok((stream, addr)) => {
-                    told += 1;
-                    last = Some(canonical(addr));
-                    if let Some(stream) = tell(stream, answer) {
-                        closing.push_back((stream, now + LINGER));
-                    }
-                    if closing.len() > MAX_CLOSING {
-                        closing.pop_front();
-                    }
+                Ok((stream, addr)) if stream.set_nonblocking(true).is_ok() => {
+                    greeting.push_back(Greeting {
+                        stream,
+                        addr,
+                        read: Vec::new(),
+                        until: now + GREETING,
+                    });
                 }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
+            }
+        }
+        // Over the limit, the oldest is told busy at once.
+        let over = greeting.len().saturating_sub(MAX_GREETING);
+        let mut busy: Vec<Greeting> = greeting.drain(..over).collect();
+        for mut newcomer in std::mem::take(&mut greeting) {
+            match newcomer.hello(now) {
+                Heard::Nothing => greeting.push_back(newcomer),
+                Heard::Resume => {
+                    let offer = Offer {
+                        stream: newcomer.stream,
+                        first: newcomer.read,
+                    };
+                    if let Err(back) = offers.try_send(offer) {
+                        let offer = back.into_inner();
+                        busy.push(Greeting {
+                            stream: offer.stream,
+                            read: offer.first,
+                            ..newcomer
+                        });
+                    }
+                }
+                Heard::Call => busy.push(newcomer),
+            }
+        }
+        for newcomer in busy {
+            told += 1;
+            last = Some(canonical(newcomer.addr));
+            if let Some(stream) = tell(newcomer.stream, answer) {
+                closing.push_back((stream, now + LINGER));
+            }
+            if closing.len() > MAX_CLOSING {
+                closing.pop_front();
             }
         }
         closing.retain_mut(|(stream, until)| now < *until && still_open(stream));
@@ -122,10 +186,58 @@ fn run(listener: &TcpListener, answer: &[u8], under_way: Vec<Peer>, stop: &Atomi
     }
 }
 
+/// A newcomer whose Hello is awaited.
+struct Greeting {
+    stream: TcpStream,
+    addr: SocketAddr,
+    /// What it sent so far (at most a Hello and a Noise message).
+    read: Vec<u8>,
+    until: Instant,
+}
+
+/// What a newcomer's first message says.
+enum Heard {
+    /// Not all of it yet.
+    Nothing,
+    /// A resumption (whether of this call, the call decides).
+    Resume,
+    /// Anything else: a new call, something not vidchat, a silent one.
+    Call,
+}
+
+impl Greeting {
+    /// Reads what came (a bounded amount) and looks at the Hello.
+    fn hello(&mut self, now: Instant) -> Heard {
+        let cap = wire::LEN_PREFIX + MAX_HELLO_LEN as usize + secure::NOISE_MAX;
+        let mut buf = [0u8; 1024];
+        for _ in 0..READS_PER_ROUND {
+            let room = cap.saturating_sub(self.read.len()).min(buf.len());
+            match (&self.stream).read(buf.get_mut(..room).unwrap_or_default()) {
+                Ok(0) => return Heard::Call,
+                Ok(n) => self
+                    .read
+                    .extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return Heard::Call,
+            }
+        }
+        let mut decoder = wire::FrameDecoder::new(MAX_HELLO_LEN);
+        decoder.extend(&self.read);
+        match decoder.next_payload() {
+            Ok(Some(payload)) => match wire::decode_hello(payload) {
+                Ok(hello) if hello.resume.is_some() => Heard::Resume,
+                _ => Heard::Call,
+            },
+            Ok(None) if now < self.until => Heard::Nothing,
+            _ => Heard::Call,
+        }
+    }
+}
+
 /// Writes the busy answer (a few dozen bytes: one write takes them all)
 /// and ends our side; the stream to drain, unless it already failed.
 fn tell(stream: TcpStream, answer: &[u8]) -> Option<TcpStream> {
-    stream.set_nonblocking(true).ok()?;
     let written = (&stream).write(answer).ok()?;
     (written == answer.len()).then_some(())?;
     stream.shutdown(Shutdown::Write).ok()?;
@@ -203,7 +315,8 @@ mod tests {
             std::thread::sleep(PUMP_INTERVAL);
         }
         // ...when another call begins to ring.
-        let tone = door.busy_tone().unwrap();
+        let (offers, _offered) = crossbeam_channel::bounded(OFFERS_WAITING);
+        let tone = door.busy_tone(offers).unwrap();
         assert_eq!(door.waiting(), 0);
         assert_eq!(caller.join().unwrap(), EndReason::Busy);
         drop(tone);
@@ -213,7 +326,8 @@ mod tests {
     fn every_caller_hears_busy_while_the_tone_runs() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let tone = BusyTone::start(&listener, Vec::new()).unwrap();
+        let (offers, _offered) = crossbeam_channel::bounded(OFFERS_WAITING);
+        let tone = BusyTone::start(&listener, Vec::new(), offers).unwrap();
         for _ in 0..3 {
             assert_eq!(call_and_wait(addr), EndReason::Busy);
         }

@@ -11,13 +11,24 @@
 //! threads in `link` and the listener in `door` only move bytes, so every
 //! case here (a relay, a hostile or frozen or deaf peer) runs in tests as
 //! two connections joined in memory on a fake clock.
+//!
+//! A call outlives its TCP connection. When nothing comes from the peer
+//! for [`SILENT_LINK`] while the kernel sees our own bytes wait
+//! unacknowledged (or cannot say), the link went silent: the call is
+//! *reconnecting* (no video is sealed, no Pings) until [`Connection::resume`]
+//! carries it over to a new connection with the keys of a resumption
+//! (`net::resume`), or [`RECONNECT_TIMEOUT`] after the last byte it ends.
+//! A peer whose machine still acknowledges our bytes while its program
+//! says nothing is frozen, not cut off: it is let go at [`IDLE_TIMEOUT`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::budget::Budget;
-use crate::call::{EncodingError, EndReason, IDLE_TIMEOUT, Lost, NetworkError, ProtocolError};
-use crate::secure::{self, Handshake, Opener, Sealer, StaticKey};
+use crate::call::{
+    EncodingError, EndReason, IDLE_TIMEOUT, Lost, NetworkError, ProtocolError, RECONNECT_TIMEOUT,
+};
+use crate::secure::{self, Handshake, Opener, Sealer, StaticKey, Ticket};
 use crate::wire::{
     self, Arrival, ByeReason, Finale, Frame, FrameDecoder, Hello, Intro, MAX_ARRIVALS,
     MAX_HELLO_LEN, MAX_MESSAGE_LEN, Message, VideoFormat, WireError,
@@ -38,6 +49,10 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// run the call are up by then, so its round trip measures the network, not
 /// our own start-up (the clock estimate takes the fastest round trip).
 const FIRST_PING_DELAY: Duration = Duration::from_millis(100);
+/// Silence from the peer after which a link whose bytes wait
+/// unacknowledged counts as gone: longer than the gap between two of the
+/// peer's Pings, so a quiet call (both videos paused) is not taken for one.
+pub const SILENT_LINK: Duration = Duration::from_millis(1500);
 /// H.264 decode failures in a row after which the call ends.
 pub const MAX_DECODE_ERRORS: u32 = 10;
 /// Largest encrypted message: the message cap plus Noise's tags.
@@ -127,6 +142,10 @@ pub enum Event {
     /// What the peer received of our frames, for the sender's view of the
     /// link (its clock; see `net::feedback`).
     Received(Vec<Arrival>),
+    /// The link went silent: the call tries to resume (no video goes).
+    Reconnecting,
+    /// The link works again (on a new connection, or the old one came back).
+    Reconnected,
     /// The call is over (or never started), and why. Always the last event.
     Ended(EndReason),
 }
@@ -168,6 +187,8 @@ struct Heartbeat {
     last_answered: Instant,
     /// When the timers were last looked at.
     checked: Instant,
+    /// The link went silent: waiting for a resumption since `last_heard`.
+    reconnecting: bool,
 }
 
 /// The peer's clock from Ping/Pong round trips: the sample with the
@@ -264,6 +285,13 @@ pub struct Connection {
     keyframe_wanted: bool,
     /// Whether the peer was last told our video is paused.
     paused: bool,
+    /// Where the call's resumption tickets come from (once the keys exist).
+    resume_secret: Option<[u8; 32]>,
+    /// Resumptions so far: the number of the one ticket that works now.
+    generation: u64,
+    /// The kernel's last word on our bytes: true when some have waited
+    /// unacknowledged for a while (None: it cannot say).
+    link_stalled: Option<bool>,
     /// Frames the peer may still send.
     frame_budget: Budget,
     /// Text messages the peer may still send.
@@ -327,6 +355,9 @@ impl Connection {
             decode_errors: 0,
             keyframe_wanted: false,
             paused: false,
+            resume_secret: None,
+            generation: 0,
+            link_stalled: None,
             frame_budget: Budget::new(MAX_FRAME_RATE, MAX_FRAME_BURST),
             text_budget: Budget::new(MAX_TEXT_RATE, MAX_TEXT_BURST),
             end: None,
@@ -363,7 +394,86 @@ impl Connection {
 
     /// True while our video may flow: the call runs and our person said yes.
     pub fn may_send_video(&self) -> bool {
-        self.is_open() && self.confirmed
+        self.is_open() && self.confirmed && !self.is_reconnecting()
+    }
+
+    /// True while the link is silent and the call waits to resume.
+    pub fn is_reconnecting(&self) -> bool {
+        self.is_open() && self.heartbeat.as_ref().is_some_and(|hb| hb.reconnecting)
+    }
+
+    /// The one ticket that resumes the call now (while it runs).
+    pub fn ticket(&self) -> Option<Ticket> {
+        let secret = self.resume_secret.as_ref().filter(|_| self.is_open())?;
+        Some(Ticket::new(
+            secret,
+            self.generation,
+            &self.our_key,
+            self.their_key?,
+        ))
+    }
+
+    /// What the kernel says of our bytes now: `Some(true)` when some have
+    /// waited unacknowledged for a while, `Some(false)` when the peer's
+    /// machine acknowledges them, None when it cannot say.
+    pub fn handle_link_check(&mut self, stalled: Option<bool>) {
+        self.link_stalled = stalled;
+    }
+
+    /// The socket failed in a way a new connection may mend (the network
+    /// is unreachable, our address went away): reconnecting from now on.
+    pub fn handle_link_failed(&mut self) {
+        let open = self.is_open();
+        if let Some(hb) = self
+            .heartbeat
+            .as_mut()
+            .filter(|hb| open && !hb.reconnecting)
+        {
+            hb.reconnecting = true;
+            self.events.push_back(Event::Reconnecting);
+        }
+    }
+
+    /// Carries the call over to a new connection, whose resumption
+    /// (with ticket `generation`) gave `sealer` and `opener`; the peer's
+    /// bytes read on it so far are `leftover`. Everything sealed for the
+    /// old connection is dropped; the peer is asked for a keyframe and told
+    /// what it may have missed (our confirmation, our pause). False, and
+    /// nothing changes, when the call is not running or the ticket is not
+    /// the current one (used, or another resumption won).
+    pub fn resume(
+        &mut self,
+        now: Instant,
+        generation: u64,
+        (sealer, opener): (Sealer, Opener),
+        leftover: &[u8],
+    ) -> bool {
+        if !self.is_open() || generation != self.generation {
+            return false;
+        }
+        self.generation += 1;
+        self.ciphers = Some((sealer, opener));
+        self.decoder = FrameDecoder::new(MAX_SEALED_LEN);
+        self.outgoing.clear();
+        self.taken = 0;
+        self.received = 0;
+        self.partial_since = None;
+        self.arrivals.clear();
+        self.pings.clear();
+        self.link_stalled = None;
+        self.open(now);
+        self.awaiting_keyframe = true;
+        self.keyframe_wanted = true;
+        self.queue(&Message::KeyframeRequest);
+        if self.role == Role::Caller && self.confirmed {
+            self.queue(&Message::Confirmed);
+        }
+        if self.paused {
+            self.queue(&Message::VideoPaused { paused: true });
+        }
+        self.events.push_back(Event::Reconnected);
+        self.handle_bytes(now, leftover);
+        true
     }
 
     /// Whether the peer's person said yes (always, on the caller's side).
@@ -419,7 +529,13 @@ impl Connection {
             Phase::Hello { .. } | Phase::Noise { .. } => Some(self.handshake_deadline),
             Phase::Revealing { until, .. } | Phase::Ringing { until } => Some(*until),
             Phase::Open => self.heartbeat.as_ref().map(|hb| {
-                let idle = hb.next_ping.min(hb.last_heard + IDLE_TIMEOUT);
+                if hb.reconnecting {
+                    return hb.last_heard + RECONNECT_TIMEOUT;
+                }
+                let idle = hb
+                    .next_ping
+                    .min(hb.last_heard + SILENT_LINK)
+                    .min(hb.last_heard + IDLE_TIMEOUT);
                 // The deaf deadline counts until it has been looked at.
                 let deaf = hb.last_answered + IDLE_TIMEOUT;
                 if deaf > hb.checked {
@@ -473,8 +589,23 @@ impl Connection {
             return;
         };
         hb.checked = hb.checked.max(now);
+        if hb.reconnecting {
+            if now >= hb.last_heard + RECONNECT_TIMEOUT {
+                let secs = RECONNECT_TIMEOUT.as_secs();
+                self.close(EndReason::PeerNotResponding { secs });
+            }
+            return;
+        }
+        // Silent, and our bytes are not acknowledged either (or the kernel
+        // cannot say): the link, not the peer.
+        if now >= hb.last_heard + SILENT_LINK && self.link_stalled != Some(false) {
+            hb.reconnecting = true;
+            self.events.push_back(Event::Reconnecting);
+            return;
+        }
         if now >= hb.last_heard + IDLE_TIMEOUT {
-            return self.close(EndReason::PeerNotResponding);
+            let secs = IDLE_TIMEOUT.as_secs();
+            return self.close(EndReason::PeerNotResponding { secs });
         }
         // Deaf, not frozen: it still sends (its own Pings at least), yet has
         // answered none of ours. A frozen peer's last Pong is older than its
@@ -521,6 +652,9 @@ impl Connection {
         }
         if let Some(hb) = self.heartbeat.as_mut() {
             hb.last_heard = now;
+            if std::mem::take(&mut hb.reconnecting) {
+                self.events.push_back(Event::Reconnected);
+            }
         }
         self.received += bytes.len() as u64;
         self.decoder.extend(bytes);
@@ -580,6 +714,9 @@ impl Connection {
                 let theirs = wire::decode_hello(payload).map_err(wire_error)?;
                 if theirs.busy {
                     return Err(EndReason::Busy);
+                }
+                if theirs.resume.is_some() {
+                    return Err(EndReason::Protocol(ProtocolError::NothingToResume));
                 }
                 self.hellos = match self.role {
                     Role::Caller => vec![ours, payload.to_vec()],
@@ -684,6 +821,7 @@ impl Connection {
     /// Ends the handshake: the ciphers from now on, and the hash the code covers.
     fn take_keys(&mut self, noise: Handshake) -> Result<Vec<u8>, EndReason> {
         let done = noise.finish().map_err(secure_error)?;
+        self.resume_secret = Some(secure::resume_secret(&done.hash));
         self.ciphers = Some((done.sealer, done.opener));
         self.their_key = Some(done.peer_key);
         self.decoder.set_max_len(MAX_SEALED_LEN);
@@ -899,6 +1037,7 @@ impl Connection {
             last_heard: now,
             last_answered: now,
             checked: now,
+            reconnecting: false,
         });
     }
 
@@ -1101,8 +1240,8 @@ pub(crate) mod tests {
         pub(crate) caller: Connection,
         pub(crate) callee: Connection,
         pub(crate) now: Instant,
-        deliver_to_caller: bool,
-        deliver_to_callee: bool,
+        pub(crate) deliver_to_caller: bool,
+        pub(crate) deliver_to_callee: bool,
     }
 
     impl Pair {
@@ -1153,7 +1292,7 @@ pub(crate) mod tests {
         }
 
         /// Lets `by` pass in 10 ms steps, firing timers and moving bytes.
-        fn advance(&mut self, by: Duration) {
+        pub(crate) fn advance(&mut self, by: Duration) {
             let until = self.now + by;
             while self.now < until {
                 self.now += Duration::from_millis(10);
@@ -1165,7 +1304,7 @@ pub(crate) mod tests {
 
         /// Handshake, then the callee takes the call and the caller
         /// confirms it.
-        fn answered() -> Pair {
+        pub(crate) fn answered() -> Pair {
             let mut pair = Pair::new();
             pair.drive();
             pair.callee.answer(pair.now, true);
@@ -1207,7 +1346,7 @@ pub(crate) mod tests {
         std::iter::from_fn(|| conn.poll_event()).collect()
     }
 
-    fn ended(conn: &mut Connection) -> Option<EndReason> {
+    pub(crate) fn ended(conn: &mut Connection) -> Option<EndReason> {
         events(conn).into_iter().find_map(|e| match e {
             Event::Ended(reason) => Some(reason),
             _ => None,
@@ -1631,10 +1770,16 @@ pub(crate) mod tests {
         pair.drive();
         pair.deliver_to_caller = false;
         pair.deliver_to_callee = false;
+        // Its machine still acknowledges our bytes: not a silent link.
+        pair.caller.handle_link_check(Some(false));
         pair.advance(IDLE_TIMEOUT - Duration::from_millis(20));
         assert_eq!(pair.caller.end_reason(), None);
+        assert!(!pair.caller.is_reconnecting());
         pair.advance(Duration::from_millis(30));
-        assert_eq!(ended(&mut pair.caller), Some(EndReason::PeerNotResponding));
+        assert_eq!(
+            ended(&mut pair.caller),
+            Some(EndReason::PeerNotResponding { secs: 5 })
+        );
     }
 
     #[test]

@@ -17,9 +17,10 @@ use std::net::{IpAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use crossbeam_channel::Sender;
 
 use super::budget::Budget;
-use super::busy::BusyTone;
+use super::busy::{BusyTone, Offer};
 use super::connection::Role;
 use super::guessing::Guessing;
 use super::{Peer, Us};
@@ -135,8 +136,9 @@ impl Door {
 
     /// Answers every newcomer "busy" until the tone is dropped (while a
     /// call rings or runs), and the handshakes in progress as they finish.
-    pub fn busy_tone(&mut self) -> Result<BusyTone> {
-        BusyTone::start(&self.listener, self.pending.drain(..).collect())
+    /// Resumptions of the call go to `offers`.
+    pub fn busy_tone(&mut self, offers: Sender<Offer>) -> Result<BusyTone> {
+        BusyTone::start(&self.listener, self.pending.drain(..).collect(), offers)
     }
 
     /// Handshakes in progress.

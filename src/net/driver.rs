@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::connection::{Connection, Event, TextError};
 use super::feedback::{Feedback, LinkSample};
+use super::resume::Resumed;
 use crate::call::EndReason;
 use crate::wire::Frame;
 
@@ -96,6 +97,25 @@ impl Driver {
             self.feedback.frame_queued(seq, end - before, end);
         }
         Ok(())
+    }
+
+    /// Carries the call over to the new connection of `resumed` (false:
+    /// its ticket was stale, nothing changed): its stream starts at 0, and
+    /// its link is not known yet.
+    pub fn resume(&mut self, now: Instant, resumed: Resumed) -> bool {
+        let Resumed {
+            generation,
+            keys,
+            leftover,
+        } = resumed;
+        if !self.conn.resume(now, generation, keys, &leftover) {
+            return false;
+        }
+        self.feedback = Feedback::default();
+        self.unsent.clear();
+        (self.handed, self.written) = (0, 0);
+        self.epoch = now;
+        true
     }
 
     /// True when nothing waits to be handed to the socket or written.

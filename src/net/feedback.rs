@@ -283,6 +283,40 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
     })
 }
 
+/// Whether our bytes wait unacknowledged on `stream` (Linux TCP_INFO):
+/// true when some are in flight and no acknowledgement came for
+/// [`STALLED_AFTER`] (a silent link), false when the peer's machine keeps
+/// up (a frozen peer's kernel still acknowledges, and answers zero-window
+/// probes with nothing in flight), None where the kernel cannot say.
+#[cfg(target_os = "linux")]
+pub fn kernel_stalled(stream: &TcpStream) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `kernel_sample`.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    let stalled_ms = STALLED_AFTER.as_millis() as u32;
+    (rc == 0).then_some(info.tcpi_unacked > 0 && info.tcpi_last_ack_recv >= stalled_ms)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kernel_stalled(_stream: &TcpStream) -> Option<bool> {
+    None
+}
+
+/// No acknowledgement for this long, with bytes in flight, is a stalled
+/// link: longer than the gap between two Pings, shorter than the call's
+/// `SILENT_LINK`.
+pub const STALLED_AFTER: std::time::Duration = std::time::Duration::from_millis(1200);
+
 #[cfg(not(target_os = "linux"))]
 pub fn kernel_sample(_stream: &TcpStream, _unsent: u64) -> Option<LinkSample> {
     None

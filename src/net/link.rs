@@ -21,10 +21,11 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
 
 use super::Peer;
-use super::connection::Event;
+use super::connection::{Event, SILENT_LINK};
 use super::driver::Driver;
 use super::feedback::{self, LinkSample};
-use crate::call::{EndReason, Lost, NetworkError, ProtocolError, Shutdown};
+use super::reconnect::{self, Candidate, Resumer};
+use crate::call::{EndReason, Lost, NetworkError, ProtocolError, Shutdown, unix_us};
 use crate::handoff::{Latest, latest};
 use crate::stats::Counters;
 use crate::wire::Frame;
@@ -80,6 +81,8 @@ struct CallFlags {
     may_send_video: AtomicBool,
     /// The peer asked for a keyframe.
     keyframe_wanted: AtomicBool,
+    /// The call moved to a new connection: the link is not known.
+    new_link: AtomicBool,
 }
 
 /// The sending side's view of the link and of the call.
@@ -87,8 +90,10 @@ pub struct LinkView {
     flags: Arc<CallFlags>,
     samples: Receiver<LinkSample>,
     last: LinkSample,
-    /// The socket, for the kernel's view where it has one.
+    /// The socket, for the kernel's view where it has one...
     kernel: Option<TcpStream>,
+    /// ...and the one the call moved to.
+    kernel_streams: Receiver<TcpStream>,
 }
 
 impl LinkView {
@@ -102,9 +107,18 @@ impl LinkView {
         self.flags.keyframe_wanted.swap(false, Ordering::Relaxed)
     }
 
+    /// True once after the call moved to a new connection, whose link is
+    /// not known yet (the sender starts over, small).
+    pub fn take_new_link(&self) -> bool {
+        self.flags.new_link.swap(false, Ordering::Relaxed)
+    }
+
     /// The link now: the kernel's view where there is one, else what the
     /// peer's reports show.
     pub fn sample(&mut self) -> Option<LinkSample> {
+        if let Ok(stream) = self.kernel_streams.try_recv() {
+            self.kernel = Some(stream);
+        }
         if let Ok(sample) = self.samples.try_recv() {
             self.last = sample;
         }
@@ -117,10 +131,10 @@ impl LinkView {
     }
 }
 
-/// The running threads of a call.
+/// The running threads of a call: the call thread, which owns the
+/// connection's threads in turn.
 pub struct Link {
-    threads: Vec<JoinHandle<()>>,
-    stream: TcpStream,
+    thread: JoinHandle<()>,
 }
 
 /// What the reader hands the call thread.
@@ -130,12 +144,22 @@ enum FromSocket {
     Failed(io::Error),
 }
 
+/// What the writer tells the call thread.
+enum Written {
+    /// The socket took this many more bytes at this time.
+    Took(u64, Instant),
+    /// A write failed: this connection takes no more.
+    Failed(io::Error),
+}
+
 impl Link {
     /// Starts the call's threads on the answered `peer`; the media stage
-    /// gets the other ends.
+    /// gets the other ends. A call whose link goes silent resumes through
+    /// `resumer`.
     pub fn start(
         peer: Peer,
         text: TextLink,
+        resumer: Resumer,
         shutdown: Shutdown,
         counters: Arc<Counters>,
     ) -> Result<(Link, MediaPorts)> {
@@ -146,27 +170,88 @@ impl Link {
             written,
             ..
         } = peer;
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(POLL))?;
         let unsent = unsent.get(written..).unwrap_or_default().to_vec();
         let driver = Driver::new(conn, unsent, Instant::now());
-        let (reads_in, reads) = bounded(READS_WAITING);
-        let (written_in, written) = unbounded();
-        let (to_writer, batches) = unbounded();
         let (outgoing, frames) = bounded(1);
         let (frames_in, incoming) = bounded(FRAMES_WAITING);
         let (pictures, decoded) = unbounded();
         let (samples_in, samples) = latest();
+        let (kernel_in, kernel_streams) = latest();
         let flags = Arc::new(CallFlags::default());
         let view = LinkView {
             flags: flags.clone(),
             samples,
             last: LinkSample::default(),
-            kernel: feedback::kernel_view_allowed()
-                .then(|| stream.try_clone())
-                .transpose()?,
+            kernel: None,
+            kernel_streams,
         };
+        if feedback::kernel_view_allowed() {
+            kernel_in.put(stream.try_clone()?);
+        }
+        let socket = Socket::start(stream, &shutdown, &counters)
+            .context("cannot start the call's socket threads")?;
+        let call = CallThread {
+            driver,
+            shutdown,
+            counters,
+            flags,
+            samples: samples_in,
+            kernel: kernel_in,
+            frames_in,
+            text: text.incoming,
+            resumer,
+            retired: Vec::new(),
+        };
+        let inputs = Inputs {
+            frames,
+            typed: text.outgoing,
+            decoded,
+        };
+        let thread = thread::Builder::new()
+            .name("call".into())
+            .spawn(move || call.run(socket, inputs))
+            .context("cannot start the call thread")?;
+        let ports = MediaPorts {
+            outgoing,
+            incoming,
+            pictures,
+            view,
+        };
+        Ok((Link { thread }, ports))
+    }
+
+    /// Waits for the threads (after the call was ended); the call thread
+    /// closes its socket. A thread that panicked has already ended the
+    /// call (its crash guard), so its join error carries nothing more.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// One TCP connection of the call, as the call thread sees it: what its
+/// reader read, what its writer took, and where bytes for it go.
+struct Socket {
+    reads: Receiver<FromSocket>,
+    written: Receiver<Written>,
+    to_writer: Sender<Vec<u8>>,
+    /// The connection and its two threads (none in tests run in memory).
+    stream: Option<TcpStream>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Socket {
+    /// Starts a reader and a writer on `stream`.
+    fn start(
+        stream: TcpStream,
+        shutdown: &Shutdown,
+        counters: &Arc<Counters>,
+    ) -> io::Result<Socket> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(POLL))?;
+        stream.set_write_timeout(Some(POLL))?;
+        let (reads_in, reads) = bounded(READS_WAITING);
+        let (written_in, written) = unbounded();
+        let (to_writer, batches) = unbounded();
         let reader = Reader {
             stream: stream.try_clone()?,
             shutdown: shutdown.clone(),
@@ -178,58 +263,34 @@ impl Link {
             counters: counters.clone(),
             written: written_in,
         };
-        let call = CallThread {
-            driver,
-            shutdown,
-            counters,
-            flags,
-            samples: samples_in,
-            to_writer,
-            frames_in,
-            text: text.incoming,
-        };
-        let inputs = Inputs {
-            reads,
-            written,
-            frames,
-            typed: text.outgoing,
-            decoded,
-        };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .with_context(|| format!("cannot start the {name} thread"))
+            thread::Builder::new().name(name.into()).spawn(f)
         };
         let threads = vec![
-            spawn("call", Box::new(move || call.run(inputs)))?,
             spawn("receiver", Box::new(move || reader.run()))?,
             spawn("sender", Box::new(move || writer.run(batches)))?,
         ];
-        let ports = MediaPorts {
-            outgoing,
-            incoming,
-            pictures,
-            view,
-        };
-        Ok((Link { threads, stream }, ports))
+        Ok(Socket {
+            reads,
+            written,
+            to_writer,
+            stream: Some(stream),
+            threads,
+        })
     }
 
-    /// Waits for the threads (after the call was ended) and closes the
-    /// socket. A thread that panicked has already ended the call (its crash
-    /// guard), so its join error carries nothing more.
-    pub fn join(self) {
-        for thread in self.threads {
-            let _ = thread.join();
+    /// Closes the connection; its threads end on their own (their
+    /// channels are gone), and are returned to be waited for.
+    fn close(self) -> Vec<JoinHandle<()>> {
+        if let Some(stream) = &self.stream {
+            let _ = stream.shutdown(SocketShutdown::Both);
         }
-        let _ = self.stream.shutdown(SocketShutdown::Both);
+        self.threads
     }
 }
 
-/// What the call thread waits on.
+/// What the call thread waits on besides its socket.
 struct Inputs {
-    reads: Receiver<FromSocket>,
-    written: Receiver<(u64, Instant)>,
     frames: Receiver<Frame>,
     typed: Receiver<String>,
     decoded: Receiver<Picture>,
@@ -241,26 +302,34 @@ struct CallThread {
     counters: Arc<Counters>,
     flags: Arc<CallFlags>,
     samples: Latest<LinkSample>,
-    to_writer: Sender<Vec<u8>>,
+    /// The current socket, for the sender's kernel view.
+    kernel: Latest<TcpStream>,
     /// The peer's frames, to the decoder.
     frames_in: Sender<Frame>,
     /// The peer's typed lines, to the main thread.
     text: Sender<String>,
+    resumer: Resumer,
+    /// The threads of connections the call left behind.
+    retired: Vec<JoinHandle<()>>,
 }
 
 impl CallThread {
-    fn run(mut self, inputs: Inputs) {
+    fn run(mut self, mut socket: Socket, inputs: Inputs) {
         let _guard = self.shutdown.crash_guard("call");
-        if let Err(reason) = self.drive(inputs) {
+        if let Err(reason) = self.drive(&mut socket, inputs) {
             self.shutdown.end(reason);
+        }
+        self.retired.extend(socket.close());
+        for thread in std::mem::take(&mut self.retired) {
+            let _ = thread.join();
         }
     }
 
-    fn drive(&mut self, mut inputs: Inputs) -> Result<(), EndReason> {
+    fn drive(&mut self, socket: &mut Socket, mut inputs: Inputs) -> Result<(), EndReason> {
         loop {
             let local = self.shutdown.reason();
             if let Some(reason) = local {
-                return self.finish(reason, &inputs.written);
+                return self.finish(reason, socket);
             }
             self.apply_local_state();
             let now = Instant::now();
@@ -268,17 +337,26 @@ impl CallThread {
                 .driver
                 .poll_timeout()
                 .map_or(POLL, |t| t.saturating_duration_since(now))
+                .min(
+                    self.resumer
+                        .poll_timeout(now)
+                        .map_or(POLL, |t| t.saturating_duration_since(now)),
+                )
                 .min(POLL);
+            let (reads, written) = (socket.reads.clone(), socket.written.clone());
+            let (offered, resumed) = (self.resumer.offered(), self.resumer.resumed());
             select! {
-                recv(inputs.reads) -> read => match read {
+                recv(reads) -> read => match read {
                     Ok(FromSocket::Bytes(at, bytes)) => self.driver.handle_read(at, &bytes),
                     Ok(FromSocket::Closed) => self.driver.handle_closed(),
-                    Ok(FromSocket::Failed(e)) => self.driver.conn().close(EndReason::ConnectionLost(Lost::Io(e.into()))),
+                    Ok(FromSocket::Failed(e)) => self.socket_failed(e),
                     // The reader stopped because the call ended.
-                    Err(_) => inputs.reads = never(),
+                    Err(_) => socket.reads = never(),
                 },
-                recv(inputs.written) -> written => if let Ok((bytes, at)) = written {
-                    self.driver.handle_written(bytes, at);
+                recv(written) -> written => match written {
+                    Ok(Written::Took(bytes, at)) => self.driver.handle_written(bytes, at),
+                    Ok(Written::Failed(e)) => self.socket_failed(e),
+                    Err(_) => socket.written = never(),
                 },
                 recv(inputs.frames) -> frame => match frame {
                     Ok(frame) => {
@@ -299,15 +377,76 @@ impl CallThread {
                     Ok(Picture::Lost(why)) => self.driver.conn().picture_lost(why),
                     Err(_) => inputs.decoded = never(),
                 },
+                recv(offered) -> offer => if let Ok(offer) = offer {
+                    let ticket = self.driver.conn().ticket();
+                    self.resumer.answer(offer, ticket, &self.shutdown);
+                },
+                recv(resumed) -> candidate => if let Ok(candidate) = candidate {
+                    self.take_over(socket, candidate);
+                },
                 default(wait) => {},
             }
-            self.driver.handle_timeout(Instant::now());
+            if let Some(stream) = &socket.stream {
+                let stalled = feedback::kernel_stalled(stream);
+                self.driver.conn().handle_link_check(stalled);
+            }
+            let now = Instant::now();
+            self.driver.handle_timeout(now);
+            if self.driver.conn().is_reconnecting() {
+                let ticket = self.driver.conn().ticket();
+                self.resumer.redial(now, ticket, &self.shutdown);
+            }
             self.route_events();
             self.publish();
-            self.transmit();
+            self.transmit(socket);
             if let Some(reason) = self.driver.end_reason() {
                 self.shutdown.end(reason.clone());
             }
+        }
+    }
+
+    /// A socket that failed: the end of the call, unless a new connection
+    /// may mend it.
+    fn socket_failed(&mut self, e: io::Error) {
+        let conn = self.driver.conn();
+        match e.kind() {
+            // The peer went away (killed, unplugged): the call is lost.
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => {
+                conn.close(EndReason::ConnectionLost(Lost::Io(e.into())));
+            }
+            io::ErrorKind::WriteZero => conn.close(EndReason::ConnectionLost(Lost::TookNothing)),
+            kind if reconnect::may_mend(kind) => conn.handle_link_failed(),
+            _ => conn.close(EndReason::Network(NetworkError::Send(e.into()))),
+        }
+    }
+
+    /// A resumption went through on `candidate`'s connection: the call
+    /// moves over to it (unless it is stale: another one won), and the old
+    /// connection is closed.
+    fn take_over(&mut self, socket: &mut Socket, candidate: Candidate) {
+        let Candidate { stream, resumed } = candidate;
+        let now = Instant::now();
+        if !self.driver.resume(now, resumed) {
+            return;
+        }
+        match Socket::start(stream, &self.shutdown, &self.counters) {
+            Ok(new) => {
+                let old = std::mem::replace(socket, new);
+                self.retired.extend(old.close());
+                if let Some(kernel) = socket.stream.as_ref().and_then(|s| s.try_clone().ok())
+                    && feedback::kernel_view_allowed()
+                {
+                    self.kernel.put(kernel);
+                }
+                self.flags.new_link.store(true, Ordering::Relaxed);
+                Counters::add(&self.counters.resumptions, 1);
+            }
+            Err(e) => self
+                .driver
+                .conn()
+                .close(EndReason::Network(NetworkError::Send(e.into()))),
         }
     }
 
@@ -342,6 +481,11 @@ impl CallThread {
                     }
                 }
                 Event::TextRefused => Counters::add(&self.counters.texts_refused, 1),
+                Event::Reconnecting => {
+                    let since = unix_us().saturating_sub(SILENT_LINK.as_micros() as u64);
+                    Counters::set(&self.counters.reconnecting_since_us, since.max(1));
+                }
+                Event::Reconnected => Counters::set(&self.counters.reconnecting_since_us, 0),
                 Event::Connected(_) | Event::Accepted | Event::Ended(_) | Event::Received(_) => {}
             }
         }
@@ -373,31 +517,27 @@ impl CallThread {
         self.samples.put(self.driver.link(Instant::now()));
     }
 
-    fn transmit(&mut self) {
+    fn transmit(&mut self, socket: &Socket) {
         if let Some(bytes) = self.driver.poll_transmit() {
-            // The writer only goes when the call ends; what it did not
-            // write then no longer matters.
-            let _ = self.to_writer.send(bytes);
+            // The writer only goes when its connection or the call ends;
+            // what it did not write then no longer matters.
+            let _ = socket.to_writer.send(bytes);
         }
     }
 
     /// The call ended (`reason`): a hang-up says Bye, once the socket has
     /// taken what was handed to it, within [`LINGER`].
-    fn finish(
-        &mut self,
-        reason: EndReason,
-        written: &Receiver<(u64, Instant)>,
-    ) -> Result<(), EndReason> {
+    fn finish(&mut self, reason: EndReason, socket: &Socket) -> Result<(), EndReason> {
         self.driver.conn().close(reason.clone());
         let until = Instant::now() + LINGER;
         while reason == EndReason::HungUp && Instant::now() < until && !self.driver.is_flushed() {
             if let Some(bytes) = self.driver.poll_transmit() {
-                let _ = self.to_writer.send(bytes);
+                let _ = socket.to_writer.send(bytes);
                 break;
             }
-            match written.recv_deadline(until) {
-                Ok((bytes, at)) => self.driver.handle_written(bytes, at),
-                Err(_) => break,
+            match socket.written.recv_deadline(until) {
+                Ok(Written::Took(bytes, at)) => self.driver.handle_written(bytes, at),
+                Ok(Written::Failed(_)) | Err(_) => break,
             }
         }
         Ok(())
@@ -447,7 +587,8 @@ impl Reader {
         }
     }
 
-    /// Waits for the call thread to take `read`; false once it is gone.
+    /// Waits for the call thread to take `read`; false once it is gone
+    /// (the call ended, or left this connection).
     fn hand_over(&self, mut read: FromSocket) -> bool {
         loop {
             match self.reads.send_timeout(read, POLL) {
@@ -469,19 +610,20 @@ struct Writer {
     stream: TcpStream,
     shutdown: Shutdown,
     counters: Arc<Counters>,
-    written: Sender<(u64, Instant)>,
+    written: Sender<Written>,
 }
 
 impl Writer {
     fn run(mut self, batches: Receiver<Vec<u8>>) {
         let _guard = self.shutdown.crash_guard("sender");
-        // Ends when the call thread is done (it drops its end).
+        // Ends when the call thread is done with this connection (it drops
+        // its end), or the connection fails.
         for batch in batches {
             match self.write_all(&batch) {
                 Ok(n) if n < batch.len() => break,
                 Ok(_) => {}
-                Err(reason) => {
-                    self.shutdown.end(reason);
+                Err(e) => {
+                    let _ = self.written.send(Written::Failed(e));
                     break;
                 }
             }
@@ -491,19 +633,26 @@ impl Writer {
 
     /// Writes `bytes`, saying after each write how far it got (each
     /// frame's time is when its last byte went); returns how many went.
-    /// The socket's write timeout is
-    /// [`POLL`], so the shutdown flag is seen: a hang-up gets [`LINGER`] to
-    /// finish the message in flight and say Bye; a call that ended
-    /// otherwise (a peer that stopped reading, say) stops at once.
-    fn write_all(&mut self, bytes: &[u8]) -> Result<usize, EndReason> {
+    /// The socket's write timeout is [`POLL`], so the shutdown flag is
+    /// seen: a hang-up gets [`LINGER`] to finish the message in flight and
+    /// say Bye; a call that ended otherwise (a peer that stopped reading,
+    /// say) stops at once. A connection the call left is shut down, so its
+    /// write fails at once.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut written = 0;
         let mut give_up = None;
         while let Some(rest) = bytes.get(written..).filter(|r| !r.is_empty()) {
             match self.stream.write(rest) {
-                Ok(0) => return Err(EndReason::ConnectionLost(Lost::TookNothing)),
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
-                    let _ = self.written.send((n as u64, Instant::now()));
+                    if self
+                        .written
+                        .send(Written::Took(n as u64, Instant::now()))
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
                 Err(e) if is_timeout(&e) => {
                     let Some(reason) = self.shutdown.reason() else {
@@ -514,17 +663,7 @@ impl Writer {
                         break;
                     }
                 }
-                Err(e) => {
-                    return Err(match e.kind() {
-                        // The peer went away (killed, unplugged): the call is lost.
-                        io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::ConnectionAborted => {
-                            EndReason::ConnectionLost(Lost::Io(e.into()))
-                        }
-                        _ => EndReason::Network(NetworkError::Send(e.into())),
-                    });
-                }
+                Err(e) => return Err(e),
             }
         }
         Counters::add(&self.counters.bytes_sent, written as u64);
@@ -565,7 +704,7 @@ mod tests {
         conn: crate::net::connection::Connection,
         to_writer: Sender<Vec<u8>>,
         reads: Receiver<FromSocket>,
-        written: Receiver<(u64, Instant)>,
+        written: Receiver<Written>,
     ) -> Side {
         let shutdown = Shutdown::default();
         let counters = Arc::new(Counters::default());
@@ -576,24 +715,32 @@ mod tests {
         let (said_in, said) = bounded(4);
         let (_pictures, decoded) = unbounded();
         let (samples_in, samples) = latest();
+        let (kernel, _streams) = latest();
         let call = CallThread {
             driver: Driver::new(conn, Vec::new(), Instant::now()),
             shutdown: shutdown.clone(),
             counters,
             flags: Arc::default(),
             samples: samples_in,
-            to_writer,
+            kernel,
             frames_in,
             text: said_in,
+            resumer: Resumer::none(),
+            retired: Vec::new(),
         };
-        let inputs = Inputs {
+        let socket = Socket {
             reads,
             written,
+            to_writer,
+            stream: None,
+            threads: Vec::new(),
+        };
+        let inputs = Inputs {
             frames,
             typed: typed_out,
             decoded,
         };
-        let thread = thread::spawn(move || call.run(inputs));
+        let thread = thread::spawn(move || call.run(socket, inputs));
         Side {
             shutdown,
             outgoing,
@@ -609,13 +756,13 @@ mod tests {
     fn relay(
         batches: Receiver<Vec<u8>>,
         reads: Sender<FromSocket>,
-        written: Sender<(u64, Instant)>,
+        written: Sender<Written>,
     ) -> JoinHandle<()> {
         thread::spawn(move || {
             for batch in batches {
                 let len = batch.len() as u64;
                 let _ = reads.send(FromSocket::Bytes(Instant::now(), batch));
-                let _ = written.send((len, Instant::now()));
+                let _ = written.send(Written::Took(len, Instant::now()));
             }
             let _ = reads.send(FromSocket::Closed);
         })

@@ -17,6 +17,8 @@ pub mod feedback;
 pub mod guessing;
 pub mod link;
 pub mod nearby;
+pub mod reconnect;
+pub mod resume;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

@@ -29,9 +29,11 @@ use crate::capture::{CameraChoice, Capture, CaptureConfig, SourceInfo, SourceKin
 use crate::codec::CodecChoice;
 use crate::handoff::latest;
 use crate::interrupt;
+use crate::net::busy::OFFERS_WAITING;
 use crate::net::connection::Event;
 use crate::net::door::Door;
 use crate::net::link::TextLink;
+use crate::net::reconnect::Resumer;
 use crate::net::{self, PUMP_INTERVAL, Peer, Us, nearby};
 use crate::secure::StaticKey;
 use crate::trust::{KnownPeers, Trust};
@@ -150,13 +152,18 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
         key,
     };
     let mut door = Door::new(listener, us)?;
+    // The call's resumptions come through the busy tone.
+    let (offers_in, offers) = bounded(OFFERS_WAITING);
     let (peer, trust, busy_tone) = loop {
         if !screen.keep_waiting() {
             return Ok(EndReason::HungUp);
         }
         match door.poll(Instant::now()) {
             Some(mut peer) => {
-                let busy_tone = door.busy_tone().map_err(|e| eprintln!("{e:#}")).ok();
+                let busy_tone = door
+                    .busy_tone(offers_in.clone())
+                    .map_err(|e| eprintln!("{e:#}"))
+                    .ok();
                 let (trust, warn_name) = trust_of(&peer, None, &known);
                 match ring(&mut peer, (trust, &warn_name), &answering, &mut screen) {
                     Rang::Taken { asked } => break (peer, (trust, warn_name, asked), busy_tone),
@@ -193,6 +200,7 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
         options,
         None,
         (Yes::Given, remember),
+        Resumer::answering(offers),
     );
     drop(busy_tone);
     ended
@@ -307,6 +315,16 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
     // Only a person who compared the code vouches for the key.
     let remember =
         remembering(&peer, (trust, &warn_name), &mut known).filter(|_| asked != Yes::Given);
+    // A silent link: the address the call is on first, then the others.
+    let first = peer.address();
+    let dial = std::iter::once(first)
+        .chain(
+            to.addrs
+                .iter()
+                .map(|a| net::canonical(*a))
+                .filter(|a| *a != first),
+        )
+        .collect();
     run_call(
         peer,
         Some(capture),
@@ -314,6 +332,7 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
         options,
         None,
         (asked, remember),
+        Resumer::dialling(dial),
     )
 }
 
@@ -372,7 +391,13 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             let (_typed, outgoing) = bounded(1);
             let (incoming, _said) = bounded(1);
             let text = TextLink { outgoing, incoming };
-            let call = Call::start(peer, Some(capture), (fps, &codecs), Some(self_in), text)?;
+            let call = Call::start(
+                peer,
+                Some(capture),
+                (fps, &codecs),
+                Some(self_in),
+                (text, Resumer::none()),
+            )?;
             while !call.shutdown.is_ended() {
                 // This side only sends; the viewer sends no video.
                 let _ = call.remote.recv_timeout(Duration::from_millis(100));
@@ -388,6 +413,7 @@ pub fn loopback(options: &CallOptions) -> Result<EndReason> {
             options,
             Some(self_out),
             (Yes::Given, None),
+            Resumer::none(),
         ),
         Ok(None) => Ok(EndReason::HungUp),
         Err(e) => Err(e),

@@ -27,6 +27,7 @@ use crate::media::send::Encoding;
 use crate::media::{RemoteFrame, VideoIn, VideoOut};
 use crate::net::connection::Role;
 use crate::net::link::{Link, TextLink};
+use crate::net::reconnect::Resumer;
 use crate::net::{PUMP_INTERVAL, Peer};
 use crate::shared::Shared;
 use crate::stats::{Counters, FrameRecord, StatsFile, StatusLine};
@@ -66,7 +67,7 @@ impl Call {
         capture: Option<Capture>,
         (fps, codecs): (u32, &[VideoFormat]),
         self_view: Option<Latest<CapturedFrame>>,
-        text: TextLink,
+        (text, resumer): (TextLink, Resumer),
     ) -> Result<Call> {
         let shutdown = Shutdown::default();
         let counters = Arc::new(Counters::default());
@@ -84,7 +85,7 @@ impl Call {
         let theirs = peer.info().map(|p| p.codecs.clone()).unwrap_or_default();
         let format = wire::choose_format(codecs, &theirs);
         let peer_name = peer.describe();
-        let (link, ports) = Link::start(peer, text, shutdown.clone(), counters.clone())?;
+        let (link, ports) = Link::start(peer, text, resumer, shutdown.clone(), counters.clone())?;
         let out = VideoOut {
             frames: remote_in,
             spare,
@@ -167,6 +168,7 @@ pub(super) fn run_call(
     options: &CallOptions,
     self_view: Option<Receiver<CapturedFrame>>,
     (yes, mut remember): (Yes, Option<Remember>),
+    resumer: Resumer,
 ) -> Result<EndReason> {
     let mut stats = options
         .stats
@@ -213,7 +215,13 @@ pub(super) fn run_call(
         }
         None => None,
     };
-    let call = Call::start(peer, capture, (options.capture.fps, &codecs), self_in, text)?;
+    let call = Call::start(
+        peer,
+        capture,
+        (options.capture.fps, &codecs),
+        self_in,
+        (text, resumer),
+    )?;
     let terminal = std::io::stdin().is_terminal().then(stdin_lines);
     // The callee's yes was its answer.
     if role == Role::Caller {
@@ -269,6 +277,8 @@ pub(super) fn run_call(
                     let paused = window.my_video_paused();
                     call.counters.video_paused.store(paused, Ordering::Relaxed);
                     window.set_peer_paused(call.counters.peer_video_paused.load(Ordering::Relaxed));
+                    let reconnecting = call.counters.reconnecting_secs();
+                    window.set_reconnecting(reconnecting.map(|s| format!("reconnecting... {s} s")));
                     let peer_said_yes = call.counters.peer_confirmed.load(Ordering::Relaxed);
                     window.set_waiting_for_peer(
                         awaiting_their_yes.as_deref().filter(|_| !peer_said_yes),
@@ -312,6 +322,7 @@ pub(super) fn run_call(
                         encode_us: frame.encode_us,
                         width: frame.width,
                         height: frame.height,
+                        resumptions: Counters::get(&call.counters.resumptions),
                     })?;
                 }
             }

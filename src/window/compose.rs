@@ -156,6 +156,18 @@ impl Canvas<'_> {
         }
     }
 
+    /// Darkens `area` to half its brightness (a picture that is not live).
+    pub fn dim(&mut self, area: Rect) {
+        for y in 0..area.h {
+            let Some(row) = self.row(area.y + y, area.x, area.w) else {
+                break;
+            };
+            for px in row {
+                *px = (*px >> 1) & 0x00_7f_7f_7f;
+            }
+        }
+    }
+
     /// The same for an RGB picture (the self-view).
     pub fn blit_rgb(&mut self, src: &RgbImage, dst: Rect, mirror: bool) {
         let (src_w, src_h) = (src.width as usize, src.height as usize);

@@ -106,6 +106,8 @@ struct Scene {
     banner: Option<String>,
     /// The peer has not said yes yet: why no video comes.
     waiting_for_peer: Option<String>,
+    /// The link went silent: what to say over the last picture, dimmed.
+    reconnecting: Option<String>,
     /// Until when the code and "h: help" stay in the corner unasked.
     hint_until: Option<Instant>,
     /// The line being typed and the captions (once a call runs).
@@ -168,6 +170,7 @@ impl CallWindow {
                 code: None,
                 banner: None,
                 waiting_for_peer: None,
+                reconnecting: None,
                 hint_until: None,
                 chat: None,
             },
@@ -258,6 +261,12 @@ impl CallWindow {
 
     pub fn set_stats(&mut self, lines: Vec<String>) {
         self.scene.stats = lines;
+    }
+
+    /// Says the call is reconnecting (None: the link works), over the last
+    /// picture, dimmed.
+    pub fn set_reconnecting(&mut self, what: Option<String>) {
+        self.scene.reconnecting = what;
     }
 
     pub fn set_peer_paused(&mut self, paused: bool) {
@@ -407,6 +416,16 @@ impl Scene {
                 canvas.blit_0rgb(&p.pixels, p.width, p.height, area, false);
             }
             (None, None) => canvas.card(whole, "waiting for video", scale),
+        }
+        if let (Some(what), None) = (&self.reconnecting, &self.card) {
+            canvas.dim(whole);
+            let strip = Rect {
+                x: 0,
+                y: height * 2 / 5,
+                w: width,
+                h: height / 5,
+            };
+            canvas.card(strip, what, scale);
         }
         if let Some(me) = self.self_view.as_ref().filter(|_| self.show_pip) {
             let area = pip_rect(me.width as usize, me.height as usize, width, height);

@@ -1,0 +1,381 @@
+//! A call's resumption on a new TCP connection, with no I/O: the caller
+//! sends a Hello naming the call by its ticket's id and the first message
+//! of the resumption's Noise handshake (`secure::Handshake::resuming`);
+//! the callee answers with the second; the caller proves it holds the new
+//! keys with a sealed empty message, and waits for the callee's first
+//! sealed message, which the callee sends only once its call took the
+//! resumption. So neither side moves its call over for a peer that is not
+//! live now: a stranger, or someone replaying a captured resumption, gets
+//! no further than message 2 and a closed connection, and the call it
+//! names goes on as it was.
+//!
+//! Whoever drives it feeds the peer's bytes in (`handle_bytes`), sends
+//! what `take_outgoing` gives, and gives up at `deadline`.
+
+use std::time::Instant;
+
+use super::connection::{HANDSHAKE_TIMEOUT, MAX_SEALED_LEN, Role};
+use crate::call::ProtocolError;
+use crate::secure::{self, Handshake, Opener, Sealer, Ticket};
+use crate::wire::{self, FrameDecoder, Hello, MAX_HELLO_LEN};
+
+/// A resumption that went through: the new connection's keys, for ticket
+/// `generation`, and the peer's bytes that came after it.
+pub struct Resumed {
+    pub generation: u64,
+    pub keys: (Sealer, Opener),
+    pub leftover: Vec<u8>,
+}
+
+enum Step {
+    /// The callee waits for the Hello, the caller for message 2.
+    Greeting,
+    /// The callee waits for message 1.
+    First,
+    /// The handshake is done; waiting for the peer's first sealed message
+    /// (the caller's proof, or the callee's word that it took it).
+    Proof {
+        keys: Box<(Sealer, Opener)>,
+    },
+    Over,
+}
+
+/// One side of a resumption. See the module documentation.
+pub struct Resumption {
+    role: Role,
+    generation: u64,
+    id: [u8; 32],
+    noise: Option<Box<Handshake>>,
+    decoder: FrameDecoder,
+    outgoing: Vec<u8>,
+    step: Step,
+    deadline: Instant,
+}
+
+impl Resumption {
+    /// The caller's side at `now`, with the call's current `ticket`: its
+    /// Hello and message 1 are ready to send.
+    pub fn caller(ticket: &Ticket, now: Instant) -> Result<Resumption, ProtocolError> {
+        let mut noise = Handshake::resuming(true, ticket).map_err(ProtocolError::Secure)?;
+        let mut hello = Vec::new();
+        wire::encode_payload(&Hello::resuming(ticket.id), MAX_HELLO_LEN, &mut hello)
+            .map_err(ProtocolError::Wire)?;
+        let mut outgoing = Vec::new();
+        wire::frame(&hello, &mut outgoing);
+        let first = noise.write(&[]).map_err(ProtocolError::Secure)?;
+        wire::frame(&first, &mut outgoing);
+        Ok(Resumption {
+            outgoing,
+            noise: Some(Box::new(noise)),
+            ..Self::new(Role::Caller, ticket, now)
+        })
+    }
+
+    /// The callee's side at `now`, for a connection that may resume the
+    /// call whose current ticket is `ticket`.
+    pub fn callee(ticket: &Ticket, now: Instant) -> Result<Resumption, ProtocolError> {
+        let noise = Handshake::resuming(false, ticket).map_err(ProtocolError::Secure)?;
+        Ok(Resumption {
+            noise: Some(Box::new(noise)),
+            ..Self::new(Role::Callee, ticket, now)
+        })
+    }
+
+    fn new(role: Role, ticket: &Ticket, now: Instant) -> Resumption {
+        Resumption {
+            role,
+            generation: ticket.generation,
+            id: ticket.id,
+            noise: None,
+            decoder: FrameDecoder::new(MAX_HELLO_LEN),
+            outgoing: Vec::new(),
+            step: Step::Greeting,
+            deadline: now + HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// When the peer must have finished its part.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The bytes to send now.
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// The peer's bytes: Ok(Some) once the resumption went through, an
+    /// error once it cannot.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Option<Resumed>, ProtocolError> {
+        self.decoder.extend(bytes);
+        loop {
+            let payload = match self.decoder.next_payload() {
+                Ok(Some(payload)) => payload.to_vec(),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ProtocolError::Wire(e)),
+            };
+            if let Some(done) = self.step(&payload)? {
+                return Ok(Some(done));
+            }
+        }
+    }
+
+    fn step(&mut self, payload: &[u8]) -> Result<Option<Resumed>, ProtocolError> {
+        let secure = ProtocolError::Secure;
+        match (std::mem::replace(&mut self.step, Step::Over), self.role) {
+            (Step::Greeting, Role::Callee) => {
+                let hello = wire::decode_hello(payload).map_err(ProtocolError::Wire)?;
+                if hello.resume != Some(self.id) {
+                    return Err(ProtocolError::NothingToResume);
+                }
+                self.decoder.set_max_len(secure::NOISE_MAX as u64);
+                self.step = Step::First;
+            }
+            (Step::First, _) => {
+                let mut noise = self.noise.take().ok_or(ProtocolError::NothingToResume)?;
+                noise.read(payload).map_err(secure)?;
+                let second = noise.write(&[]).map_err(secure)?;
+                wire::frame(&second, &mut self.outgoing);
+                self.finish(*noise)?;
+            }
+            (Step::Greeting, Role::Caller) => {
+                let mut noise = self.noise.take().ok_or(ProtocolError::NothingToResume)?;
+                noise.read(payload).map_err(secure)?;
+                self.finish(*noise)?;
+                if let Step::Proof { keys } = &mut self.step {
+                    let mut sealed = Vec::new();
+                    keys.0.seal(&[], &mut sealed).map_err(secure)?;
+                    wire::frame(&sealed, &mut self.outgoing);
+                }
+            }
+            (Step::Proof { mut keys }, Role::Callee) => {
+                let mut plain = Vec::new();
+                keys.1.open(payload, &mut plain).map_err(secure)?;
+                return Ok(Some(self.resumed(*keys)));
+            }
+            // The callee's first message stays for the call to open.
+            (Step::Proof { keys }, Role::Caller) => {
+                let mut leftover = Vec::new();
+                wire::frame(payload, &mut leftover);
+                leftover.extend_from_slice(self.decoder.buffered());
+                let mut done = self.resumed(*keys);
+                done.leftover = leftover;
+                return Ok(Some(done));
+            }
+            (Step::Over, _) => return Err(ProtocolError::NothingToResume),
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self, noise: Handshake) -> Result<(), ProtocolError> {
+        let done = noise.finish().map_err(ProtocolError::Secure)?;
+        self.decoder.set_max_len(MAX_SEALED_LEN);
+        self.step = Step::Proof {
+            keys: Box::new((done.sealer, done.opener)),
+        };
+        Ok(())
+    }
+
+    fn resumed(&mut self, keys: (Sealer, Opener)) -> Resumed {
+        Resumed {
+            generation: self.generation,
+            keys,
+            leftover: self.decoder.buffered().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A call's two connections joined in memory on a fake clock, the link
+    //! cut and given back, and resumptions run between them as the threads
+    //! would (no sockets, no sleeps).
+    use std::time::Duration;
+
+    use super::*;
+    use crate::call::{EndReason, IDLE_TIMEOUT, RECONNECT_TIMEOUT};
+    use crate::net::connection::tests::{Pair, ended, events, frame, frames, key};
+    use crate::net::connection::{Event, SILENT_LINK};
+    use crate::secure::resume_secret;
+
+    /// Runs a caller's and a callee's resumption to the end, the callee's
+    /// call taking it over (its first words go back through the caller's
+    /// resumption); the caller's outcome.
+    fn resume(pair: &mut Pair, caller: &mut Resumption, callee: &mut Resumption) -> bool {
+        let to_callee = caller.take_outgoing();
+        assert!(callee.handle_bytes(&to_callee).unwrap().is_none());
+        let to_caller = callee.take_outgoing();
+        assert!(caller.handle_bytes(&to_caller).unwrap().is_none());
+        let proof = caller.take_outgoing();
+        let Some(done) = callee.handle_bytes(&proof).unwrap() else {
+            panic!("the callee did not take the proof");
+        };
+        assert!(pair.callee.resume(pair.now, done.generation, done.keys, &done.leftover));
+        let mut first = Vec::new();
+        pair.callee.take_outgoing(&mut first);
+        let Some(done) = caller.handle_bytes(&first).unwrap() else {
+            panic!("the caller did not hear the callee take it");
+        };
+        pair.caller
+            .resume(pair.now, done.generation, done.keys, &done.leftover)
+    }
+
+    fn resumptions(pair: &Pair) -> (Resumption, Resumption) {
+        let now = pair.now;
+        (
+            Resumption::caller(&pair.caller.ticket().unwrap(), now).unwrap(),
+            Resumption::callee(&pair.callee.ticket().unwrap(), now).unwrap(),
+        )
+    }
+
+    fn cut(pair: &mut Pair, cut: bool) {
+        pair.deliver_to_caller = !cut;
+        pair.deliver_to_callee = !cut;
+    }
+
+    fn reconnecting(events: &[Event]) -> bool {
+        events.contains(&Event::Reconnecting)
+    }
+
+    #[test]
+    fn a_ten_second_outage_is_a_pause_and_the_call_resumes_with_a_keyframe() {
+        let mut pair = Pair::answered();
+        pair.callee.send_frame(frame(1, true)).unwrap();
+        pair.advance(Duration::from_millis(100));
+        assert_eq!(frames(&mut pair.caller), [1]);
+        cut(&mut pair, true);
+        pair.advance(SILENT_LINK + Duration::from_millis(50));
+        assert!(reconnecting(&events(&mut pair.caller)));
+        assert!(reconnecting(&events(&mut pair.callee)));
+        // No video is sealed for a dead link.
+        assert!(!pair.callee.may_send_video());
+        pair.advance(Duration::from_secs(10) - SILENT_LINK);
+        assert!(pair.caller.is_open() && pair.callee.is_open());
+        let (mut caller, mut callee) = resumptions(&pair);
+        assert!(resume(&mut pair, &mut caller, &mut callee));
+        cut(&mut pair, false);
+        assert!(events(&mut pair.caller).contains(&Event::Reconnected));
+        assert!(events(&mut pair.callee).contains(&Event::Reconnected));
+        // Both are asked for a keyframe, and P-frames wait for one.
+        assert!(pair.caller.take_keyframe_wanted() && pair.callee.take_keyframe_wanted());
+        assert!(pair.callee.may_send_video());
+        pair.callee.send_frame(frame(2, false)).unwrap();
+        pair.callee.send_frame(frame(3, true)).unwrap();
+        pair.caller.send_frame(frame(1, true)).unwrap();
+        pair.advance(Duration::from_millis(100));
+        assert_eq!(frames(&mut pair.caller), [3]);
+        assert_eq!(frames(&mut pair.callee), [1]);
+        // The call goes on past its old deadline.
+        pair.advance(Duration::from_secs(40));
+        assert_eq!(pair.caller.end_reason(), None);
+        assert_eq!(pair.callee.end_reason(), None);
+    }
+
+    #[test]
+    fn an_outage_past_thirty_seconds_ends_the_call_on_both_sides() {
+        let mut pair = Pair::answered();
+        pair.advance(Duration::from_millis(500));
+        cut(&mut pair, true);
+        let cut_at = pair.now;
+        pair.advance(RECONNECT_TIMEOUT - Duration::from_millis(600));
+        assert!(pair.caller.is_reconnecting() && pair.callee.is_reconnecting());
+        pair.advance(Duration::from_secs(1));
+        let gone = EndReason::PeerNotResponding {
+            secs: RECONNECT_TIMEOUT.as_secs(),
+        };
+        assert_eq!(ended(&mut pair.caller), Some(gone.clone()));
+        assert_eq!(ended(&mut pair.callee), Some(gone));
+        assert!(pair.now - cut_at <= Duration::from_secs(31));
+        // After the end, nothing resumes it.
+        assert!(pair.caller.ticket().is_none() && pair.callee.ticket().is_none());
+    }
+
+    #[test]
+    fn a_frozen_peer_whose_machine_still_answers_is_let_go_within_six_seconds() {
+        let mut pair = Pair::answered();
+        pair.advance(Duration::from_millis(500));
+        cut(&mut pair, true);
+        // The kernel sees our bytes acknowledged: the program is frozen.
+        pair.caller.handle_link_check(Some(false));
+        let frozen_at = pair.now;
+        pair.advance(Duration::from_secs(6));
+        let reason = ended(&mut pair.caller);
+        assert_eq!(reason, Some(EndReason::PeerNotResponding { secs: 5 }));
+        assert!(pair.now - frozen_at <= IDLE_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_used_ticket_and_a_replayed_resumption_are_refused() {
+        let mut pair = Pair::answered();
+        cut(&mut pair, true);
+        pair.advance(Duration::from_secs(2));
+        let old = pair.caller.ticket().unwrap();
+        // A resumption someone captured: the caller's Hello and message 1
+        // of an attempt that was lost, and its proof.
+        let (mut lost, mut lost_callee) = resumptions(&pair);
+        let captured_first = lost.take_outgoing();
+        lost_callee.handle_bytes(&captured_first).unwrap();
+        lost.handle_bytes(&lost_callee.take_outgoing()).unwrap();
+        let captured_proof = lost.take_outgoing();
+        // Replayed while that ticket still works: message 2 comes back, but
+        // the old proof does not open with the new keys.
+        let mut replayed = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        assert!(replayed.handle_bytes(&captured_first).unwrap().is_none());
+        assert!(matches!(
+            replayed.handle_bytes(&captured_proof),
+            Err(ProtocolError::Secure(_))
+        ));
+        assert!(pair.callee.is_open(), "a refused resumption ended the call");
+        // The real caller resumes; then its ticket is spent.
+        let (mut caller, mut callee) = resumptions(&pair);
+        assert!(resume(&mut pair, &mut caller, &mut callee));
+        assert_ne!(pair.caller.ticket().unwrap().id, old.id);
+        let mut stale = Resumption::caller(&old, pair.now).unwrap();
+        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        assert_eq!(
+            callee.handle_bytes(&stale.take_outgoing()).err(),
+            Some(ProtocolError::NothingToResume)
+        );
+        let mut replayed = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        assert_eq!(
+            replayed.handle_bytes(&captured_first).err(),
+            Some(ProtocolError::NothingToResume)
+        );
+    }
+
+    #[test]
+    fn a_stranger_cannot_resume_even_with_the_captured_id() {
+        let mut pair = Pair::answered();
+        cut(&mut pair, true);
+        pair.advance(Duration::from_secs(2));
+        let real = Resumption::caller(&pair.caller.ticket().unwrap(), pair.now)
+            .unwrap()
+            .take_outgoing();
+        let hello_len = 8 + u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
+        // The stranger's own keys and secret, behind the call's real Hello.
+        // The callee's public key, as the caller's side knows it.
+        let their = pair.caller.peer().unwrap().key;
+        let forged = Ticket::new(&resume_secret(b"a guess"), 0, &key(), their);
+        let mut stranger = Resumption::caller(&forged, pair.now).unwrap().take_outgoing();
+        let stranger_hello = 8 + u64::from_le_bytes(stranger[..8].try_into().unwrap()) as usize;
+        let mut bytes = real[..hello_len].to_vec();
+        bytes.extend(stranger.drain(stranger_hello..));
+        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        assert!(matches!(
+            callee.handle_bytes(&bytes),
+            Err(ProtocolError::Secure(_))
+        ));
+        assert!(callee.take_outgoing().is_empty(), "a stranger got an answer");
+        // And a connection that is no resumption at all is not one either.
+        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut hello = Vec::new();
+        wire::encode_payload(&Hello::new([1; 32]), MAX_HELLO_LEN, &mut hello).unwrap();
+        let mut framed = Vec::new();
+        wire::frame(&hello, &mut framed);
+        assert_eq!(
+            callee.handle_bytes(&framed).err(),
+            Some(ProtocolError::NothingToResume)
+        );
+        assert!(pair.callee.is_open());
+    }
+}

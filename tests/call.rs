@@ -159,9 +159,17 @@ fn hanging_up_ends_the_other_side() {
     );
 }
 
-/// A vidchat Hello (magic, version, commitment, not busy) with its length prefix.
+/// A vidchat Hello (magic, version, commitment, not busy, no resumption)
+/// with its length prefix.
 fn hello(magic: &[u8; 8], version: u16) -> Vec<u8> {
-    let payload = [magic.as_slice(), &version.to_le_bytes(), &[0; 32], &[0]].concat();
+    let payload = [
+        magic.as_slice(),
+        &version.to_le_bytes(),
+        &[0; 32],
+        &[0],
+        &[0],
+    ]
+    .concat();
     [(payload.len() as u64).to_le_bytes().as_slice(), &payload].concat()
 }
 

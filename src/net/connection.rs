@@ -1785,8 +1785,11 @@ pub(crate) mod tests {
     #[test]
     fn a_peer_that_sends_but_never_reads_is_let_go() {
         let mut pair = Pair::answered();
-        // The callee's bytes reach us; ours never reach it.
+        // The callee's bytes reach us; ours never reach it (its program
+        // does not read them, though its machine acknowledges them, so it
+        // takes the silence for a frozen peer, not for a silent link).
         pair.deliver_to_callee = false;
+        pair.callee.handle_link_check(Some(false));
         let mut seq = 10;
         let until = pair.now + IDLE_TIMEOUT - Duration::from_millis(20);
         while pair.now < until {

@@ -279,8 +279,29 @@ impl Socket {
         })
     }
 
-    /// Closes the connection; its threads end on their own (their
-    /// channels are gone), and are returned to be waited for.
+    /// The call is over: the writer writes what it was handed (a Bye) and
+    /// ends our side, the reader reads until the peer closes too (both
+    /// within `LINGER` after a hang-up, at once after a failure); then the
+    /// connection is closed.
+    fn finish(self) {
+        let Socket {
+            reads,
+            written,
+            to_writer,
+            stream,
+            threads,
+        } = self;
+        drop((reads, written, to_writer));
+        for thread in threads {
+            let _ = thread.join();
+        }
+        if let Some(stream) = stream {
+            let _ = stream.shutdown(SocketShutdown::Both);
+        }
+    }
+
+    /// Leaves the connection (the call moved to another): closed at once,
+    /// so its threads end on their own; they are returned to be waited for.
     fn close(self) -> Vec<JoinHandle<()>> {
         if let Some(stream) = &self.stream {
             let _ = stream.shutdown(SocketShutdown::Both);
@@ -319,10 +340,10 @@ impl CallThread {
         if let Err(reason) = self.drive(&mut socket, inputs) {
             self.shutdown.end(reason);
         }
-        self.retired.extend(socket.close());
         for thread in std::mem::take(&mut self.retired) {
             let _ = thread.join();
         }
+        socket.finish();
     }
 
     fn drive(&mut self, socket: &mut Socket, mut inputs: Inputs) -> Result<(), EndReason> {
@@ -646,13 +667,7 @@ impl Writer {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
-                    if self
-                        .written
-                        .send(Written::Took(n as u64, Instant::now()))
-                        .is_err()
-                    {
-                        break;
-                    }
+                    let _ = self.written.send(Written::Took(n as u64, Instant::now()));
                 }
                 Err(e) if is_timeout(&e) => {
                     let Some(reason) = self.shutdown.reason() else {

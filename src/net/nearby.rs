@@ -191,6 +191,9 @@ fn daemon() -> Result<ServiceDaemon> {
     Ok(daemon)
 }
 
+/// How often an announcing listener looks for new addresses of its own.
+const ADDRESS_CHECK_SECS: u32 = 1;
+
 /// A listener's announcement; withdrawn (with a goodbye) when dropped.
 pub struct Announcement {
     daemon: ServiceDaemon,
@@ -211,6 +214,11 @@ pub fn announce(name: &str, port: u16, bind: Option<IpAddr>) -> Result<Announcem
     };
     let fullname = info.get_fullname().to_string();
     let daemon = daemon()?;
+    // A new address (another network, a renewed lease) is announced within
+    // a second: a caller whose call went silent looks for it by name.
+    daemon
+        .set_ip_check_interval(ADDRESS_CHECK_SECS)
+        .map_err(fail)?;
     daemon.register(info).map_err(fail)?;
     Ok(Announcement { daemon, fullname })
 }

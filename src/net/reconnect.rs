@@ -3,7 +3,10 @@
 //! attempt every [`REDIAL_EVERY`], at most [`MAX_ATTEMPTS`] at once, each
 //! connection within [`DIAL_TIMEOUT`], so the first SYN after the link
 //! came back gets through without waiting on an old one's backoff); the
-//! callee takes the connections its busy tone passes on. Each attempt runs
+//! callee takes the connections its busy tone passes on. A caller that
+//! found the listener by name also looks for it nearby again (every
+//! [`LOOK_EVERY`]), and dials what it announces now: a listener that moved
+//! to another address. Each attempt runs
 //! one side of a `resume::Resumption` on its own thread, within the
 //! resumption's deadline, and hands the call a [`Candidate`] when it went
 //! through. The call decides which one it takes (the first, with the
@@ -16,9 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, never, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, never, unbounded};
 
 use super::busy::Offer;
+use super::nearby;
 use super::resume::{Resumed, Resumption};
 use crate::call::Shutdown;
 use crate::secure::Ticket;
@@ -29,6 +33,8 @@ pub const REDIAL_EVERY: Duration = Duration::from_millis(500);
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Resumption attempts under way at once, each side.
 pub const MAX_ATTEMPTS: usize = 4;
+/// How often a caller that called by name looks for the listener again.
+pub const LOOK_EVERY: Duration = Duration::from_secs(3);
 /// How often an attempt looks at its deadline while it waits to read.
 const ATTEMPT_POLL: Duration = Duration::from_millis(50);
 
@@ -50,13 +56,20 @@ pub struct Resumer {
     attempts: Arc<AtomicUsize>,
     dialled: usize,
     next_dial: Option<Instant>,
+    /// The name the listener was found under nearby, to look for again.
+    name: Option<String>,
+    /// The addresses a look found (one look at a time).
+    looked: Option<Receiver<Vec<SocketAddr>>>,
+    next_look: Option<Instant>,
 }
 
 impl Resumer {
-    /// The caller's side: it dials `addrs` in turn.
-    pub fn dialling(addrs: Vec<SocketAddr>) -> Resumer {
+    /// The caller's side: it dials `addrs` in turn, and what announces
+    /// itself nearby as `name`.
+    pub fn dialling(addrs: Vec<SocketAddr>, name: Option<String>) -> Resumer {
         Resumer {
             dial: addrs,
+            name,
             ..Self::answering(never())
         }
     }
@@ -70,6 +83,9 @@ impl Resumer {
             attempts: Arc::default(),
             dialled: 0,
             next_dial: None,
+            name: None,
+            looked: None,
+            next_look: None,
         }
     }
 
@@ -107,6 +123,7 @@ impl Resumer {
         let (Some(ticket), false) = (ticket, self.dial.is_empty()) else {
             return;
         };
+        self.look_nearby(now);
         if self.next_dial.is_some_and(|at| now < at) {
             return;
         }
@@ -114,6 +131,39 @@ impl Resumer {
         if let Some(&addr) = self.dial.get(self.dialled % self.dial.len()) {
             self.dialled += 1;
             self.spawn(Start::Dial(addr), ticket, shutdown);
+        }
+    }
+
+    /// Looks for the listener by its name again, when it is time; what
+    /// it announces now is dialled next (first).
+    fn look_nearby(&mut self, now: Instant) {
+        if let Some(found) = self.looked.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.looked = None;
+            for addr in found.into_iter().rev() {
+                self.dial.retain(|a| *a != addr);
+                self.dial.insert(0, addr);
+                self.dialled = 0;
+            }
+        }
+        let Some(name) = self.name.clone() else {
+            return;
+        };
+        if self.looked.is_some() || self.next_look.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_look = Some(now + LOOK_EVERY);
+        let (tx, rx) = bounded(1);
+        let looking = thread::Builder::new().name("look".into()).spawn(move || {
+            let found = nearby::look(nearby::LOOK_TIME, Some(&name)).unwrap_or_default();
+            let addrs = found
+                .named(&name)
+                .iter()
+                .flat_map(|l| l.addrs.iter().copied())
+                .collect();
+            let _ = tx.send(addrs);
+        });
+        if looking.is_ok() {
+            self.looked = Some(rx);
         }
     }
 

@@ -210,7 +210,10 @@ mod tests {
         let Some(done) = callee.handle_bytes(&proof).unwrap() else {
             panic!("the callee did not take the proof");
         };
-        assert!(pair.callee.resume(pair.now, done.generation, done.keys, &done.leftover));
+        assert!(
+            pair.callee
+                .resume(pair.now, done.generation, done.keys, &done.leftover)
+        );
         let mut first = Vec::new();
         pair.callee.take_outgoing(&mut first);
         let Some(done) = caller.handle_bytes(&first).unwrap() else {
@@ -356,7 +359,9 @@ mod tests {
         // The callee's public key, as the caller's side knows it.
         let their = pair.caller.peer().unwrap().key;
         let forged = Ticket::new(&resume_secret(b"a guess"), 0, &key(), their);
-        let mut stranger = Resumption::caller(&forged, pair.now).unwrap().take_outgoing();
+        let mut stranger = Resumption::caller(&forged, pair.now)
+            .unwrap()
+            .take_outgoing();
         let stranger_hello = 8 + u64::from_le_bytes(stranger[..8].try_into().unwrap()) as usize;
         let mut bytes = real[..hello_len].to_vec();
         bytes.extend(stranger.drain(stranger_hello..));
@@ -365,7 +370,10 @@ mod tests {
             callee.handle_bytes(&bytes),
             Err(ProtocolError::Secure(_))
         ));
-        assert!(callee.take_outgoing().is_empty(), "a stranger got an answer");
+        assert!(
+            callee.take_outgoing().is_empty(),
+            "a stranger got an answer"
+        );
         // And a connection that is no resumption at all is not one either.
         let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
         let mut hello = Vec::new();

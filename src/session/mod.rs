@@ -187,8 +187,8 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
             None => thread::sleep(PUMP_INTERVAL),
         }
     };
-    // In a call: no longer findable, and busy to whoever calls.
-    drop(announcement);
+    // In a call: busy to whoever calls, and still announced, so that a
+    // caller whose link went silent finds this side's new address by name.
     drop(door);
     // Only a person who compared the code vouches for the key.
     let (trust, warn_name, asked) = trust;
@@ -203,6 +203,7 @@ pub fn listen(how: &ListenOptions, options: &CallOptions) -> Result<EndReason> {
         Resumer::answering(offers),
     );
     drop(busy_tone);
+    drop(announcement);
     ended
 }
 
@@ -332,7 +333,7 @@ pub fn connect(target: &CallTarget, yes: bool, options: &CallOptions) -> Result<
         options,
         None,
         (asked, remember),
-        Resumer::dialling(dial),
+        Resumer::dialling(dial, to.name.clone()),
     )
 }
 

@@ -189,6 +189,9 @@ struct Heartbeat {
     checked: Instant,
     /// The link went silent: waiting for a resumption since `last_heard`.
     reconnecting: bool,
+    /// The peer went quiet while its machine still acknowledged our bytes:
+    /// frozen, not cut off (until it is heard again).
+    frozen: bool,
 }
 
 /// The peer's clock from Ping/Pong round trips: the sample with the
@@ -597,11 +600,17 @@ impl Connection {
             return;
         }
         // Silent, and our bytes are not acknowledged either (or the kernel
-        // cannot say): the link, not the peer.
-        if now >= hb.last_heard + SILENT_LINK && self.link_stalled != Some(false) {
-            hb.reconnecting = true;
-            self.events.push_back(Event::Reconnecting);
-            return;
+        // cannot say): the link, not the peer. Decided once per silence: a
+        // frozen peer's kernel, its buffer full, answers only the backed-off
+        // window probes, which can look like a stall later on.
+        if now >= hb.last_heard + SILENT_LINK && !hb.frozen {
+            if self.link_stalled == Some(false) {
+                hb.frozen = true;
+            } else {
+                hb.reconnecting = true;
+                self.events.push_back(Event::Reconnecting);
+                return;
+            }
         }
         if now >= hb.last_heard + IDLE_TIMEOUT {
             let secs = IDLE_TIMEOUT.as_secs();
@@ -652,6 +661,7 @@ impl Connection {
         }
         if let Some(hb) = self.heartbeat.as_mut() {
             hb.last_heard = now;
+            hb.frozen = false;
             if std::mem::take(&mut hb.reconnecting) {
                 self.events.push_back(Event::Reconnected);
             }
@@ -1038,6 +1048,7 @@ impl Connection {
             last_answered: now,
             checked: now,
             reconnecting: false,
+            frozen: false,
         });
     }
 

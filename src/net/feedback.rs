@@ -284,10 +284,10 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
 }
 
 /// Whether our bytes wait unacknowledged on `stream` (Linux TCP_INFO):
-/// true when some are in flight and no acknowledgement came for
-/// [`STALLED_AFTER`] (a silent link), false when the peer's machine keeps
-/// up (a frozen peer's kernel still acknowledges, and answers zero-window
-/// probes with nothing in flight), None where the kernel cannot say.
+/// true when some wait (in flight, or unsent: with our address gone none
+/// can leave) and no acknowledgement came for [`STALLED_AFTER`] (a silent
+/// link), false when the peer's machine keeps up (a frozen peer's kernel
+/// still acknowledges), None where the kernel cannot say.
 #[cfg(target_os = "linux")]
 pub fn kernel_stalled(stream: &TcpStream) -> Option<bool> {
     use std::os::fd::AsRawFd;
@@ -304,7 +304,8 @@ pub fn kernel_stalled(stream: &TcpStream) -> Option<bool> {
         )
     };
     let stalled_ms = STALLED_AFTER.as_millis() as u32;
-    (rc == 0).then_some(info.tcpi_unacked > 0 && info.tcpi_last_ack_recv >= stalled_ms)
+    let waiting = info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0;
+    (rc == 0).then_some(waiting && info.tcpi_last_ack_recv >= stalled_ms)
 }
 
 #[cfg(not(target_os = "linux"))]

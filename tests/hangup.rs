@@ -201,3 +201,48 @@ fn a_second_ctrl_c_quits_at_once_exit_130() {
     drop(writer);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// What an attacker who saw the call's traffic can send the listener's
+/// port mid-call: resumptions with ids of its own making (or a captured
+/// one, which is the same to the listener without the keys), each with a
+/// made-up Noise message, aborted at once or left open, again and again.
+#[test]
+fn forged_resumptions_during_a_call_get_nothing_and_change_nothing() {
+    use std::io::{Read, Write};
+    use vidchat::wire::{self, Hello, MAX_HELLO_LEN};
+    let (listener, port, _out) = listen(&[]);
+    let mut first = caller(port).spawn().unwrap();
+    let mut err = BufReader::new(first.stderr.take().unwrap());
+    read_until(&mut err, "in a call");
+    let mut answered = 0;
+    for n in 0..120u32 {
+        let mut hello = Vec::new();
+        let mut id = [7u8; 32];
+        id[..4].copy_from_slice(&n.to_le_bytes());
+        wire::encode_payload(&Hello::resuming(id), MAX_HELLO_LEN, &mut hello).unwrap();
+        let mut bytes = Vec::new();
+        wire::frame(&hello, &mut bytes);
+        wire::frame(&[n as u8; 96], &mut bytes);
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = conn.write_all(&bytes);
+        if n % 3 == 0 {
+            // Aborted at once: the next try comes.
+            continue;
+        }
+        conn.set_read_timeout(Some(GUARD)).unwrap();
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        answered += got.len();
+    }
+    assert_eq!(answered, 0, "a forged resumption got an answer");
+    // The listener is still busy to a new caller, and the call goes on.
+    let (code, said, _) = second_caller(port);
+    assert!(said.contains("is busy"), "{code:?} {said}");
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(first.id() as i32, libc::SIGINT) }, 0);
+    let (code, said) = rest(first, err);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("reconnecting"), "{said}");
+    let log = stderr(&finish(listener));
+    assert!(log.contains("call ended: peer hung up"), "{log}");
+}

@@ -8,18 +8,20 @@
 #   address  the caller's address changes mid-call (a new address on its
 #            interface, the old one removed, over a veth pair): the call
 #            must resume within 2 s;
+#   moved    the listener's address changes mid-call and the caller, who
+#            called it by name, finds it again by mDNS;
 #   long     a 40 s outage: both sides end by 31 s after it began, with
 #            "peer not responding", exit 3;
 #   frozen   the caller is stopped (SIGSTOP) mid-call: the listener must
 #            end within 6 s, with "peer not responding".
 #
-#   sudo bench/outage.sh [PART...]      (default: all four)
+#   sudo bench/outage.sh [PART...]      (default: all five)
 #
 # Builds the release binary first. Only loopback and the namespaces this
 # script makes carry traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PARTS=${*:-outage address long frozen}
+PARTS=${*:-outage address moved long frozen}
 WIFI=${WIFI:-../shared/bench/wifi.py}
 cargo build --release --quiet
 BIN=$PWD/target/release/vidchat
@@ -118,34 +120,71 @@ outage() {
     wifi_down
 }
 
-address() {
+# Two namespaces, oa (10.88.0.1) and ob (10.88.0.2), joined by a veth
+# pair; an address removed from either is replaced by the next one.
+veth_up() {
     ip netns add oa
     ip netns add ob
     ip link add voa type veth peer name vob
     ip link set voa netns oa
     ip link set vob netns ob
-    ip netns exec ob sysctl -qw net.ipv4.conf.all.promote_secondaries=1
-    ip netns exec ob sysctl -qw net.ipv4.conf.vob.promote_secondaries=1
+    for n in oa ob; do
+        ip netns exec $n sysctl -qw net.ipv4.conf.all.promote_secondaries=1
+        ip netns exec $n sysctl -qw net.ipv4.conf.v$n.promote_secondaries=1
+        ip -n $n link set lo up
+    done
     ip -n oa addr add 10.88.0.1/24 dev voa
     ip -n ob addr add 10.88.0.2/24 dev vob
-    for n in oa ob; do ip -n $n link set lo up; done
     ip -n oa link set voa up
     ip -n ob link set vob up
+}
+
+veth_down() {
+    ip netns del oa
+    ip netns del ob
+}
+
+# Moves NS's interface DEV from address OLD to NEW (/24) and prints when.
+move() {
+    ip -n "$1" addr add "$4/24" dev "$2"
+    ip -n "$1" addr del "$3/24" dev "$2"
+    now
+}
+
+address() {
+    veth_up
     side oa listener listen --port 9999 --duration 20
     sleep 0.5
     side ob caller connect 10.88.0.1:9999 --duration 20
     in_call caller
     sleep 6
-    ip -n ob addr add 10.88.0.3/24 dev vob
-    ip -n ob addr del 10.88.0.2/24 dev vob
-    local moved=$(now)
+    local moved
+    moved=$(move ob vob 10.88.0.2 10.88.0.3)
     wait "${JOBS[@]: -2}" || true
     echo "caller's address 10.88.0.2 -> 10.88.0.3 mid-call:"
     for name in listener caller; do
         echo "  $(ends $name); $(gap $name "$moved" "$moved")"
     done
-    ip netns del oa
-    ip netns del ob
+    veth_down
+}
+
+# The listener's address changes; the caller called it by name, so it must
+# find the new address through mDNS.
+moved() {
+    veth_up
+    side oa listener listen --port 9999 --name alice --duration 25
+    sleep 0.5
+    side ob caller connect alice --duration 25
+    in_call caller
+    sleep 6
+    local moved
+    moved=$(move oa voa 10.88.0.1 10.88.0.4)
+    wait "${JOBS[@]: -2}" || true
+    echo "listener's address 10.88.0.1 -> 10.88.0.4 mid-call (called by name):"
+    for name in listener caller; do
+        echo "  $(ends $name); $(gap $name "$moved" "$moved")"
+    done
+    veth_down
 }
 
 long() {

@@ -256,8 +256,17 @@ impl Handshake {
 
     /// The handshake hash the code covers (after message 2), the peer's
     /// static public key, and the two directions' ciphers.
-    pub fn finish(self) -> Result<Finished, SecureError> {
-        let hash = self.code_hash.ok_or(SecureError::Unfinished)?;
+    pub fn finish(mut self) -> Result<Finished, SecureError> {
+        let hash = self.code_hash.take().ok_or(SecureError::Unfinished)?;
+        // The two directions' keys, which only the two peers hold, hashed
+        // one way: what the call's tickets come from. (The handshake hash
+        // is not secret: it covers only what an eavesdropper saw.)
+        let (one_way, other_way) = self.state.dangerously_get_raw_split();
+        let resume_secret = Blake2s256::new_with_prefix(b"vidchat resume secret v2")
+            .chain_update(one_way)
+            .chain_update(other_way)
+            .finalize()
+            .into();
         let peer_key: [u8; 32] = self
             .state
             .get_remote_static()
@@ -271,6 +280,7 @@ impl Handshake {
         Ok(Finished {
             hash,
             peer_key,
+            resume_secret,
             sealer: Sealer {
                 transport: transport.clone(),
                 nonce: 0,
@@ -289,16 +299,11 @@ pub struct Finished {
     pub hash: Vec<u8>,
     /// The peer's static public key: who it is across calls.
     pub peer_key: [u8; 32],
+    /// The secret the call's resumption tickets come from, derived from
+    /// the session's keys. Never sent, never printed.
+    pub resume_secret: [u8; 32],
     pub sealer: Sealer,
     pub opener: Opener,
-}
-
-/// The secret a call's tickets come from, from its handshake hash.
-pub fn resume_secret(handshake_hash: &[u8]) -> [u8; 32] {
-    Blake2s256::new_with_prefix(b"vidchat resume secret v1")
-        .chain_update(handshake_hash)
-        .finalize()
-        .into()
 }
 
 /// What the call's resumption number `generation` may resume it with:
@@ -335,6 +340,17 @@ impl Ticket {
             psk: derive(b"vidchat ticket key v1"),
             our_key: our_key.clone(),
             their_key,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Ticket {
+    /// The same ticket in the hands of someone with another static key.
+    pub fn held_by(&self, our_key: &StaticKey) -> Ticket {
+        Ticket {
+            our_key: our_key.clone(),
+            ..self.clone()
         }
     }
 }

@@ -14,12 +14,15 @@
 //!
 //! A call outlives its TCP connection. When nothing comes from the peer
 //! for [`SILENT_LINK`] while the kernel sees our own bytes wait
-//! unacknowledged (or cannot say), the link went silent: the call is
-//! *reconnecting* (no video is sealed, no Pings) until [`Connection::resume`]
-//! carries it over to a new connection with the keys of a resumption
-//! (`net::resume`), or [`RECONNECT_TIMEOUT`] after the last byte it ends.
-//! A peer whose machine still acknowledges our bytes while its program
-//! says nothing is frozen, not cut off: it is let go at [`IDLE_TIMEOUT`].
+//! unacknowledged for [`STALLED_AFTER`] (or cannot say), the link went
+//! silent: the call is *reconnecting* (no video is sealed) until
+//! [`Connection::resume`] carries it over to a new connection with the
+//! keys of a resumption (`net::resume`), or [`RECONNECT_TIMEOUT`] after
+//! the last byte it ends. A peer whose machine acknowledged our bytes
+//! well after its program last spoke ([`ANSWERED_WHILE_SILENT`]) is
+//! frozen, not cut off: it is let go at [`IDLE_TIMEOUT`]. Until the
+//! kernel's view says one or the other, the silence is looked at again
+//! every [`LINK_RECHECK`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -53,6 +56,24 @@ const FIRST_PING_DELAY: Duration = Duration::from_millis(100);
 /// unacknowledged counts as gone: longer than the gap between two of the
 /// peer's Pings, so a quiet call (both videos paused) is not taken for one.
 pub const SILENT_LINK: Duration = Duration::from_millis(1500);
+/// No acknowledgement for this long while our bytes wait is a stalled
+/// link: longer than the gap between two of our Pings.
+pub const STALLED_AFTER: Duration = Duration::from_millis(1500);
+/// An acknowledgement this long after the peer's last byte means its
+/// machine answers while its program, which would have sent a Ping by
+/// then, says nothing: the program is frozen.
+pub const ANSWERED_WHILE_SILENT: Duration = Duration::from_millis(1500);
+/// How often a silence the kernel's view does not explain yet is looked at.
+pub const LINK_RECHECK: Duration = Duration::from_millis(100);
+
+/// What the kernel says of our bytes on the connection: whether some wait
+/// (unacknowledged, or unsent), and how long since the peer's machine last
+/// acknowledged any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkCheck {
+    pub waiting: bool,
+    pub since_ack: Duration,
+}
 /// H.264 decode failures in a row after which the call ends.
 pub const MAX_DECODE_ERRORS: u32 = 10;
 /// Largest encrypted message: the message cap plus Noise's tags.
@@ -86,6 +107,8 @@ pub enum TextError {
     PeerCannotReceive,
     #[error("the line is too long (at most {} characters)", wire::MAX_TEXT_CHARS)]
     TooLong,
+    #[error("not sent: the call is reconnecting")]
+    Reconnecting,
 }
 
 /// Which end of the call this is.
@@ -292,9 +315,12 @@ pub struct Connection {
     resume_secret: Option<[u8; 32]>,
     /// Resumptions so far: the number of the one ticket that works now.
     generation: u64,
-    /// The kernel's last word on our bytes: true when some have waited
-    /// unacknowledged for a while (None: it cannot say).
-    link_stalled: Option<bool>,
+    /// The callee's last ticket, still good until the caller is heard on
+    /// the connection it resumed: its proof may have come without it ever
+    /// hearing that the callee took it.
+    spare_generation: Option<u64>,
+    /// The kernel's last word on our bytes (None: it cannot say).
+    link_check: Option<LinkCheck>,
     /// Frames the peer may still send.
     frame_budget: Budget,
     /// Text messages the peer may still send.
@@ -360,7 +386,8 @@ impl Connection {
             paused: false,
             resume_secret: None,
             generation: 0,
-            link_stalled: None,
+            spare_generation: None,
+            link_check: None,
             frame_budget: Budget::new(MAX_FRAME_RATE, MAX_FRAME_BURST),
             text_budget: Budget::new(MAX_TEXT_RATE, MAX_TEXT_BURST),
             end: None,
@@ -405,22 +432,32 @@ impl Connection {
         self.is_open() && self.heartbeat.as_ref().is_some_and(|hb| hb.reconnecting)
     }
 
-    /// The one ticket that resumes the call now (while it runs).
+    /// The ticket that resumes the call now (while it runs).
     pub fn ticket(&self) -> Option<Ticket> {
+        self.ticket_for(self.generation)
+    }
+
+    /// The tickets a resumption may come with: the current one, and on
+    /// the callee's side the last one while the caller may not know it
+    /// was used.
+    pub fn tickets(&self) -> Vec<Ticket> {
+        let spare = self.spare_generation.and_then(|g| self.ticket_for(g));
+        self.ticket().into_iter().chain(spare).collect()
+    }
+
+    fn ticket_for(&self, generation: u64) -> Option<Ticket> {
         let secret = self.resume_secret.as_ref().filter(|_| self.is_open())?;
         Some(Ticket::new(
             secret,
-            self.generation,
+            generation,
             &self.our_key,
             self.their_key?,
         ))
     }
 
-    /// What the kernel says of our bytes now: `Some(true)` when some have
-    /// waited unacknowledged for a while, `Some(false)` when the peer's
-    /// machine acknowledges them, None when it cannot say.
-    pub fn handle_link_check(&mut self, stalled: Option<bool>) {
-        self.link_stalled = stalled;
+    /// What the kernel says of our bytes now (None: it cannot say).
+    pub fn handle_link_check(&mut self, check: Option<LinkCheck>) {
+        self.link_check = check;
     }
 
     /// The socket failed in a way a new connection may mend (the network
@@ -443,7 +480,7 @@ impl Connection {
     /// old connection is dropped; the peer is asked for a keyframe and told
     /// what it may have missed (our confirmation, our pause). False, and
     /// nothing changes, when the call is not running or the ticket is not
-    /// the current one (used, or another resumption won).
+    /// one of [`Connection::tickets`] (used, or another resumption won).
     pub fn resume(
         &mut self,
         now: Instant,
@@ -451,10 +488,12 @@ impl Connection {
         (sealer, opener): (Sealer, Opener),
         leftover: &[u8],
     ) -> bool {
-        if !self.is_open() || generation != self.generation {
+        let good = generation == self.generation || Some(generation) == self.spare_generation;
+        if !self.is_open() || !good {
             return false;
         }
-        self.generation += 1;
+        self.generation = generation + 1;
+        self.spare_generation = (self.role == Role::Callee).then_some(generation);
         self.ciphers = Some((sealer, opener));
         self.decoder = FrameDecoder::new(MAX_SEALED_LEN);
         self.outgoing.clear();
@@ -463,7 +502,7 @@ impl Connection {
         self.partial_since = None;
         self.arrivals.clear();
         self.pings.clear();
-        self.link_stalled = None;
+        self.link_check = None;
         self.open(now);
         self.awaiting_keyframe = true;
         self.keyframe_wanted = true;
@@ -471,9 +510,9 @@ impl Connection {
         if self.role == Role::Caller && self.confirmed {
             self.queue(&Message::Confirmed);
         }
-        if self.paused {
-            self.queue(&Message::VideoPaused { paused: true });
-        }
+        self.queue(&Message::VideoPaused {
+            paused: self.paused,
+        });
         self.events.push_back(Event::Reconnected);
         self.handle_bytes(now, leftover);
         true
@@ -533,12 +572,16 @@ impl Connection {
             Phase::Revealing { until, .. } | Phase::Ringing { until } => Some(*until),
             Phase::Open => self.heartbeat.as_ref().map(|hb| {
                 if hb.reconnecting {
-                    return hb.last_heard + RECONNECT_TIMEOUT;
+                    return hb.next_ping.min(hb.last_heard + RECONNECT_TIMEOUT);
                 }
-                let idle = hb
-                    .next_ping
-                    .min(hb.last_heard + SILENT_LINK)
-                    .min(hb.last_heard + IDLE_TIMEOUT);
+                let idle = hb.next_ping.min(hb.last_heard + IDLE_TIMEOUT);
+                // The silence, until it is told apart.
+                let silent = hb.last_heard + SILENT_LINK;
+                let idle = match hb.frozen {
+                    true => idle,
+                    false if silent > hb.checked => idle.min(silent),
+                    false => idle.min(hb.checked + LINK_RECHECK),
+                };
                 // The deaf deadline counts until it has been looked at.
                 let deaf = hb.last_answered + IDLE_TIMEOUT;
                 if deaf > hb.checked {
@@ -595,22 +638,30 @@ impl Connection {
         if hb.reconnecting {
             if now >= hb.last_heard + RECONNECT_TIMEOUT {
                 let secs = RECONNECT_TIMEOUT.as_secs();
-                self.close(EndReason::PeerNotResponding { secs });
+                return self.close(EndReason::PeerNotResponding { secs });
             }
-            return;
-        }
-        // Silent, and our bytes are not acknowledged either (or the kernel
-        // cannot say): the link, not the peer. Decided once per silence: a
-        // frozen peer's kernel, its buffer full, answers only the backed-off
-        // window probes, which can look like a stall later on.
-        if now >= hb.last_heard + SILENT_LINK && !hb.frozen {
-            if self.link_stalled == Some(false) {
-                hb.frozen = true;
-            } else {
-                hb.reconnecting = true;
+        } else if now >= hb.last_heard + SILENT_LINK && !hb.frozen {
+            // Silent. Decided once per silence: a frozen peer's kernel, its
+            // buffer full, answers only backed-off window probes, which can
+            // look like a stall later on.
+            let silence = now - hb.last_heard;
+            match self.link_check {
+                // Our bytes are not acknowledged either (or the kernel
+                // cannot say): the link, not the peer.
+                None => hb.reconnecting = true,
+                Some(c) if c.waiting && c.since_ack >= STALLED_AFTER => hb.reconnecting = true,
+                Some(c) if silence >= c.since_ack + ANSWERED_WHILE_SILENT => hb.frozen = true,
+                // Not told apart yet: looked at again in LINK_RECHECK.
+                Some(_) => {}
+            }
+            if hb.reconnecting {
                 self.events.push_back(Event::Reconnecting);
-                return;
             }
+        }
+        if hb.reconnecting {
+            // Pings still go, so the peer's kernel, if it hears them, keeps
+            // telling its side that this one is alive.
+            return self.ping_when_due(now);
         }
         if now >= hb.last_heard + IDLE_TIMEOUT {
             let secs = IDLE_TIMEOUT.as_secs();
@@ -622,15 +673,20 @@ impl Connection {
         if now >= hb.last_answered + IDLE_TIMEOUT && now < hb.last_heard + 2 * PING_INTERVAL {
             return self.close(EndReason::PeerNotReading);
         }
-        if now >= hb.next_ping {
-            hb.next_ping = now + PING_INTERVAL;
-            let sent_us = self.unix_us(now);
-            if self.pings.len() == PINGS_KEPT {
-                self.pings.pop_front();
-            }
-            self.pings.push_back(sent_us);
-            self.queue(&Message::Ping { sent_us });
+        self.ping_when_due(now);
+    }
+
+    fn ping_when_due(&mut self, now: Instant) {
+        let Some(hb) = self.heartbeat.as_mut().filter(|hb| now >= hb.next_ping) else {
+            return;
+        };
+        hb.next_ping = now + PING_INTERVAL;
+        let sent_us = self.unix_us(now);
+        if self.pings.len() == PINGS_KEPT {
+            self.pings.pop_front();
         }
+        self.pings.push_back(sent_us);
+        self.queue(&Message::Ping { sent_us });
     }
 
     /// The peer closed its side of the connection.
@@ -683,6 +739,9 @@ impl Connection {
                     Some((_, opener)) => opener
                         .open(sealed, &mut self.plain)
                         .map_err(secure_error)
+                        // The peer speaks on this connection: it knows
+                        // the last resumption went through.
+                        .inspect(|()| self.spare_generation = None)
                         .and_then(|()| wire::decode_message(&self.plain).map_err(wire_error))
                         .and_then(|msg| self.handle_message(now, msg)),
                     None => Ok(()),
@@ -831,7 +890,7 @@ impl Connection {
     /// Ends the handshake: the ciphers from now on, and the hash the code covers.
     fn take_keys(&mut self, noise: Handshake) -> Result<Vec<u8>, EndReason> {
         let done = noise.finish().map_err(secure_error)?;
-        self.resume_secret = Some(secure::resume_secret(&done.hash));
+        self.resume_secret = Some(done.resume_secret);
         self.ciphers = Some((done.sealer, done.opener));
         self.their_key = Some(done.peer_key);
         self.decoder.set_max_len(MAX_SEALED_LEN);
@@ -1103,6 +1162,11 @@ impl Connection {
         if !self.is_open() {
             return Err(TextError::NotInCall);
         }
+        // It would go into a connection that is dropped when the call
+        // moves to the next.
+        if self.is_reconnecting() {
+            return Err(TextError::Reconnecting);
+        }
         if !self.peer.as_ref().is_some_and(|p| p.can_receive_text) {
             return Err(TextError::PeerCannotReceive);
         }
@@ -1253,6 +1317,13 @@ pub(crate) mod tests {
         pub(crate) now: Instant,
         pub(crate) deliver_to_caller: bool,
         pub(crate) deliver_to_callee: bool,
+        /// Each side's kernel view, when it is modelled: whether the other
+        /// machine acknowledges that side's bytes now (None: the kernel
+        /// cannot say, as on macOS and Windows).
+        pub(crate) caller_acked: Option<bool>,
+        pub(crate) callee_acked: Option<bool>,
+        /// When each side's bytes were last acknowledged.
+        last_acks: (Instant, Instant),
     }
 
     impl Pair {
@@ -1278,7 +1349,23 @@ pub(crate) mod tests {
                 now,
                 deliver_to_caller: true,
                 deliver_to_callee: true,
+                caller_acked: None,
+                callee_acked: None,
+                last_acks: (now, now),
             }
+        }
+
+        /// What a side's kernel says at `now`: nothing waits while the
+        /// other machine acknowledges; otherwise our Pings at least wait.
+        fn kernel(acked: Option<bool>, last_ack: &mut Instant, now: Instant) -> Option<LinkCheck> {
+            let acked = acked?;
+            if acked {
+                *last_ack = now;
+            }
+            Some(LinkCheck {
+                waiting: !acked,
+                since_ack: now - *last_ack,
+            })
         }
 
         /// Moves bytes both ways until neither side has more to say.
@@ -1307,6 +1394,10 @@ pub(crate) mod tests {
             let until = self.now + by;
             while self.now < until {
                 self.now += Duration::from_millis(10);
+                let caller = Pair::kernel(self.caller_acked, &mut self.last_acks.0, self.now);
+                let callee = Pair::kernel(self.callee_acked, &mut self.last_acks.1, self.now);
+                self.caller.handle_link_check(caller);
+                self.callee.handle_link_check(callee);
                 self.caller.handle_timeout(self.now);
                 self.callee.handle_timeout(self.now);
                 self.drive();
@@ -1782,7 +1873,7 @@ pub(crate) mod tests {
         pair.deliver_to_caller = false;
         pair.deliver_to_callee = false;
         // Its machine still acknowledges our bytes: not a silent link.
-        pair.caller.handle_link_check(Some(false));
+        pair.caller_acked = Some(true);
         pair.advance(IDLE_TIMEOUT - Duration::from_millis(20));
         assert_eq!(pair.caller.end_reason(), None);
         assert!(!pair.caller.is_reconnecting());
@@ -1800,7 +1891,7 @@ pub(crate) mod tests {
         // does not read them, though its machine acknowledges them, so it
         // takes the silence for a frozen peer, not for a silent link).
         pair.deliver_to_callee = false;
-        pair.callee.handle_link_check(Some(false));
+        pair.callee_acked = Some(true);
         let mut seq = 10;
         let until = pair.now + IDLE_TIMEOUT - Duration::from_millis(20);
         while pair.now < until {

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use super::connection::LinkCheck;
 use crate::wire::Arrival;
 
 /// What is known about the link as a frame is chosen or after it is sent.
@@ -283,14 +284,17 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
     })
 }
 
-/// Whether our bytes wait unacknowledged on `stream` (Linux TCP_INFO):
-/// true when some wait (in flight, or unsent: with our address gone none
-/// can leave) and no acknowledgement came for [`STALLED_AFTER`] (a silent
-/// link), false when the peer's machine keeps up (a frozen peer's kernel
-/// still acknowledges), None where the kernel cannot say.
+/// Whether our bytes wait on `stream`, unacknowledged or unsent (with our
+/// address gone none can leave), and how long ago the peer's machine last
+/// acknowledged any (Linux TCP_INFO). None where the kernel cannot say,
+/// or its view is turned off (`VIDCHAT_NO_TCP_INFO=1`): then every silence
+/// is taken for the link, as on macOS and Windows.
 #[cfg(target_os = "linux")]
-pub fn kernel_stalled(stream: &TcpStream) -> Option<bool> {
+pub fn kernel_check(stream: &TcpStream) -> Option<LinkCheck> {
     use std::os::fd::AsRawFd;
+    if !kernel_view_allowed() {
+        return None;
+    }
     // SAFETY: as in `kernel_sample`.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -303,20 +307,16 @@ pub fn kernel_stalled(stream: &TcpStream) -> Option<bool> {
             &mut len,
         )
     };
-    let stalled_ms = STALLED_AFTER.as_millis() as u32;
-    let waiting = info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0;
-    (rc == 0).then_some(waiting && info.tcpi_last_ack_recv >= stalled_ms)
+    (rc == 0).then(|| LinkCheck {
+        waiting: info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0,
+        since_ack: Duration::from_millis(info.tcpi_last_ack_recv.into()),
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn kernel_stalled(_stream: &TcpStream) -> Option<bool> {
+pub fn kernel_check(_stream: &TcpStream) -> Option<LinkCheck> {
     None
 }
-
-/// No acknowledgement for this long, with bytes in flight, is a stalled
-/// link: longer than the gap between two Pings, shorter than the call's
-/// `SILENT_LINK`.
-pub const STALLED_AFTER: std::time::Duration = std::time::Duration::from_millis(1200);
 
 #[cfg(not(target_os = "linux"))]
 pub fn kernel_sample(_stream: &TcpStream, _unsent: u64) -> Option<LinkSample> {

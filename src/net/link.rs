@@ -369,6 +369,7 @@ impl CallThread {
             select! {
                 recv(reads) -> read => match read {
                     Ok(FromSocket::Bytes(at, bytes)) => self.driver.handle_read(at, &bytes),
+                    Ok(FromSocket::Closed) if self.may_mend() => self.driver.conn().handle_link_failed(),
                     Ok(FromSocket::Closed) => self.driver.handle_closed(),
                     Ok(FromSocket::Failed(e)) => self.socket_failed(e),
                     // The reader stopped because the call ended.
@@ -399,8 +400,8 @@ impl CallThread {
                     Err(_) => inputs.decoded = never(),
                 },
                 recv(offered) -> offer => if let Ok(offer) = offer {
-                    let ticket = self.driver.conn().ticket();
-                    self.resumer.answer(offer, ticket, &self.shutdown);
+                    let tickets = self.driver.conn().tickets();
+                    self.resumer.answer(offer, tickets, &self.shutdown);
                 },
                 recv(resumed) -> candidate => if let Ok(candidate) = candidate {
                     self.take_over(socket, candidate);
@@ -408,8 +409,8 @@ impl CallThread {
                 default(wait) => {},
             }
             if let Some(stream) = &socket.stream {
-                let stalled = feedback::kernel_stalled(stream);
-                self.driver.conn().handle_link_check(stalled);
+                let check = feedback::kernel_check(stream);
+                self.driver.conn().handle_link_check(check);
             }
             let now = Instant::now();
             self.driver.handle_timeout(now);
@@ -426,9 +427,20 @@ impl CallThread {
         }
     }
 
+    /// Whether an old connection's end may be mended by a new one: the
+    /// call is reconnecting, or a resumption is under way (the peer, having
+    /// taken it, closed the old one). Neither a close nor a reset is
+    /// authenticated; a hang-up is (a Bye).
+    fn may_mend(&self) -> bool {
+        self.driver.is_reconnecting() || self.resumer.is_trying()
+    }
+
     /// A socket that failed: the end of the call, unless a new connection
     /// may mend it.
     fn socket_failed(&mut self, e: io::Error) {
+        if self.may_mend() {
+            return self.driver.conn().handle_link_failed();
+        }
         let conn = self.driver.conn();
         match e.kind() {
             // The peer went away (killed, unplugged): the call is lost.
@@ -686,7 +698,8 @@ impl Writer {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// Whether a read or write only timed out (or was interrupted).
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted

@@ -9,13 +9,20 @@
 //! to another address. Each attempt runs
 //! one side of a `resume::Resumption` on its own thread, within the
 //! resumption's deadline, and hands the call a [`Candidate`] when it went
-//! through. The call decides which one it takes (the first, with the
-//! current ticket).
+//! through. The call decides which one it takes (the first, with a
+//! ticket still good).
+//!
+//! The callee's attempts are shared fairly: one per address (a newer
+//! connection from it stops the older), and when all are taken the
+//! oldest gives way. So someone who learnt the call's id from the air
+//! and holds connections open keeps the real caller out only by beating
+//! its redials with fresh connections from many addresses, each of which
+//! must have come through the busy tone's own limits.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,6 +44,8 @@ pub const MAX_ATTEMPTS: usize = 4;
 pub const LOOK_EVERY: Duration = Duration::from_secs(3);
 /// How often an attempt looks at its deadline while it waits to read.
 const ATTEMPT_POLL: Duration = Duration::from_millis(50);
+/// Addresses found by name that are kept to dial (besides the first ones).
+const MAX_FOUND: usize = 4;
 
 /// A resumption that went through, on its new connection.
 pub struct Candidate {
@@ -48,12 +57,15 @@ pub struct Candidate {
 pub struct Resumer {
     /// The caller's: the listener's addresses, the one the call was on
     /// first. Empty on the callee's side.
+    given: Vec<SocketAddr>,
+    /// What the caller dials in turn: the addresses last found by name
+    /// (at most [`MAX_FOUND`]), then the given ones.
     dial: Vec<SocketAddr>,
     /// The callee's: connections its busy tone passed on.
     offers: Receiver<Offer>,
     results: (Sender<Candidate>, Receiver<Candidate>),
     /// Attempts under way.
-    attempts: Arc<AtomicUsize>,
+    attempts: Vec<Attempt>,
     dialled: usize,
     next_dial: Option<Instant>,
     /// The name the listener was found under nearby, to look for again.
@@ -68,19 +80,23 @@ impl Resumer {
     /// itself nearby as `name`.
     pub fn dialling(addrs: Vec<SocketAddr>, name: Option<String>) -> Resumer {
         Resumer {
+            given: addrs.clone(),
             dial: addrs,
             name,
             ..Self::answering(never())
         }
     }
 
-    /// The callee's side: it answers what `offers` brings.
+    /// The callee's side: it answers what `offers` brings (from now on:
+    /// what an earlier call left waiting is closed).
     pub fn answering(offers: Receiver<Offer>) -> Resumer {
+        while offers.try_recv().is_ok() {}
         Resumer {
+            given: Vec::new(),
             dial: Vec::new(),
             offers,
             results: unbounded(),
-            attempts: Arc::default(),
+            attempts: Vec::new(),
             dialled: 0,
             next_dial: None,
             name: None,
@@ -104,17 +120,35 @@ impl Resumer {
         self.results.1.clone()
     }
 
+    /// True while a resumption attempt is under way.
+    pub fn is_trying(&self) -> bool {
+        self.attempts.iter().any(|a| !a.is_over())
+    }
+
     /// When the caller dials next.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         self.next_dial.filter(|at| *at > now)
     }
 
-    /// Answers `offer` with the call's current `ticket` (none: the call
-    /// is not running, and the connection is closed).
-    pub fn answer(&mut self, offer: Offer, ticket: Option<Ticket>, shutdown: &Shutdown) {
-        if let Some(ticket) = ticket {
-            self.spawn(Start::Answer(offer), ticket, shutdown);
+    /// Answers `offer` with the call's `tickets` (none: the call is not
+    /// running, and the connection is closed).
+    pub fn answer(&mut self, offer: Offer, tickets: Vec<Ticket>, shutdown: &Shutdown) {
+        let Ok(from) = offer.stream.peer_addr().map(|a| a.ip()) else {
+            return;
+        };
+        if tickets.is_empty() {
+            return;
         }
+        self.attempts.retain(|a| !a.is_over());
+        let (same, mut others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attempts)
+            .into_iter()
+            .partition(|a| a.from == Some(from));
+        same.iter().for_each(Attempt::stop);
+        if others.len() >= MAX_ATTEMPTS {
+            others.remove(0).stop();
+        }
+        self.attempts = others;
+        self.spawn(Start::Answer(offer), tickets, Some(from), shutdown);
     }
 
     /// While the call is reconnecting: dials the next address when it is
@@ -127,21 +161,28 @@ impl Resumer {
         if self.next_dial.is_some_and(|at| now < at) {
             return;
         }
+        self.attempts.retain(|a| !a.is_over());
+        if self.attempts.len() >= MAX_ATTEMPTS {
+            return;
+        }
         self.next_dial = Some(now + REDIAL_EVERY);
         if let Some(&addr) = self.dial.get(self.dialled % self.dial.len()) {
             self.dialled += 1;
-            self.spawn(Start::Dial(addr), ticket, shutdown);
+            self.spawn(Start::Dial(addr), vec![ticket], None, shutdown);
         }
     }
 
     /// Looks for the listener by its name again, when it is time; what
     /// it announces now is dialled next (first).
     fn look_nearby(&mut self, now: Instant) {
-        if let Some(found) = self.looked.as_ref().and_then(|rx| rx.try_recv().ok()) {
+        if let Some(mut found) = self.looked.as_ref().and_then(|rx| rx.try_recv().ok()) {
             self.looked = None;
-            for addr in found.into_iter().rev() {
-                self.dial.retain(|a| *a != addr);
-                self.dial.insert(0, addr);
+            found.retain(|a| !self.given.contains(a));
+            found.dedup();
+            found.truncate(MAX_FOUND);
+            found.extend_from_slice(&self.given);
+            if found != self.dial {
+                self.dial = found;
                 self.dialled = 0;
             }
         }
@@ -167,19 +208,30 @@ impl Resumer {
         }
     }
 
-    fn spawn(&mut self, start: Start, ticket: Ticket, shutdown: &Shutdown) {
-        if self.attempts.load(Ordering::Relaxed) >= MAX_ATTEMPTS {
-            return;
-        }
-        let slot = Slot::take(&self.attempts);
+    fn spawn(
+        &mut self,
+        start: Start,
+        tickets: Vec<Ticket>,
+        from: Option<IpAddr>,
+        shutdown: &Shutdown,
+    ) {
+        let attempt = Attempt {
+            from,
+            stop: Arc::default(),
+            over: Arc::default(),
+        };
+        let (stop, over) = (attempt.stop.clone(), attempt.over.clone());
         let results = self.results.0.clone();
         let shutdown = shutdown.clone();
-        let _ = thread::Builder::new().name("resume".into()).spawn(move || {
-            let _slot = slot;
-            if let Some(candidate) = attempt(start, &ticket, &shutdown) {
+        let started = thread::Builder::new().name("resume".into()).spawn(move || {
+            if let Some(candidate) = run(start, tickets, &shutdown, &stop) {
                 let _ = results.send(candidate);
             }
+            over.store(true, Ordering::Relaxed);
         });
+        if started.is_ok() {
+            self.attempts.push(attempt);
+        }
     }
 }
 
@@ -189,36 +241,40 @@ enum Start {
     Answer(Offer),
 }
 
-/// One attempt under way, counted while it lives.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(count: &Arc<AtomicUsize>) -> Slot {
-        count.fetch_add(1, Ordering::Relaxed);
-        Slot(count.clone())
-    }
+/// One attempt under way: whom it answers (on the callee's side), and
+/// the flags that stop it and say it is over.
+struct Attempt {
+    from: Option<IpAddr>,
+    stop: Arc<AtomicBool>,
+    over: Arc<AtomicBool>,
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl Attempt {
+    fn is_over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+
+    /// Asks it to stop (it does within [`ATTEMPT_POLL`]).
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
 /// Runs one resumption to its end; the connection, if it went through.
-fn attempt(start: Start, ticket: &Ticket, shutdown: &Shutdown) -> Option<Candidate> {
+fn run(
+    start: Start,
+    tickets: Vec<Ticket>,
+    shutdown: &Shutdown,
+    stop: &AtomicBool,
+) -> Option<Candidate> {
     let now = Instant::now();
     let (mut stream, mut resumption, first) = match start {
         Start::Dial(addr) => (
             TcpStream::connect_timeout(&addr, DIAL_TIMEOUT).ok()?,
-            Resumption::caller(ticket, now).ok()?,
+            Resumption::caller(tickets.first()?, now).ok()?,
             Vec::new(),
         ),
-        Start::Answer(offer) => (
-            offer.stream,
-            Resumption::callee(ticket, now).ok()?,
-            offer.first,
-        ),
+        Start::Answer(offer) => (offer.stream, Resumption::callee(tickets, now), offer.first),
     };
     stream.set_nonblocking(false).ok()?;
     super::tune(&stream).ok()?;
@@ -231,28 +287,23 @@ fn attempt(start: Start, ticket: &Ticket, shutdown: &Shutdown) -> Option<Candida
         if let Some(resumed) = step.ok()? {
             return Some(Candidate { stream, resumed });
         }
-        if Instant::now() >= resumption.deadline() || shutdown.is_ended() {
+        let stopped = stop.load(Ordering::Relaxed) || shutdown.is_ended();
+        if Instant::now() >= resumption.deadline() || stopped {
             return None;
         }
         step = match stream.read(&mut buf) {
             Ok(0) => return None,
             Ok(n) => resumption.handle_bytes(buf.get(..n).unwrap_or_default()),
-            Err(e) if is_timeout(&e) => Ok(None),
+            Err(e) if super::link::is_timeout(&e) => Ok(None),
             Err(_) => return None,
         };
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
 /// Whether a socket error is one a new connection may mend: the network
-/// or the peer is unreachable for now, our address went away, TCP gave up
-/// on its retries. (A reset or a broken pipe is the peer gone: the end.)
+/// or the peer is unreachable for now, or our address went away. (A reset
+/// or a broken pipe is the peer gone: the end, unless the call is already
+/// reconnecting.)
 pub fn may_mend(kind: io::ErrorKind) -> bool {
     matches!(
         kind,
@@ -260,6 +311,5 @@ pub fn may_mend(kind: io::ErrorKind) -> bool {
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkDown
             | io::ErrorKind::AddrNotAvailable
-            | io::ErrorKind::TimedOut
     )
 }

@@ -14,10 +14,15 @@
 
 use std::time::Instant;
 
+use std::time::Duration;
+
 use super::connection::{HANDSHAKE_TIMEOUT, MAX_SEALED_LEN, Role};
 use crate::call::ProtocolError;
 use crate::secure::{self, Handshake, Opener, Sealer, Ticket};
 use crate::wire::{self, FrameDecoder, Hello, MAX_HELLO_LEN};
+
+/// How long the callee waits for a caller to prove itself.
+pub const PROOF_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A resumption that went through: the new connection's keys, for ticket
 /// `generation`, and the peer's bytes that came after it.
@@ -43,8 +48,10 @@ enum Step {
 /// One side of a resumption. See the module documentation.
 pub struct Resumption {
     role: Role,
+    /// The callee's: the tickets the call may be resumed with.
+    tickets: Vec<Ticket>,
+    /// The ticket's number.
     generation: u64,
-    id: [u8; 32],
     noise: Option<Box<Handshake>>,
     decoder: FrameDecoder,
     outgoing: Vec<u8>,
@@ -66,26 +73,29 @@ impl Resumption {
         wire::frame(&first, &mut outgoing);
         Ok(Resumption {
             outgoing,
+            generation: ticket.generation,
             noise: Some(Box::new(noise)),
-            ..Self::new(Role::Caller, ticket, now)
+            ..Self::new(Role::Caller, now)
         })
     }
 
     /// The callee's side at `now`, for a connection that may resume the
-    /// call whose current ticket is `ticket`.
-    pub fn callee(ticket: &Ticket, now: Instant) -> Result<Resumption, ProtocolError> {
-        let noise = Handshake::resuming(false, ticket).map_err(ProtocolError::Secure)?;
-        Ok(Resumption {
-            noise: Some(Box::new(noise)),
-            ..Self::new(Role::Callee, ticket, now)
-        })
+    /// call with one of its `tickets`. The caller has [`PROOF_TIMEOUT`]
+    /// to prove itself: it sent its first message with its Hello, and the
+    /// proof goes one round trip later.
+    pub fn callee(tickets: Vec<Ticket>, now: Instant) -> Resumption {
+        Resumption {
+            tickets,
+            deadline: now + PROOF_TIMEOUT,
+            ..Self::new(Role::Callee, now)
+        }
     }
 
-    fn new(role: Role, ticket: &Ticket, now: Instant) -> Resumption {
+    fn new(role: Role, now: Instant) -> Resumption {
         Resumption {
             role,
-            generation: ticket.generation,
-            id: ticket.id,
+            tickets: Vec::new(),
+            generation: 0,
             noise: None,
             decoder: FrameDecoder::new(MAX_HELLO_LEN),
             outgoing: Vec::new(),
@@ -125,13 +135,18 @@ impl Resumption {
         match (std::mem::replace(&mut self.step, Step::Over), self.role) {
             (Step::Greeting, Role::Callee) => {
                 let hello = wire::decode_hello(payload).map_err(ProtocolError::Wire)?;
-                if hello.resume != Some(self.id) {
-                    return Err(ProtocolError::NothingToResume);
-                }
+                let ticket = self
+                    .tickets
+                    .iter()
+                    .find(|t| hello.resume == Some(t.id))
+                    .ok_or(ProtocolError::NothingToResume)?;
+                let noise = Handshake::resuming(false, ticket).map_err(secure)?;
+                self.generation = ticket.generation;
+                self.noise = Some(Box::new(noise));
                 self.decoder.set_max_len(secure::NOISE_MAX as u64);
                 self.step = Step::First;
             }
-            (Step::First, _) => {
+            (Step::First, Role::Callee) => {
                 let mut noise = self.noise.take().ok_or(ProtocolError::NothingToResume)?;
                 noise.read(payload).map_err(secure)?;
                 let second = noise.write(&[]).map_err(secure)?;
@@ -151,36 +166,43 @@ impl Resumption {
             (Step::Proof { mut keys }, Role::Callee) => {
                 let mut plain = Vec::new();
                 keys.1.open(payload, &mut plain).map_err(secure)?;
-                return Ok(Some(self.resumed(*keys)));
+                let leftover = self.decoder.buffered().to_vec();
+                return Ok(Some(self.resumed(*keys, leftover)));
             }
             // The callee's first message stays for the call to open.
             (Step::Proof { keys }, Role::Caller) => {
                 let mut leftover = Vec::new();
                 wire::frame(payload, &mut leftover);
                 leftover.extend_from_slice(self.decoder.buffered());
-                let mut done = self.resumed(*keys);
-                done.leftover = leftover;
-                return Ok(Some(done));
+                return Ok(Some(self.resumed(*keys, leftover)));
             }
-            (Step::Over, _) => return Err(ProtocolError::NothingToResume),
+            // Each side's steps are only its own; past the end, nothing.
+            (Step::First, Role::Caller) | (Step::Over, _) => {
+                return Err(ProtocolError::NothingToResume);
+            }
         }
         Ok(None)
     }
 
     fn finish(&mut self, noise: Handshake) -> Result<(), ProtocolError> {
         let done = noise.finish().map_err(ProtocolError::Secure)?;
-        self.decoder.set_max_len(MAX_SEALED_LEN);
+        // The caller's proof is an empty sealed message; the callee's first
+        // words are the call's own.
+        self.decoder.set_max_len(match self.role {
+            Role::Callee => secure::sealed_len(0) as u64,
+            Role::Caller => MAX_SEALED_LEN,
+        });
         self.step = Step::Proof {
             keys: Box::new((done.sealer, done.opener)),
         };
         Ok(())
     }
 
-    fn resumed(&mut self, keys: (Sealer, Opener)) -> Resumed {
+    fn resumed(&self, keys: (Sealer, Opener), leftover: Vec<u8>) -> Resumed {
         Resumed {
             generation: self.generation,
             keys,
-            leftover: self.decoder.buffered().to_vec(),
+            leftover,
         }
     }
 }
@@ -196,7 +218,6 @@ mod tests {
     use crate::call::{EndReason, IDLE_TIMEOUT, RECONNECT_TIMEOUT};
     use crate::net::connection::tests::{Pair, ended, events, frame, frames, key};
     use crate::net::connection::{Event, SILENT_LINK};
-    use crate::secure::resume_secret;
 
     /// Runs a caller's and a callee's resumption to the end, the callee's
     /// call taking it over (its first words go back through the caller's
@@ -227,7 +248,7 @@ mod tests {
         let now = pair.now;
         (
             Resumption::caller(&pair.caller.ticket().unwrap(), now).unwrap(),
-            Resumption::callee(&pair.callee.ticket().unwrap(), now).unwrap(),
+            Resumption::callee(pair.callee.tickets(), now),
         )
     }
 
@@ -299,12 +320,12 @@ mod tests {
         pair.advance(Duration::from_millis(500));
         cut(&mut pair, true);
         // The kernel sees our bytes acknowledged: the program is frozen.
-        pair.caller.handle_link_check(Some(false));
+        pair.caller_acked = Some(true);
         let frozen_at = pair.now;
         pair.advance(Duration::from_secs(2));
         // Its buffer full, its kernel answers only backed-off window
         // probes: a later reading may look stalled, and changes nothing.
-        pair.caller.handle_link_check(Some(true));
+        pair.caller_acked = Some(false);
         pair.advance(Duration::from_secs(4));
         let seen = events(&mut pair.caller);
         assert!(!reconnecting(&seen));
@@ -327,26 +348,95 @@ mod tests {
         let captured_proof = lost.take_outgoing();
         // Replayed while that ticket still works: message 2 comes back, but
         // the old proof does not open with the new keys.
-        let mut replayed = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut replayed = Resumption::callee(pair.callee.tickets(), pair.now);
         assert!(replayed.handle_bytes(&captured_first).unwrap().is_none());
         assert!(matches!(
             replayed.handle_bytes(&captured_proof),
             Err(ProtocolError::Secure(_))
         ));
         assert!(pair.callee.is_open(), "a refused resumption ended the call");
-        // The real caller resumes; then its ticket is spent.
+        // The real caller resumes and speaks on the new connection; then
+        // its ticket is spent.
         let (mut caller, mut callee) = resumptions(&pair);
         assert!(resume(&mut pair, &mut caller, &mut callee));
+        cut(&mut pair, false);
+        pair.advance(Duration::from_millis(100));
         assert_ne!(pair.caller.ticket().unwrap().id, old.id);
         let mut stale = Resumption::caller(&old, pair.now).unwrap();
-        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut callee = Resumption::callee(pair.callee.tickets(), pair.now);
         assert_eq!(
             callee.handle_bytes(&stale.take_outgoing()).err(),
             Some(ProtocolError::NothingToResume)
         );
-        let mut replayed = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut replayed = Resumption::callee(pair.callee.tickets(), pair.now);
         assert_eq!(
             replayed.handle_bytes(&captured_first).err(),
+            Some(ProtocolError::NothingToResume)
+        );
+    }
+
+    #[test]
+    fn a_quiet_call_that_loses_its_link_reconnects_and_is_not_taken_for_frozen() {
+        // Both videos paused: only Pings flow, one a second each way, so
+        // the cut may fall anywhere between two of the peer's.
+        for offset_ms in (0..1000).step_by(100) {
+            let mut pair = Pair::answered();
+            pair.caller.set_paused(true);
+            pair.callee.set_paused(true);
+            pair.caller_acked = Some(true);
+            pair.callee_acked = Some(true);
+            pair.advance(Duration::from_secs(3) + Duration::from_millis(offset_ms));
+            cut(&mut pair, true);
+            pair.caller_acked = Some(false);
+            pair.callee_acked = Some(false);
+            let cut_at = pair.now;
+            while !(pair.caller.is_reconnecting() && pair.callee.is_reconnecting()) {
+                assert!(
+                    pair.now - cut_at <= SILENT_LINK + Duration::from_millis(100),
+                    "no reconnecting {:?} after a cut {offset_ms} ms into the second",
+                    pair.now - cut_at
+                );
+                pair.advance(Duration::from_millis(10));
+            }
+            pair.advance(IDLE_TIMEOUT);
+            assert!(pair.caller.is_open() && pair.callee.is_open());
+        }
+    }
+
+    #[test]
+    fn a_callee_that_moved_first_takes_its_last_ticket_until_the_caller_speaks() {
+        let mut pair = Pair::answered();
+        cut(&mut pair, true);
+        pair.advance(Duration::from_secs(2));
+        let old = pair.caller.ticket().unwrap();
+        // The callee takes the proof and moves; its first words never
+        // reach the caller, whose attempt gives up.
+        let (mut caller, mut callee) = resumptions(&pair);
+        callee.handle_bytes(&caller.take_outgoing()).unwrap();
+        caller.handle_bytes(&callee.take_outgoing()).unwrap();
+        let done = callee
+            .handle_bytes(&caller.take_outgoing())
+            .unwrap()
+            .unwrap();
+        assert!(
+            pair.callee
+                .resume(pair.now, done.generation, done.keys, &done.leftover)
+        );
+        pair.callee.take_outgoing(&mut Vec::new());
+        // The caller tries again with the ticket it still holds.
+        assert_eq!(pair.caller.ticket().unwrap().id, old.id);
+        let (mut caller, mut callee) = resumptions(&pair);
+        assert!(resume(&mut pair, &mut caller, &mut callee));
+        cut(&mut pair, false);
+        pair.advance(Duration::from_millis(100));
+        assert!(pair.caller.is_open() && pair.callee.is_open());
+        assert!(!pair.caller.is_reconnecting() && !pair.callee.is_reconnecting());
+        // The caller spoke on the new connection: the old ticket is spent.
+        assert_eq!(pair.callee.tickets().len(), 1);
+        let mut stale = Resumption::caller(&old, pair.now).unwrap();
+        let mut callee = Resumption::callee(pair.callee.tickets(), pair.now);
+        assert_eq!(
+            callee.handle_bytes(&stale.take_outgoing()).err(),
             Some(ProtocolError::NothingToResume)
         );
     }
@@ -360,17 +450,16 @@ mod tests {
             .unwrap()
             .take_outgoing();
         let hello_len = 8 + u64::from_le_bytes(real[..8].try_into().unwrap()) as usize;
-        // The stranger's own keys and secret, behind the call's real Hello.
-        // The callee's public key, as the caller's side knows it.
-        let their = pair.caller.peer().unwrap().key;
-        let forged = Ticket::new(&resume_secret(b"a guess"), 0, &key(), their);
+        // Even holding the ticket itself (its id and its key), someone
+        // without the caller's static key does not get in.
+        let forged = pair.caller.ticket().unwrap().held_by(&key());
         let mut stranger = Resumption::caller(&forged, pair.now)
             .unwrap()
             .take_outgoing();
         let stranger_hello = 8 + u64::from_le_bytes(stranger[..8].try_into().unwrap()) as usize;
         let mut bytes = real[..hello_len].to_vec();
         bytes.extend(stranger.drain(stranger_hello..));
-        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut callee = Resumption::callee(pair.callee.tickets(), pair.now);
         assert!(matches!(
             callee.handle_bytes(&bytes),
             Err(ProtocolError::Secure(_))
@@ -380,7 +469,7 @@ mod tests {
             "a stranger got an answer"
         );
         // And a connection that is no resumption at all is not one either.
-        let mut callee = Resumption::callee(&pair.callee.ticket().unwrap(), pair.now).unwrap();
+        let mut callee = Resumption::callee(pair.callee.tickets(), pair.now);
         let mut hello = Vec::new();
         wire::encode_payload(&Hello::new([1; 32]), MAX_HELLO_LEN, &mut hello).unwrap();
         let mut framed = Vec::new();

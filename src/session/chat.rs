@@ -89,8 +89,9 @@ impl Chat {
         counters: &Counters,
         status: &StatusLine,
     ) -> Result<()> {
+        let reconnecting = Counters::get(&counters.reconnecting_since_us) != 0;
         for line in typed {
-            self.send(&line, screen, status)?;
+            self.send(&line, reconnecting, screen, status)?;
         }
         while let Ok(text) = self.from_peer.try_recv() {
             self.log(false, &text)?;
@@ -114,13 +115,22 @@ impl Chat {
         Ok(())
     }
 
-    fn send(&mut self, line: &str, screen: &mut Screen, status: &StatusLine) -> Result<()> {
+    fn send(
+        &mut self,
+        line: &str,
+        reconnecting: bool,
+        screen: &mut Screen,
+        status: &StatusLine,
+    ) -> Result<()> {
         let note = if !self.can_send {
             // Said once; the person may type on regardless.
             (!std::mem::replace(&mut self.told_cannot, true))
                 .then_some("the other side's vidchat cannot receive text")
         } else if line.chars().count() > MAX_TEXT_CHARS || line.len() > wire::MAX_TEXT_BYTES {
             Some("not sent: a line is at most 500 characters")
+        } else if reconnecting {
+            // It would be lost with the old connection.
+            Some("not sent: the call is reconnecting")
         } else if self.to_peer.try_send(line.to_string()).is_err() {
             Some("not sent: typing faster than the link takes it")
         } else {

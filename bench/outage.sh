@@ -222,7 +222,7 @@ frozen() {
     after=$(python3 -c "print(f'{$(cat "$OUT/listener.ended") - $stopped:.1f}')")
     echo "caller stopped (SIGSTOP) mid-call:"
     echo "  $(ends listener), ${after} s after the stop"
-    grep -c 'reconnecting' "$OUT/listener.err" | sed 's/^/  listener status lines saying reconnecting: /'
+    echo "  listener status lines saying reconnecting: $(grep -c 'reconnecting' "$OUT/listener.err" || true)"
     kill -KILL "$caller"
     wait "${JOBS[-1]}" || true
     wifi_down

@@ -397,6 +397,11 @@ impl Sealer {
 }
 
 /// Decrypts incoming payloads (the receiver thread's half).
+///
+/// A clone opens the same messages (only a receiver's nonce is copied): a
+/// resumption looks at the peer's first message with one before the call
+/// takes it.
+#[derive(Clone)]
 pub struct Opener {
     transport: Arc<StatelessTransportState>,
     nonce: u64,

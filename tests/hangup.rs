@@ -202,10 +202,10 @@ fn a_second_ctrl_c_quits_at_once_exit_130() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// What an attacker who saw the call's traffic can send the listener's
-/// port mid-call: resumptions with ids of its own making (or a captured
-/// one, which is the same to the listener without the keys), each with a
-/// made-up Noise message, aborted at once or left open, again and again.
+/// What an attacker can send the listener's port mid-call: resumptions
+/// with ids of its own making, each with a made-up Noise message, aborted
+/// at once or left open, again and again. (A captured id, replayed, is
+/// `tests/resumption.rs`.)
 #[test]
 fn forged_resumptions_during_a_call_get_nothing_and_change_nothing() {
     use std::io::{Read, Write};

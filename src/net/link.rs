@@ -1,8 +1,11 @@
-//! The threads that run an answered call over its socket, around its one
-//! owner, the [`Driver`] (on the `call` thread): the `receiver` thread
-//! only reads the socket and stamps what it read, the `sender` thread only
-//! writes what the driver hands it and says how far it got. Neither touches
-//! the protocol, so no lock is shared and every timer runs in one place.
+//! The threads that run an answered call over its sockets, around its one
+//! owner, the [`Driver`] (on the `call` thread): for each connection the
+//! call is on (the first, then each one a resumption gave it), the
+//! `receiver` thread only reads the socket and stamps what it read, the
+//! `sender` thread only writes what the driver hands it and says how far
+//! it got. Neither touches the protocol, so no lock is shared and every
+//! timer runs in one place; the call thread also runs the `Resumer` while
+//! the call is reconnecting, and moves the call to the connection it gives.
 //! The media stage on the other side of [`MediaPorts`] encodes what goes
 //! and decodes what came; this module knows nothing of video.
 //!

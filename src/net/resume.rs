@@ -3,8 +3,8 @@
 //! of the resumption's Noise handshake (`secure::Handshake::resuming`);
 //! the callee answers with the second; the caller proves it holds the new
 //! keys with a sealed empty message, and waits for the callee's first
-//! sealed message, which the callee sends only once its call took the
-//! resumption. So neither side moves its call over for a peer that is not
+//! sealed message (which must open), which the callee sends only once its
+//! call took the resumption. So neither side moves its call over for a peer that is not
 //! live now: a stranger, or someone replaying a captured resumption, gets
 //! no further than message 2 and a closed connection, and the call it
 //! names goes on as it was.
@@ -169,8 +169,13 @@ impl Resumption {
                 let leftover = self.decoder.buffered().to_vec();
                 return Ok(Some(self.resumed(*keys, leftover)));
             }
-            // The callee's first message stays for the call to open.
+            // Only the callee's own words, which it sends once it took the
+            // call, move ours over; the call opens them again.
             (Step::Proof { keys }, Role::Caller) => {
+                keys.1
+                    .clone()
+                    .open(payload, &mut Vec::new())
+                    .map_err(secure)?;
                 let mut leftover = Vec::new();
                 wire::frame(payload, &mut leftover);
                 leftover.extend_from_slice(self.decoder.buffered());
@@ -439,6 +444,23 @@ mod tests {
             callee.handle_bytes(&stale.take_outgoing()).err(),
             Some(ProtocolError::NothingToResume)
         );
+    }
+
+    #[test]
+    fn words_that_do_not_open_in_the_callee_s_place_move_nothing() {
+        let mut pair = Pair::answered();
+        cut(&mut pair, true);
+        pair.advance(Duration::from_secs(2));
+        let (mut caller, mut callee) = resumptions(&pair);
+        callee.handle_bytes(&caller.take_outgoing()).unwrap();
+        caller.handle_bytes(&callee.take_outgoing()).unwrap();
+        let mut injected = Vec::new();
+        wire::frame(&[0x5a; 64], &mut injected);
+        assert!(matches!(
+            caller.handle_bytes(&injected),
+            Err(ProtocolError::Secure(_))
+        ));
+        assert!(pair.caller.is_open() && pair.caller.is_reconnecting());
     }
 
     #[test]

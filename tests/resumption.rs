@@ -1,8 +1,8 @@
 //! A call that resumes while someone who saw its resumption tries to keep
 //! it out, through the built binary: the caller reaches the listener
-//! through a relay this test runs, which goes silent mid-call (both sides
-//! start reconnecting) and keeps the first resumption the caller sends
-//! while the link is down. An attacker then replays it to the listener
+//! through a relay this test runs (50 ms each way), which goes silent
+//! mid-call (both sides start reconnecting) and keeps the first
+//! resumption the caller sends while the link is down. An attacker then replays it to the listener
 //! from 40 addresses, 100 connections a second, each held open, for the
 //! rest of the call: a real id and a real first message, which pass every
 //! check but the proof. The link comes back; the real caller must still
@@ -19,9 +19,9 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Sender, bounded, unbounded};
 use socket2::{Domain, Socket, Type};
 
 mod util;
@@ -29,6 +29,9 @@ use util::{GUARD, HEADLESS_LISTEN, finish, spawn_listener, stderr, vidchat};
 
 /// How long each side's call lasts.
 const CALL_SECS: &str = "20";
+/// The relay's one-way delay: a 100 ms round trip, so each resumption
+/// needs that long to go through while the flood goes on.
+const DELAY: Duration = Duration::from_millis(50);
 /// The attacker's addresses (127.0.0.2 and on) and its pace.
 const ATTACKER_ADDRS: u8 = 40;
 const ATTACK_EVERY: Duration = Duration::from_millis(10);
@@ -65,14 +68,15 @@ impl Relay {
     }
 }
 
-/// Copies `from` to `to` until the relay is cut; from then on what comes
-/// is read and dropped.
+/// Copies `from` to `to`, each byte `DELAY` late, until the relay is cut;
+/// from then on what comes is read and dropped.
 fn pump(from: &TcpStream, to: &TcpStream, cut: &Arc<AtomicBool>) {
     let (mut from, mut to, cut) = (
         from.try_clone().unwrap(),
         to.try_clone().unwrap(),
         cut.clone(),
     );
+    let (line_in, line) = unbounded::<(Instant, Vec<u8>)>();
     thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         let mut dead = false;
@@ -81,10 +85,20 @@ fn pump(from: &TcpStream, to: &TcpStream, cut: &Arc<AtomicBool>) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
                     dead |= cut.load(Ordering::Relaxed);
-                    if !dead && to.write_all(&buf[..n]).is_err() {
+                    let due = Instant::now() + DELAY;
+                    if !dead && line_in.send((due, buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }
+            }
+        }
+    });
+    thread::spawn(move || {
+        for (due, bytes) in line {
+            // A delay line: the link's latency, not a wait for anything.
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&bytes).is_err() {
+                return;
             }
         }
     });
@@ -121,8 +135,15 @@ fn frames_in(mut bytes: &[u8]) -> usize {
 }
 
 /// Replays `bytes` to 127.0.0.1:`port` from the attacker's addresses in
-/// turn, keeping the last `ATTACKER_ADDRS` connections open, until `stop`.
-fn attack(port: u16, bytes: Vec<u8>, stop: Arc<AtomicBool>, made: Arc<AtomicUsize>) {
+/// turn, keeping the last `ATTACKER_ADDRS` connections open, until `stop`;
+/// says on `ready` once it has made twice that many.
+fn attack(
+    port: u16,
+    bytes: Vec<u8>,
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicUsize>,
+    ready: Sender<()>,
+) {
     let mut open = VecDeque::new();
     let target: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
     for n in 0usize.. {
@@ -139,7 +160,9 @@ fn attack(port: u16, bytes: Vec<u8>, stop: Arc<AtomicBool>, made: Arc<AtomicUsiz
             if open.len() > usize::from(ATTACKER_ADDRS) {
                 open.pop_front();
             }
-            made.fetch_add(1, Ordering::Relaxed);
+            if made.fetch_add(1, Ordering::Relaxed) + 1 == 2 * usize::from(ATTACKER_ADDRS) {
+                let _ = ready.send(());
+            }
         }
         thread::sleep(ATTACK_EVERY);
     }
@@ -191,14 +214,15 @@ fn the_real_caller_resumes_through_a_flood_of_replayed_resumptions() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
+    let (ready_tx, ready) = bounded(1);
     let attacker = {
         let (stop, made) = (stop.clone(), made.clone());
-        thread::spawn(move || attack(port, replayed, stop, made))
+        thread::spawn(move || attack(port, replayed, stop, made, ready_tx))
     };
     // The attacker's connections hold every place before the link returns.
-    while made.load(Ordering::Relaxed) < 2 * usize::from(ATTACKER_ADDRS) {
-        thread::yield_now();
-    }
+    ready
+        .recv_timeout(GUARD)
+        .expect("the attacker could not connect");
     relay.cut.store(false, Ordering::Relaxed);
     let back_us = unix_us();
     let mut said = String::new();

@@ -28,7 +28,7 @@ use super::connection::HANDSHAKE_TIMEOUT;
 use super::{PUMP_INTERVAL, Peer, canonical};
 use crate::call::EndReason;
 use crate::secure;
-use crate::wire::{self, MAX_HELLO_LEN};
+use crate::wire::{self, Hello, MAX_HELLO_LEN};
 
 /// Told callers whose connections are still being drained.
 const MAX_CLOSING: usize = 32;
@@ -47,10 +47,11 @@ const GREETING: Duration = Duration::from_secs(1);
 /// Resumptions passed on that the call has not taken yet.
 pub const OFFERS_WAITING: usize = 4;
 
-/// A connection that may resume the running call: its stream and what it
-/// sent so far (its Hello, and what followed).
+/// A connection that may resume the running call: its stream, the id in
+/// its Hello, and what it sent so far (its Hello, and what followed).
 pub struct Offer {
     pub stream: TcpStream,
+    pub id: [u8; 32],
     pub first: Vec<u8>,
 }
 
@@ -146,9 +147,10 @@ fn run(
         for mut newcomer in std::mem::take(&mut greeting) {
             match newcomer.hello(now) {
                 Heard::Nothing => greeting.push_back(newcomer),
-                Heard::Resume => {
+                Heard::Resume(id) => {
                     let offer = Offer {
                         stream: newcomer.stream,
+                        id,
                         first: newcomer.read,
                     };
                     if let Err(back) = offers.try_send(offer) {
@@ -199,8 +201,8 @@ struct Greeting {
 enum Heard {
     /// Not all of it yet.
     Nothing,
-    /// A resumption (whether of this call, the call decides).
-    Resume,
+    /// A resumption naming this id (whether of this call, the call decides).
+    Resume([u8; 32]),
     /// Anything else: a new call, something not vidchat, a silent one.
     Call,
 }
@@ -226,7 +228,9 @@ impl Greeting {
         decoder.extend(&self.read);
         match decoder.next_payload() {
             Ok(Some(payload)) => match wire::decode_hello(payload) {
-                Ok(hello) if hello.resume.is_some() => Heard::Resume,
+                Ok(Hello {
+                    resume: Some(id), ..
+                }) => Heard::Resume(id),
                 _ => Heard::Call,
             },
             Ok(None) if now < self.until => Heard::Nothing,

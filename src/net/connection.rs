@@ -438,11 +438,22 @@ impl Connection {
     }
 
     /// The tickets a resumption may come with: the current one, and on
-    /// the callee's side the last one while the caller may not know it
-    /// was used.
+    /// the callee's side, while the connection it moved to failed before
+    /// the caller spoke on it, the last one (the caller may never have
+    /// heard that it was taken).
     pub fn tickets(&self) -> Vec<Ticket> {
-        let spare = self.spare_generation.and_then(|g| self.ticket_for(g));
+        let spare = self.spare().and_then(|g| self.ticket_for(g));
         self.ticket().into_iter().chain(spare).collect()
+    }
+
+    /// True while the call moved to a connection the caller has not
+    /// spoken on yet: its close may only mean the caller gave up on it.
+    pub fn is_moving(&self) -> bool {
+        self.spare_generation.is_some()
+    }
+
+    fn spare(&self) -> Option<u64> {
+        self.spare_generation.filter(|_| self.is_reconnecting())
     }
 
     fn ticket_for(&self, generation: u64) -> Option<Ticket> {
@@ -488,7 +499,7 @@ impl Connection {
         (sealer, opener): (Sealer, Opener),
         leftover: &[u8],
     ) -> bool {
-        let good = generation == self.generation || Some(generation) == self.spare_generation;
+        let good = generation == self.generation || Some(generation) == self.spare();
         if !self.is_open() || !good {
             return false;
         }

@@ -49,11 +49,6 @@ impl Driver {
         &mut self.conn
     }
 
-    /// True while the call waits to resume on a new connection.
-    pub fn is_reconnecting(&self) -> bool {
-        self.conn.is_reconnecting()
-    }
-
     /// Why the call ended, once it has.
     pub fn end_reason(&self) -> Option<&EndReason> {
         self.conn.end_reason()

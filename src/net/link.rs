@@ -243,6 +243,12 @@ struct Socket {
 }
 
 impl Socket {
+    /// The peer's address on this connection.
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        let stream = self.stream.as_ref()?;
+        stream.peer_addr().ok().map(|a| a.ip())
+    }
+
     /// Starts a reader and a writer on `stream`.
     fn start(
         stream: TcpStream,
@@ -404,7 +410,8 @@ impl CallThread {
                 },
                 recv(offered) -> offer => if let Ok(offer) = offer {
                     let tickets = self.driver.conn().tickets();
-                    self.resumer.answer(offer, tickets, &self.shutdown);
+                    let peer = socket.peer_ip();
+                    self.resumer.answer(offer, tickets, peer, &self.shutdown);
                 },
                 recv(resumed) -> candidate => if let Ok(candidate) = candidate {
                     self.take_over(socket, candidate);
@@ -432,10 +439,13 @@ impl CallThread {
 
     /// Whether an old connection's end may be mended by a new one: the
     /// call is reconnecting, or a resumption is under way (the peer, having
-    /// taken it, closed the old one). Neither a close nor a reset is
-    /// authenticated; a hang-up is (a Bye).
-    fn may_mend(&self) -> bool {
-        self.driver.is_reconnecting() || self.resumer.is_trying()
+    /// taken it, closed the old one), or the call just moved to a
+    /// connection the caller has not spoken on (it may have given up on
+    /// it). Neither a close nor a reset is authenticated; a hang-up is (a
+    /// Bye).
+    fn may_mend(&mut self) -> bool {
+        let conn = self.driver.conn();
+        conn.is_reconnecting() || conn.is_moving() || self.resumer.is_trying()
     }
 
     /// A socket that failed: the end of the call, unless a new connection
@@ -469,6 +479,7 @@ impl CallThread {
         }
         match Socket::start(stream, &self.shutdown, &self.counters) {
             Ok(new) => {
+                self.resumer.stop_all();
                 let old = std::mem::replace(socket, new);
                 self.retired.extend(old.close());
                 if let Some(kernel) = socket.stream.as_ref().and_then(|s| s.try_clone().ok())

@@ -12,12 +12,17 @@
 //! through. The call decides which one it takes (the first, with a
 //! ticket still good).
 //!
-//! The callee's attempts are shared fairly: one per address (a newer
-//! connection from it stops the older), and when all are taken the
-//! oldest gives way. So someone who learnt the call's id from the air
-//! and holds connections open keeps the real caller out only by beating
-//! its redials with fresh connections from many addresses, each of which
-//! must have come through the busy tone's own limits.
+//! The callee answers only connections that name one of the call's
+//! tickets, and shares its attempts fairly: at most [`PER_ADDRESS`] from
+//! one address (its oldest gives way to a newer one), and when all are
+//! taken the oldest from an address other than the call's own gives way.
+//! So someone who learnt the call's id from the air and floods the port
+//! with it does not push out a caller that comes back from its address,
+//! and pushes out one from a new address only by beating its redials
+//! with fresh connections, each through the busy tone's own limits. The
+//! caller does not dial again while one of its attempts is connected and
+//! under way, and once a resumption went through every other attempt
+//! stops.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -40,6 +45,8 @@ pub const REDIAL_EVERY: Duration = Duration::from_millis(500);
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Resumption attempts under way at once, each side.
 pub const MAX_ATTEMPTS: usize = 4;
+/// The callee's attempts from one address at once.
+pub const PER_ADDRESS: usize = 2;
 /// How often a caller that called by name looks for the listener again.
 pub const LOOK_EVERY: Duration = Duration::from_secs(3);
 /// How often an attempt looks at its deadline while it waits to read.
@@ -131,24 +138,47 @@ impl Resumer {
     }
 
     /// Answers `offer` with the call's `tickets` (none: the call is not
-    /// running, and the connection is closed).
-    pub fn answer(&mut self, offer: Offer, tickets: Vec<Ticket>, shutdown: &Shutdown) {
-        let Ok(from) = offer.stream.peer_addr().map(|a| a.ip()) else {
+    /// running), the call being on a connection from `peer`. An offer that
+    /// names none of them is closed at once.
+    pub fn answer(
+        &mut self,
+        offer: Offer,
+        tickets: Vec<Ticket>,
+        peer: Option<IpAddr>,
+        shutdown: &Shutdown,
+    ) {
+        let Ok(from) = offer.stream.peer_addr().map(|a| a.ip().to_canonical()) else {
             return;
         };
-        if tickets.is_empty() {
+        if !tickets.iter().any(|t| t.id == offer.id) {
             return;
         }
         self.attempts.retain(|a| !a.is_over());
-        let (same, mut others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attempts)
-            .into_iter()
-            .partition(|a| a.from == Some(from));
-        same.iter().for_each(Attempt::stop);
-        if others.len() >= MAX_ATTEMPTS {
-            others.remove(0).stop();
+        let from_there = self.attempts.iter().filter(|a| a.from == Some(from));
+        if from_there.count() >= PER_ADDRESS {
+            self.give_way(|a| a.from == Some(from));
         }
-        self.attempts = others;
+        if self.attempts.len() >= MAX_ATTEMPTS {
+            let peer = peer.map(|ip| ip.to_canonical());
+            if !self.give_way(|a| a.from != peer) {
+                self.give_way(|_| true);
+            }
+        }
         self.spawn(Start::Answer(offer), tickets, Some(from), shutdown);
+    }
+
+    /// Stops the oldest attempt `which` picks; false when none.
+    fn give_way(&mut self, which: impl Fn(&Attempt) -> bool) -> bool {
+        let Some(at) = self.attempts.iter().position(which) else {
+            return false;
+        };
+        self.attempts.remove(at).stop();
+        true
+    }
+
+    /// A resumption went through: every other attempt stops.
+    pub fn stop_all(&mut self) {
+        self.attempts.drain(..).for_each(|a| a.stop());
     }
 
     /// While the call is reconnecting: dials the next address when it is
@@ -162,7 +192,9 @@ impl Resumer {
             return;
         }
         self.attempts.retain(|a| !a.is_over());
-        if self.attempts.len() >= MAX_ATTEMPTS {
+        // A connected attempt is the link back: it is given its time.
+        let connected = self.attempts.iter().any(Attempt::is_connected);
+        if self.attempts.len() >= MAX_ATTEMPTS || connected {
             return;
         }
         self.next_dial = Some(now + REDIAL_EVERY);
@@ -175,11 +207,15 @@ impl Resumer {
     /// Looks for the listener by its name again, when it is time; what
     /// it announces now is dialled next (first).
     fn look_nearby(&mut self, now: Instant) {
-        if let Some(mut found) = self.looked.as_ref().and_then(|rx| rx.try_recv().ok()) {
+        if let Some(found) = self.looked.as_ref().and_then(|rx| rx.try_recv().ok()) {
             self.looked = None;
-            found.retain(|a| !self.given.contains(a));
-            found.dedup();
-            found.truncate(MAX_FOUND);
+            let mut new: Vec<SocketAddr> = Vec::new();
+            for addr in found {
+                if !self.given.contains(&addr) && !new.contains(&addr) && new.len() < MAX_FOUND {
+                    new.push(addr);
+                }
+            }
+            let mut found = new;
             found.extend_from_slice(&self.given);
             if found != self.dial {
                 self.dial = found;
@@ -217,17 +253,16 @@ impl Resumer {
     ) {
         let attempt = Attempt {
             from,
-            stop: Arc::default(),
-            over: Arc::default(),
+            flags: Arc::default(),
         };
-        let (stop, over) = (attempt.stop.clone(), attempt.over.clone());
+        let flags = attempt.flags.clone();
         let results = self.results.0.clone();
         let shutdown = shutdown.clone();
         let started = thread::Builder::new().name("resume".into()).spawn(move || {
-            if let Some(candidate) = run(start, tickets, &shutdown, &stop) {
+            if let Some(candidate) = run(start, tickets, &shutdown, &flags) {
                 let _ = results.send(candidate);
             }
-            over.store(true, Ordering::Relaxed);
+            flags.over.store(true, Ordering::Relaxed);
         });
         if started.is_ok() {
             self.attempts.push(attempt);
@@ -242,21 +277,34 @@ enum Start {
 }
 
 /// One attempt under way: whom it answers (on the callee's side), and
-/// the flags that stop it and say it is over.
+/// what it and the call tell each other.
 struct Attempt {
     from: Option<IpAddr>,
-    stop: Arc<AtomicBool>,
-    over: Arc<AtomicBool>,
+    flags: Arc<AttemptFlags>,
+}
+
+#[derive(Default)]
+struct AttemptFlags {
+    /// Set by the call: give up.
+    stop: AtomicBool,
+    /// Set by the attempt: its connection is up (the caller's).
+    connected: AtomicBool,
+    /// Set by the attempt: it ended.
+    over: AtomicBool,
 }
 
 impl Attempt {
     fn is_over(&self) -> bool {
-        self.over.load(Ordering::Relaxed)
+        self.flags.over.load(Ordering::Relaxed)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.flags.connected.load(Ordering::Relaxed) && !self.is_over()
     }
 
     /// Asks it to stop (it does within [`ATTEMPT_POLL`]).
     fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.flags.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -265,7 +313,7 @@ fn run(
     start: Start,
     tickets: Vec<Ticket>,
     shutdown: &Shutdown,
-    stop: &AtomicBool,
+    flags: &AttemptFlags,
 ) -> Option<Candidate> {
     let now = Instant::now();
     let (mut stream, mut resumption, first) = match start {
@@ -276,6 +324,7 @@ fn run(
         ),
         Start::Answer(offer) => (offer.stream, Resumption::callee(tickets, now), offer.first),
     };
+    flags.connected.store(true, Ordering::Relaxed);
     stream.set_nonblocking(false).ok()?;
     super::tune(&stream).ok()?;
     stream.set_read_timeout(Some(ATTEMPT_POLL)).ok()?;
@@ -283,12 +332,15 @@ fn run(
     let mut step = resumption.handle_bytes(&first);
     let mut buf = [0u8; 4096];
     loop {
+        let stopped = flags.stop.load(Ordering::Relaxed) || shutdown.is_ended();
+        if stopped {
+            return None;
+        }
         stream.write_all(&resumption.take_outgoing()).ok()?;
         if let Some(resumed) = step.ok()? {
             return Some(Candidate { stream, resumed });
         }
-        let stopped = stop.load(Ordering::Relaxed) || shutdown.is_ended();
-        if Instant::now() >= resumption.deadline() || stopped {
+        if Instant::now() >= resumption.deadline() {
             return None;
         }
         step = match stream.read(&mut buf) {

@@ -428,7 +428,17 @@ mod tests {
                 .resume(pair.now, done.generation, done.keys, &done.leftover)
         );
         pair.callee.take_outgoing(&mut Vec::new());
-        // The caller tries again with the ticket it still holds.
+        assert!(pair.callee.is_moving());
+        // While that connection lives, a second resumption with the same
+        // ticket (another of the caller's attempts) is not taken.
+        let (mut caller, mut callee) = resumptions(&pair);
+        assert_eq!(
+            callee.handle_bytes(&caller.take_outgoing()).err(),
+            Some(ProtocolError::NothingToResume)
+        );
+        // The caller gave up on it and closed it; it tries again with the
+        // ticket it still holds.
+        pair.callee.handle_link_failed();
         assert_eq!(pair.caller.ticket().unwrap().id, old.id);
         let (mut caller, mut callee) = resumptions(&pair);
         assert!(resume(&mut pair, &mut caller, &mut callee));

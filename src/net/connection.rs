@@ -432,6 +432,11 @@ impl Connection {
         self.is_open() && self.heartbeat.as_ref().is_some_and(|hb| hb.reconnecting)
     }
 
+    /// When the peer was last heard from (while the call runs).
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.heartbeat.as_ref().map(|hb| hb.last_heard)
+    }
+
     /// The ticket that resumes the call now (while it runs).
     pub fn ticket(&self) -> Option<Ticket> {
         self.ticket_for(self.generation)

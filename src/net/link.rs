@@ -529,7 +529,9 @@ impl CallThread {
                 }
                 Event::TextRefused => Counters::add(&self.counters.texts_refused, 1),
                 Event::Reconnecting => {
-                    let since = unix_us().saturating_sub(SILENT_LINK.as_micros() as u64);
+                    let silent = self.driver.conn().last_heard().map(|at| at.elapsed());
+                    let silent = silent.unwrap_or(SILENT_LINK).as_micros() as u64;
+                    let since = unix_us().saturating_sub(silent);
                     Counters::set(&self.counters.reconnecting_since_us, since.max(1));
                 }
                 Event::Reconnected => Counters::set(&self.counters.reconnecting_since_us, 0),

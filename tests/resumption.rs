@@ -2,11 +2,12 @@
 //! it out, through the built binary: the caller reaches the listener
 //! through a relay this test runs (50 ms each way), which goes silent
 //! mid-call (both sides start reconnecting) and keeps the first
-//! resumption the caller sends while the link is down. An attacker then replays it to the listener
-//! from 40 addresses, 100 connections a second, each held open, for the
-//! rest of the call: a real id and a real first message, which pass every
-//! check but the proof. The link comes back; the real caller must still
-//! get in, and the call must go on to its end.
+//! resumption the caller sends while the link is down. An attacker then
+//! replays it to the listener from 40 addresses, 100 connections a
+//! second, each held open, for the rest of the call: a real id and a real
+//! first message, which pass every check but the proof. The link comes
+//! back; the real caller must still get in, and the call must go on to
+//! its end.
 //!
 //! Both sides run with `VIDCHAT_NO_TCP_INFO=1`: the relay's kernel
 //! acknowledges everything, which would otherwise look like a frozen peer.
@@ -25,7 +26,7 @@ use crossbeam_channel::{Sender, bounded, unbounded};
 use socket2::{Domain, Socket, Type};
 
 mod util;
-use util::{GUARD, HEADLESS_LISTEN, finish, spawn_listener, stderr, vidchat};
+use util::{GUARD, HEADLESS_LISTEN, caller, finish, spawn_listener, stderr, vidchat};
 
 /// How long each side's call lasts.
 const CALL_SECS: &str = "20";
@@ -185,22 +186,11 @@ fn the_real_caller_resumes_through_a_flood_of_replayed_resumptions() {
     let (listener, port, _out) = spawn_listener(listen);
     let (captured_tx, captured) = bounded(1);
     let relay = Relay::start(port, captured_tx);
-    let target = format!("127.0.0.1:{}", relay.port);
-    let mut call = vidchat(&[
-        "connect",
-        &target,
-        "--yes",
-        "--source",
-        "test",
-        "--no-window",
-        "--duration",
-        CALL_SECS,
-        "--stats",
-        stats.to_str().unwrap(),
-    ]);
+    let mut call = caller(relay.port);
+    call.args(["--duration", CALL_SECS, "--stats", stats.to_str().unwrap()]);
     call.env("VIDCHAT_NO_TCP_INFO", "1");
-    let mut caller = call.spawn().unwrap();
-    let mut err = BufReader::new(caller.stderr.take().unwrap());
+    let mut calling = call.spawn().unwrap();
+    let mut err = BufReader::new(calling.stderr.take().unwrap());
     let mut seen = String::new();
     while !seen.contains("in a call") {
         let n = err.read_line(&mut seen).unwrap();
@@ -227,7 +217,7 @@ fn the_real_caller_resumes_through_a_flood_of_replayed_resumptions() {
     let back_us = unix_us();
     let mut said = String::new();
     err.read_to_string(&mut said).unwrap();
-    let code = finish(caller).status.code();
+    let code = finish(calling).status.code();
     stop.store(true, Ordering::Relaxed);
     attacker.join().unwrap();
     let log = stderr(&finish(listener));

@@ -260,21 +260,7 @@ pub fn kernel_view_allowed() -> bool {
 /// unavailable. `unsent` is what we have not yet handed to the kernel.
 #[cfg(target_os = "linux")]
 pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain integers, valid when zeroed; the kernel
-    // writes at most `len` bytes into it and reports how many.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(LinkSample {
+    tcp_info(stream).map(|info| LinkSample {
         delivery_rate: info.tcpi_delivery_rate,
         queue_us: info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt),
         bytes_acked: info.tcpi_bytes_acked,
@@ -291,11 +277,20 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
 /// is taken for the link, as on macOS and Windows.
 #[cfg(target_os = "linux")]
 pub fn kernel_check(stream: &TcpStream) -> Option<LinkCheck> {
-    use std::os::fd::AsRawFd;
     if !kernel_view_allowed() {
         return None;
     }
-    // SAFETY: as in `kernel_sample`.
+    tcp_info(stream).map(|info| LinkCheck {
+        waiting: info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0,
+        since_ack: Duration::from_millis(info.tcpi_last_ack_recv.into()),
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn tcp_info(stream: &TcpStream) -> Option<libc::tcp_info> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, valid when zeroed; the kernel
+    // writes at most `len` bytes into it and reports how many.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     let rc = unsafe {
@@ -307,10 +302,7 @@ pub fn kernel_check(stream: &TcpStream) -> Option<LinkCheck> {
             &mut len,
         )
     };
-    (rc == 0).then(|| LinkCheck {
-        waiting: info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0,
-        since_ack: Duration::from_millis(info.tcpi_last_ack_recv.into()),
-    })
+    (rc == 0).then_some(info)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -238,4 +238,37 @@ mod tests {
         assert!(chat.told_cannot, "the person was not told");
         let _ = std::fs::remove_file(&log);
     }
+
+    #[test]
+    fn a_line_typed_while_reconnecting_is_not_sent_and_then_lines_go_again() {
+        let log =
+            std::env::temp_dir().join(format!("vidchat-chat-re-{}.jsonl", std::process::id()));
+        let (mut chat, sent, _said) = chat(true, &log);
+        let status = StatusLine::new(std::time::Instant::now());
+        let counters = Counters::default();
+        Counters::set(&counters.reconnecting_since_us, 1);
+        chat.poll(
+            vec!["lost?".into()],
+            &mut Screen::Headless,
+            &counters,
+            &status,
+        )
+        .unwrap();
+        assert!(sent.try_recv().is_err(), "a line went into a dead link");
+        Counters::set(&counters.reconnecting_since_us, 0);
+        chat.poll(
+            vec!["back".into()],
+            &mut Screen::Headless,
+            &counters,
+            &status,
+        )
+        .unwrap();
+        assert_eq!(sent.try_iter().collect::<Vec<_>>(), ["back"]);
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        assert!(
+            !logged.contains("lost?"),
+            "an unsent line was logged: {logged}"
+        );
+    }
 }

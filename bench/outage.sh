@@ -151,21 +151,27 @@ move() {
     now
 }
 
+# Once the call runs, moves NS's address OLD to NEW, waits for both sides
+# to end and prints how each did, under TITLE.
+change_address() {
+    local title=$1 ns=$2 old=$3 new=$4 moved
+    in_call caller
+    sleep 6
+    moved=$(move "$ns" "v$ns" "$old" "$new")
+    wait "${JOBS[@]: -2}" || true
+    echo "$title"
+    for name in listener caller; do
+        echo "  $(ends $name); $(gap $name "$moved" "$moved")"
+    done
+    veth_down
+}
+
 address() {
     veth_up
     side oa listener listen --port 9999 --duration 20
     sleep 0.5
     side ob caller connect 10.88.0.1:9999 --duration 20
-    in_call caller
-    sleep 6
-    local moved
-    moved=$(move ob vob 10.88.0.2 10.88.0.3)
-    wait "${JOBS[@]: -2}" || true
-    echo "caller's address 10.88.0.2 -> 10.88.0.3 mid-call:"
-    for name in listener caller; do
-        echo "  $(ends $name); $(gap $name "$moved" "$moved")"
-    done
-    veth_down
+    change_address "caller's address 10.88.0.2 -> 10.88.0.3 mid-call:" ob 10.88.0.2 10.88.0.3
 }
 
 # The listener's address changes; the caller called it by name, so it must
@@ -175,16 +181,8 @@ moved() {
     side oa listener listen --port 9999 --name alice --duration 25
     sleep 0.5
     side ob caller connect alice --duration 25
-    in_call caller
-    sleep 6
-    local moved
-    moved=$(move oa voa 10.88.0.1 10.88.0.4)
-    wait "${JOBS[@]: -2}" || true
-    echo "listener's address 10.88.0.1 -> 10.88.0.4 mid-call (called by name):"
-    for name in listener caller; do
-        echo "  $(ends $name); $(gap $name "$moved" "$moved")"
-    done
-    veth_down
+    change_address "listener's address 10.88.0.1 -> 10.88.0.4 mid-call (called by name):" \
+        oa 10.88.0.1 10.88.0.4
 }
 
 long() {

@@ -257,6 +257,34 @@ mod tests {
         )
     }
 
+    /// An answered call whose link has been cut for 2 s: both sides
+    /// reconnecting.
+    fn silent_for_two_seconds() -> Pair {
+        let mut pair = Pair::answered();
+        cut(&mut pair, true);
+        pair.advance(Duration::from_secs(2));
+        pair
+    }
+
+    /// A resumption run as far as the caller's proof, which waits in the
+    /// caller's outgoing bytes.
+    fn up_to_the_proof(pair: &Pair) -> (Resumption, Resumption) {
+        let (mut caller, mut callee) = resumptions(pair);
+        assert!(
+            callee
+                .handle_bytes(&caller.take_outgoing())
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            caller
+                .handle_bytes(&callee.take_outgoing())
+                .unwrap()
+                .is_none()
+        );
+        (caller, callee)
+    }
+
     fn cut(pair: &mut Pair, cut: bool) {
         pair.deliver_to_caller = !cut;
         pair.deliver_to_callee = !cut;
@@ -340,9 +368,7 @@ mod tests {
 
     #[test]
     fn a_used_ticket_and_a_replayed_resumption_are_refused() {
-        let mut pair = Pair::answered();
-        cut(&mut pair, true);
-        pair.advance(Duration::from_secs(2));
+        let mut pair = silent_for_two_seconds();
         let old = pair.caller.ticket().unwrap();
         // A resumption someone captured: the caller's Hello and message 1
         // of an attempt that was lost, and its proof.
@@ -410,15 +436,11 @@ mod tests {
 
     #[test]
     fn a_callee_that_moved_first_takes_its_last_ticket_until_the_caller_speaks() {
-        let mut pair = Pair::answered();
-        cut(&mut pair, true);
-        pair.advance(Duration::from_secs(2));
+        let mut pair = silent_for_two_seconds();
         let old = pair.caller.ticket().unwrap();
         // The callee takes the proof and moves; its first words never
         // reach the caller, whose attempt gives up.
-        let (mut caller, mut callee) = resumptions(&pair);
-        callee.handle_bytes(&caller.take_outgoing()).unwrap();
-        caller.handle_bytes(&callee.take_outgoing()).unwrap();
+        let (mut caller, mut callee) = up_to_the_proof(&pair);
         let done = callee
             .handle_bytes(&caller.take_outgoing())
             .unwrap()
@@ -458,12 +480,8 @@ mod tests {
 
     #[test]
     fn words_that_do_not_open_in_the_callee_s_place_move_nothing() {
-        let mut pair = Pair::answered();
-        cut(&mut pair, true);
-        pair.advance(Duration::from_secs(2));
-        let (mut caller, mut callee) = resumptions(&pair);
-        callee.handle_bytes(&caller.take_outgoing()).unwrap();
-        caller.handle_bytes(&callee.take_outgoing()).unwrap();
+        let pair = silent_for_two_seconds();
+        let (mut caller, _callee) = up_to_the_proof(&pair);
         let mut injected = Vec::new();
         wire::frame(&[0x5a; 64], &mut injected);
         assert!(matches!(
@@ -475,9 +493,7 @@ mod tests {
 
     #[test]
     fn a_stranger_cannot_resume_even_with_the_captured_id() {
-        let mut pair = Pair::answered();
-        cut(&mut pair, true);
-        pair.advance(Duration::from_secs(2));
+        let pair = silent_for_two_seconds();
         let real = Resumption::caller(&pair.caller.ticket().unwrap(), pair.now)
             .unwrap()
             .take_outgoing();

@@ -418,11 +418,15 @@ impl CallThread {
                 },
                 default(wait) => {},
             }
-            if let Some(stream) = &socket.stream {
+            let now = Instant::now();
+            // Only a silence needs the kernel's word on our bytes: read then,
+            // not on every pass.
+            let heard = self.driver.conn().last_heard();
+            let silent = heard.is_some_and(|at| now >= at + SILENT_LINK);
+            if let Some(stream) = socket.stream.as_ref().filter(|_| silent) {
                 let check = feedback::kernel_check(stream);
                 self.driver.conn().handle_link_check(check);
             }
-            let now = Instant::now();
             self.driver.handle_timeout(now);
             if self.driver.conn().is_reconnecting() {
                 let ticket = self.driver.conn().ticket();

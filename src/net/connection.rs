@@ -1062,9 +1062,15 @@ impl Connection {
         let end = self
             .received
             .saturating_sub(self.decoder.buffered().len() as u64);
+        // The frame's bytes after the first read, and the time they took at
+        // the pace of all this span brought: a packet that ends the frame
+        // and carries the next message's bytes takes the time of all of
+        // them, and would read as a link that slow.
         let (spread_bytes, spread_us) = began.map_or((0, 0), |(at, received)| {
             let us = now.saturating_duration_since(at).as_micros();
             let bytes = end.saturating_sub(received);
+            let all = self.received.saturating_sub(received).max(1);
+            let us = us.saturating_mul(u128::from(bytes)) / u128::from(all);
             (
                 u32::try_from(bytes).unwrap_or(u32::MAX),
                 u32::try_from(us).unwrap_or(u32::MAX),
@@ -1951,6 +1957,43 @@ pub(crate) mod tests {
             pair.callee.end_reason(),
             Some(&EndReason::Protocol(ProtocolError::bad_h264("broken")))
         );
+    }
+
+    #[test]
+    fn a_frame_reports_the_pace_of_all_its_last_read_brought() {
+        let now = Instant::now();
+        let (mut caller, mut callee) = answered_pair((640, 480), now);
+        let mut bytes = Vec::new();
+        caller.take_outgoing(&mut bytes);
+        callee.handle_bytes(now, &bytes);
+        events(&mut callee);
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        caller.send_frame(frame(1, true)).unwrap();
+        caller.take_outgoing(&mut first);
+        caller.send_frame(frame(2, false)).unwrap();
+        caller.take_outgoing(&mut second);
+        // Frame 1 begins in one read; 10 ms later a second read brings its
+        // last 50 bytes and all of frame 2 (one packet carrying both).
+        let tail = first.split_off(first.len() - 50);
+        callee.handle_bytes(now, &first);
+        let later = now + Duration::from_millis(10);
+        callee.handle_bytes(later, &[tail, second.clone()].concat());
+        callee.take_outgoing(&mut bytes);
+        caller.handle_bytes(later, &bytes);
+        let arrivals: Vec<Arrival> = events(&mut caller)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Received(a) => Some(a),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let one = arrivals.iter().find(|a| a.seq == 1).unwrap();
+        // 50 of the read's bytes are frame 1's: they took that share of
+        // the 10 ms, so the pace is that of all the read brought.
+        let all = 50 + second.len() as u32;
+        assert_eq!(one.spread_bytes, 50);
+        assert_eq!(one.spread_us, 10_000 * 50 / all);
     }
 
     /// The callee's end after the (answered) caller sends `plain`.

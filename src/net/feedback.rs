@@ -47,7 +47,7 @@ const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// A frame's own bytes taking up to this long to arrive is not a queue
 /// (a frame interval at 30 fps).
 const OWN_TIME: Duration = Duration::from_millis(33);
-/// How long a frame's pace counts towards the link's: as the fastest
+/// How long a frame's pace counts towards the link's: as the middle one
 /// within this, what the first read's bytes took.
 const PACE_WINDOW: Duration = Duration::from_secs(2);
 /// ... and as the link's delivery rate now.
@@ -84,12 +84,21 @@ pub struct Feedback {
     delays: VecDeque<(u64, i64)>,
     /// (when; how long after it was written a frame's report came, µs).
     reported: VecDeque<(u64, u64)>,
+    /// (when; how long the peer's report took to come back, µs: our clock
+    /// at its coming less the peer's at its newest frame's arrival, the
+    /// clocks' offset included).
+    back: VecDeque<(u64, i64)>,
+    /// How far the latest report's way back stood above its minimum, µs:
+    /// a queue on the way back (the peer's video ahead of its reports)
+    /// delays every report alike and says nothing of our way.
+    back_queue_us: u64,
     queue_us: u32,
-    /// Bytes a second, as of the latest report: the fastest spread within
+    /// Bytes a second, as of the latest report: the middle spread within
     /// [`PACE_RECENT`] of the frames that came in more than one read (a
-    /// read the receiver made late makes one frame look slow), else within
-    /// [`PACE_WINDOW`]; with none, what the latest frame's one read says
-    /// (only that the link is at least that fast).
+    /// read the receiver made late makes one frame look slow, and a first
+    /// read made late one look fast), else within [`PACE_WINDOW`]; with
+    /// none, what the latest frame's one read says (only that the link is
+    /// at least that fast).
     rate: u64,
     /// (when; bytes a second) of the frames that came in more than one
     /// read, the last [`PACE_WINDOW`] of them kept: the link's pace (one
@@ -129,6 +138,13 @@ impl Feedback {
     /// The peer's report of frames it received, which came at `now_us`
     /// (our clock, as `written`'s).
     pub fn received(&mut self, now_us: u64, arrivals: &[Arrival]) {
+        if let Some(newest) = arrivals.iter().map(|a| a.at_us).max() {
+            let back = i128::from(now_us) - i128::from(newest);
+            let back = back.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+            remember(&mut self.back, now_us, back, BASE_WINDOW);
+            let base = self.back.iter().map(|&(_, b)| b).min().unwrap_or(back);
+            self.back_queue_us = back.abs_diff(base);
+        }
         for arrival in arrivals {
             self.acked = self.acked.max(arrival.received);
             self.reported_seq = self.reported_seq.max(Some(arrival.seq));
@@ -155,23 +171,23 @@ impl Feedback {
                 if spread_us > 0 {
                     remember(&mut self.paces, now_us, rate, PACE_WINDOW);
                 }
-                // The fastest pace of late; else of the window; else what
+                // The middle pace of late; else of the window; else what
                 // one read says.
-                let pace = self.fastest_pace(now_us, PACE_WINDOW);
+                let pace = self.middle_pace(now_us, PACE_WINDOW);
                 self.rate = self
-                    .fastest_pace(now_us, PACE_RECENT)
+                    .middle_pace(now_us, PACE_RECENT)
                     .or(pace)
                     .unwrap_or(rate);
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
                 // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
-                // first read's packet taken at the fastest recent pace so
+                // first read's packet taken at the recent pace so
                 // as not to hide a queue), but a frame that takes longer
                 // than that is late (the link just got thinner) and says so.
                 let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
                 let first_us = first_read
                     .saturating_mul(1_000_000)
-                    .checked_div(pace.unwrap_or(0))
+                    .checked_div(self.own_pace(now_us).unwrap_or(0))
                     .unwrap_or(0);
                 let own_us = spread_us
                     .saturating_add(first_us)
@@ -187,15 +203,32 @@ impl Feedback {
         }
     }
 
-    /// The fastest a frame's bytes came within `span` of `now_us`, bytes
-    /// a second, of the frames that came in more than one read.
-    fn fastest_pace(&self, now_us: u64, span: Duration) -> Option<u64> {
+    /// The middle pace of the frames that came in more than one read
+    /// within `span` of `now_us`, bytes a second: a read made late makes
+    /// one frame look slow, and one whose first read came late (the
+    /// machine was busy, or the link delivered a burst) look fast.
+    fn middle_pace(&self, now_us: u64, span: Duration) -> Option<u64> {
         let since = now_us.saturating_sub(span.as_micros() as u64);
-        self.paces
+        let mut paces: Vec<u64> = self
+            .paces
             .iter()
             .filter(|&&(t, _)| t >= since)
             .map(|&(_, r)| r)
-            .max()
+            .collect();
+        if paces.is_empty() {
+            return None;
+        }
+        let middle = paces.len() / 2;
+        Some(*paces.select_nth_unstable(middle).1)
+    }
+
+    /// The pace a frame's own bytes are taken to come at: the middle one of
+    /// [`PACE_WINDOW`], else the newest of any age (small frames that each
+    /// come in one read still take their time on a thin link: 900 bytes,
+    /// 14 ms at 500 kbit/s, which is no queue).
+    fn own_pace(&self, now_us: u64) -> Option<u64> {
+        self.middle_pace(now_us, PACE_WINDOW)
+            .or_else(|| self.paces.back().map(|&(_, r)| r))
     }
 
     /// Frame bytes handed over but not yet taken by the socket.
@@ -204,20 +237,24 @@ impl Feedback {
     }
 
     /// The link as the peer's reports show it at `now_us`. A frame whose
-    /// report is later than any came (less the time its own bytes take)
-    /// has waited in a queue at least that much more: a link that just got
-    /// thinner shows at once, not when its frames finally arrive.
+    /// report is later than any came (less the time its own bytes take,
+    /// and the queue the latest report met on its way back) has waited in
+    /// a queue at least that much more: a link that just got thinner shows
+    /// at once, not when its frames finally arrive.
     pub fn sample(&self, now_us: u64) -> LinkSample {
-        let pace = self.fastest_pace(now_us, PACE_WINDOW);
+        let pace = self.middle_pace(now_us, PACE_WINDOW);
         let waiting = self.written.front().and_then(|&(_, bytes, written_us)| {
             let base = self.reported.iter().map(|&(_, t)| t).min()?;
             // As for a frame reported: its own bytes up to OWN_TIME.
             let own = bytes
                 .saturating_mul(1_000_000)
-                .checked_div(pace.unwrap_or(self.rate))
+                .checked_div(self.own_pace(now_us).unwrap_or(self.rate))
                 .unwrap_or(0)
                 .min(OWN_TIME.as_micros() as u64);
-            let late = now_us.saturating_sub(written_us).saturating_sub(base + own);
+            let late = now_us
+                .saturating_sub(written_us)
+                .saturating_sub(base + own)
+                .saturating_sub(self.back_queue_us);
             u32::try_from(late).ok()
         });
         let sent_frames = self.frame_end.min(self.written_bytes);
@@ -434,6 +471,50 @@ mod tests {
         f.written(2_000, 33_000);
         assert_eq!(f.sample(100_000).queue_us, 59_000);
         assert_eq!(f.sample(38_000).queue_us, 0);
+    }
+
+    #[test]
+    fn small_frames_in_one_read_take_their_time_at_the_last_pace_known() {
+        let mut f = Feedback::default();
+        // 500 kbit/s (16 µs a byte), 2 ms away; the pace was measured 5 s
+        // ago, on a frame that came in two reads.
+        let mut report = |seq: u64, bytes: u64, written_us: u64, waited_us: u64, spread| {
+            let end = seq * 10_000;
+            f.frame_queued(seq, bytes, end);
+            f.written(end, written_us);
+            let at = written_us + waited_us + 2_000 + bytes * 16;
+            f.received(at + 2_000, &[arrival(seq, end, at, spread)]);
+            f.sample(at + 2_000).queue_us
+        };
+        assert_eq!(report(1, 1_000, 0, 0, (500, 8_000)), 0);
+        // Now frames that each come in one read: 100 bytes take 1.6 ms,
+        // 900 take 14.4 ms, and neither waited.
+        assert_eq!(report(2, 100, 5_000_000, 0, (0, 0)), 0);
+        assert_eq!(report(3, 900, 5_033_000, 0, (0, 0)), 0);
+        // One that waited 30 ms does show it.
+        assert_eq!(report(4, 900, 5_066_000, 30_000, (0, 0)), 30_000);
+    }
+
+    #[test]
+    fn a_queue_on_the_way_back_does_not_make_our_frames_late() {
+        let mut f = Feedback::default();
+        // Frames arrive 5 ms after they are written; their reports take
+        // 1 ms back, then 80 ms (the peer's video queues ahead of them).
+        for (seq, back_us) in [(1, 1_000), (2, 80_000)] {
+            let written_us = seq * 33_000;
+            f.frame_queued(seq, 1_000, seq * 1_000);
+            f.written(seq * 1_000, written_us);
+            let at = written_us + 5_000;
+            f.received(at + back_us, &[arrival(seq, seq * 1_000, at, (500, 1_000))]);
+        }
+        // Frame 3, written at 99 ms, arrived at 104 ms; its report, 80 ms
+        // on its way back, is not in at 160 ms: no queue on our way.
+        f.frame_queued(3, 1_000, 3_000);
+        f.written(3_000, 99_000);
+        assert_eq!(f.sample(160_000).queue_us, 0);
+        // At 260 ms it is 74 ms later than that (less 6 ms usual and
+        // 2 ms its own bytes at 500 kB/s).
+        assert_eq!(f.sample(260_000).queue_us, 74_000);
     }
 
     #[test]

@@ -110,7 +110,7 @@ const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
 const DRAINING: f64 = 0.75;
 /// A link delivering at most this many times what we send is saturated by
 /// us: a queue on it sets the ceiling at once.
-const SATURATED: f64 = 2.0;
+const SATURATED: f64 = 1.25;
 /// How far back what we sent, and what the peer acknowledged, count
 /// towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
@@ -249,7 +249,7 @@ impl RateController {
         // What is still ahead of the frame must reach the peer within
         // FRAME_LAG, at the lower of the capacity and the latest delivery
         // rate (the kernel's knows first when the link got thinner; the
-        // peer's is the fastest of the last 300 ms).
+        // peer's is the middle pace of the last 300 ms).
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
         let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes);
         !stalled && ahead <= rate * FRAME_LAG.as_secs_f64()
@@ -564,6 +564,31 @@ mod tests {
             cap >= (20 * MBIT) as f64,
             "{cap} B/s: capped at what a light sender sent"
         );
+    }
+
+    #[test]
+    fn a_moments_queue_well_under_the_links_pace_does_not_cap_it() {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        // 300 kbit/s of video on a 500 kbit/s link, each frame's bytes
+        // coming at the link's pace, all acknowledged.
+        let mut frames = |c: &mut RateController, t: &mut Instant, n, queued_ms| {
+            for _ in 0..n {
+                *t += Duration::from_millis(33);
+                acked += 1_250;
+                let sample =
+                    acking(62_500, queued_ms, acked).map(|l| LinkSample { paced: true, ..l });
+                c.on_frame_sent(1_250, sample, *t);
+            }
+        };
+        frames(&mut c, &mut t, 60, 0);
+        // A frame larger than most, or the peer's video ahead of our
+        // ACKs: a queue for three frames, then none.
+        frames(&mut c, &mut t, 3, 50);
+        frames(&mut c, &mut t, 3, 0);
+        let cap = c.capacity().unwrap();
+        assert!(cap >= 0.9 * 62_500.0, "{cap} B/s: capped at what we sent");
     }
 
     #[test]

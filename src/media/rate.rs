@@ -109,8 +109,13 @@ const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
 /// A queue down to this share of what it was is draining.
 const DRAINING: f64 = 0.75;
 /// A link delivering at most this many times what we send is saturated by
-/// us: a queue on it sets the ceiling at once.
-const SATURATED: f64 = 1.25;
+/// us: a queue on it sets the ceiling at once. The kernel's delivery rate
+/// is one round trip's sample, which a shaper's burst reads high ...
+const SATURATED: f64 = 2.0;
+/// ... while the pace the peer saw our frames come at is the link's: a
+/// queue while we send well under it is a moment's (a larger frame, or
+/// the peer's video ahead of our ACKs), and counts only if it lasts.
+const SATURATED_AT_PACE: f64 = 1.25;
 /// How far back what we sent, and what the peer acknowledged, count
 /// towards the ceiling.
 const SENT_WINDOW: Duration = Duration::from_secs(1);
@@ -319,7 +324,12 @@ impl RateController {
                 let sent_rate = self.sent_rate();
                 let sent = sent_rate.unwrap_or(f64::INFINITY);
                 let delivered = link.delivery_rate as f64;
-                let saturated = delivered <= SATURATED * sent;
+                let saturation = if link.paced {
+                    SATURATED_AT_PACE
+                } else {
+                    SATURATED
+                };
+                let saturated = delivered <= saturation * sent;
                 if saturated || lasted {
                     // What the peer acknowledged while the queue stood is
                     // what the link carried (before it, it may have carried

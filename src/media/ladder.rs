@@ -34,7 +34,7 @@ pub const DOWN_HOLD: Duration = Duration::from_millis(100);
 /// How long the next size up must have fitted before the ladder climbs.
 pub const UP_HOLD: Duration = Duration::from_secs(3);
 /// How much more than the next size up needs the link must give to climb.
-pub const UP_MARGIN: f64 = 1.5;
+pub const UP_MARGIN: f64 = 1.2;
 
 /// The size to send, chosen from the bitrate the link gives video.
 #[derive(Debug, Clone)]

@@ -84,8 +84,8 @@ pub struct Feedback {
     delays: VecDeque<(u64, i64)>,
     /// (when; how long after it was written a frame's report came, µs).
     reported: VecDeque<(u64, u64)>,
-    /// (when; how long the peer's report took to come back, µs: our clock
-    /// at its coming less the peer's at its newest frame's arrival, the
+    /// (when; how long the peer's report of a frame took to come back, µs:
+    /// our clock at its coming less the peer's at the frame's arrival, the
     /// clocks' offset included).
     back: VecDeque<(u64, i64)>,
     /// How far the latest report's way back stood above its minimum, µs:
@@ -138,13 +138,6 @@ impl Feedback {
     /// The peer's report of frames it received, which came at `now_us`
     /// (our clock, as `written`'s).
     pub fn received(&mut self, now_us: u64, arrivals: &[Arrival]) {
-        if let Some(newest) = arrivals.iter().map(|a| a.at_us).max() {
-            let back = i128::from(now_us) - i128::from(newest);
-            let back = back.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-            remember(&mut self.back, now_us, back, BASE_WINDOW);
-            let base = self.back.iter().map(|&(_, b)| b).min().unwrap_or(back);
-            self.back_queue_us = back.abs_diff(base);
-        }
         for arrival in arrivals {
             self.acked = self.acked.max(arrival.received);
             self.reported_seq = self.reported_seq.max(Some(arrival.seq));
@@ -199,6 +192,13 @@ impl Feedback {
                 self.queue_us = u32::try_from(delay.saturating_sub(base)).unwrap_or(u32::MAX);
                 let took = now_us.saturating_sub(written_us);
                 remember(&mut self.reported, now_us, took, BASE_WINDOW);
+                // Kept for our frames only, as the delays are: a peer
+                // cannot grow it by sending reports.
+                let back = i128::from(now_us) - i128::from(arrival.at_us);
+                let back = back.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+                remember(&mut self.back, now_us, back, BASE_WINDOW);
+                let base = self.back.iter().map(|&(_, b)| b).min().unwrap_or(back);
+                self.back_queue_us = back.abs_diff(base);
             }
         }
     }

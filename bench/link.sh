@@ -204,26 +204,27 @@ fi
 # H.264): the size sent follows the link. One row a case; "sizes" counts the
 # frames received at each size.
 thin_row() { # LABEL TAG SECONDS SEEDJSON W H
-    local ours ssim='{}'
+    local ours back ssim='{}'
     ours=$("$PY" bench/analyze.py summary "$WORK/$2.b.jsonl" "$3")
+    back=$("$PY" bench/analyze.py summary "$WORK/$2.a.jsonl" "$3")
     if [ -s "$WORK/$2.b.y4m" ]; then
         ssim=$("$PY" bench/analyze.py ssim "$WORK/$2.b.y4m" "$(content "$5" "$6")")
         rm -f "$WORK/$2.b.y4m"
     fi
-    "$PY" - "$1" "$ours" "${4:-}" "$ssim" <<'PYEOF'
+    "$PY" - "$1" "$ours" "${4:-}" "$ssim" "$back" <<'PYEOF'
 import json, sys
-label, o, seed, ssim = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}"), json.loads(sys.argv[4])
+label, o, seed, ssim, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3] or "{}"), json.loads(sys.argv[4]), json.loads(sys.argv[5])
 sizes = ", ".join(f"{k} ({v})" for k, v in sorted(o["sizes"].items(), key=lambda kv: -kv[1]))
 print(f"| {label} | {o['fps']} | {o['p50_ms']} / {o['p95_ms']} / {o['p99_ms']} / {o['max_ms']} | {o['mbit_s']} | {ssim.get('ssim', '-')} | {sizes} "
-      f"| {seed.get('fps', '-')} | {seed.get('p50_ms', '-')} / {seed.get('p95_ms', '-')} |")
+      f"| {b['fps']} / {b['p95_ms']} / {b['mbit_s']} | {seed.get('fps', '-')} | {seed.get('p50_ms', '-')} / {seed.get('p95_ms', '-')} |")
 PYEOF
 }
 export RECORD=1
 echo
-echo "Thin links (tbf, both directions), codec auto (H.264):"
+echo "Thin links (tbf, both directions), codec auto (H.264); columns are what the caller received, \"the other way\" what the listener did:"
 echo
-echo "| link, size asked | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | seed fps | seed p50 / p95 ms |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| link, size asked | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | the other way: fps / p95 ms / Mbit/s | seed fps | seed p50 / p95 ms |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for case in "1mbit 1280x720" "1mbit 640x480" "500kbit 640x480"; do
     rate=${case% *}; size=${case#* }; w=${size%x*}; h=${size#*x}
     seed=""
@@ -254,10 +255,10 @@ if [ -z "$WIFI" ] || [ ! -f "$WIFI" ]; then
 fi
 WA=wfa$$; WB=wfb$$
 echo
-echo "Wi-Fi-like links (wifi.py, both directions), 640x480, codec auto:"
+echo "Wi-Fi-like links (wifi.py, both directions), 640x480, codec auto; columns as above:"
 echo
-echo "| link | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | | |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| link | fps | latency p50 / p95 / p99 / max ms | Mbit/s | SSIM | sizes received (frames) | the other way: fps / p95 ms / Mbit/s | | |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for wcase in "500 kbit/s|--rate 0.5 --delay 2" \
              "20 Mbit/s, 1 % loss|--rate 20 --delay 2 --loss 1" \
              "20 Mbit/s, 2 % loss|--rate 20 --delay 2 --loss 2" \

@@ -180,7 +180,7 @@ impl Feedback {
                 let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
                 let first_us = first_read
                     .saturating_mul(1_000_000)
-                    .checked_div(self.own_pace(now_us).unwrap_or(0))
+                    .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(0))
                     .unwrap_or(0);
                 let own_us = spread_us
                     .saturating_add(first_us)
@@ -222,13 +222,12 @@ impl Feedback {
         Some(*paces.select_nth_unstable(middle).1)
     }
 
-    /// The pace a frame's own bytes are taken to come at: the middle one of
-    /// [`PACE_WINDOW`], else the newest of any age (small frames that each
+    /// The newest pace of any age: what a frame's own bytes are taken to
+    /// come at when none is within [`PACE_WINDOW`] (small frames that each
     /// come in one read still take their time on a thin link: 900 bytes,
     /// 14 ms at 500 kbit/s, which is no queue).
-    fn own_pace(&self, now_us: u64) -> Option<u64> {
-        self.middle_pace(now_us, PACE_WINDOW)
-            .or_else(|| self.paces.back().map(|&(_, r)| r))
+    fn newest_pace(&self) -> Option<u64> {
+        self.paces.back().map(|&(_, r)| r)
     }
 
     /// Frame bytes handed over but not yet taken by the socket.
@@ -248,7 +247,7 @@ impl Feedback {
             // As for a frame reported: its own bytes up to OWN_TIME.
             let own = bytes
                 .saturating_mul(1_000_000)
-                .checked_div(self.own_pace(now_us).unwrap_or(self.rate))
+                .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(self.rate))
                 .unwrap_or(0)
                 .min(OWN_TIME.as_micros() as u64);
             let late = now_us

@@ -3,7 +3,8 @@
 //! frame it received (`wire::Arrival`: how much of the stream had come,
 //! when, and how fast the frame's bytes came in), and from that and what
 //! we wrote this estimates the link's pace (the spread of a frame's bytes
-//! on arrival: a frame is a burst, so it arrives at the bottleneck's rate),
+//! on arrival, its packets' headers counted: a frame is a burst, so it
+//! arrives at the bottleneck's rate),
 //! the queueing delay (one-way delay above its recent minimum, less the
 //! time the frame's own bytes took, up to a frame interval; the two
 //! clocks' offset cancels out) and the frame bytes not yet received.
@@ -60,6 +61,15 @@ const WRITTEN_KEPT: usize = 256;
 /// allowance is; the rate controller's ceiling keeps such samples honest).
 const MIN_SPREAD: Duration = Duration::from_millis(1);
 
+/// What a TCP/IP packet adds to the bytes it carries (IPv4 and TCP
+/// headers, with timestamps), and the most it carries (a 1500-byte MTU, as
+/// Ethernet and Wi-Fi have): a link's pace is in packets' bytes, and the
+/// bytes after a frame's first read are often one short packet, whose
+/// headers are a large share of its time (48 bytes took the time of 100;
+/// counted alone, they read a 500 kbit/s link as 240).
+const PACKET_HEADERS: u64 = 52;
+const PACKET_PAYLOAD: u64 = 1448;
+
 /// The portable estimate, fed by the call's driver.
 #[derive(Debug, Default)]
 pub struct Feedback {
@@ -93,14 +103,20 @@ pub struct Feedback {
     /// delays every report alike and says nothing of our way.
     back_queue_us: u64,
     queue_us: u32,
-    /// Bytes a second, as of the latest report: the middle spread within
+    /// The link's bytes a second on the wire (packets' headers counted),
+    /// as of the latest report: the middle spread within
     /// [`PACE_RECENT`] of the frames that came in more than one read (a
     /// read the receiver made late makes one frame look slow, and a first
     /// read made late one look fast), else within [`PACE_WINDOW`]; with
     /// none, what the latest frame's one read says (only that the link is
     /// at least that fast).
     rate: u64,
-    /// (when; bytes a second) of the frames that came in more than one
+    /// The reported frames' bytes, a running mean over the last eight or
+    /// so: what `rate` carries of frames is reckoned for frames this size
+    /// (not the latest's: a frame of 67 bytes, 119 on the wire, would make
+    /// the link read as half what it carries of the next one's 2500).
+    typical_frame: u64,
+    /// (when; bytes a second on the wire) of the frames that came in more than one
     /// read, the last [`PACE_WINDOW`] of them kept: the link's pace (one
     /// read says nothing of it).
     paces: VecDeque<(u64, u64)>,
@@ -160,7 +176,7 @@ impl Feedback {
                     b => (u64::from(b).min(bytes), u64::from(arrival.spread_us)),
                 };
                 let us = spread_us.max(MIN_SPREAD.as_micros() as u64);
-                let rate = spread_bytes.saturating_mul(1_000_000) / us;
+                let rate = on_wire(spread_bytes).saturating_mul(1_000_000) / us;
                 if spread_us > 0 {
                     remember(&mut self.paces, now_us, rate, PACE_WINDOW);
                 }
@@ -171,13 +187,18 @@ impl Feedback {
                     .middle_pace(now_us, PACE_RECENT)
                     .or(pace)
                     .unwrap_or(rate);
+                self.typical_frame = match self.typical_frame {
+                    0 => bytes,
+                    mean => mean.saturating_mul(7).saturating_add(bytes) / 8,
+                };
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
                 // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
-                // first read's packet taken at the recent pace so
+                // first read's packets taken at the recent pace so
                 // as not to hide a queue), but a frame that takes longer
                 // than that is late (the link just got thinner) and says so.
-                let first_read = bytes - u64::from(arrival.spread_bytes).min(bytes);
+                let first_read =
+                    on_wire(bytes) - on_wire(u64::from(arrival.spread_bytes).min(bytes));
                 let first_us = first_read
                     .saturating_mul(1_000_000)
                     .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(0))
@@ -245,7 +266,7 @@ impl Feedback {
         let waiting = self.written.front().and_then(|&(_, bytes, written_us)| {
             let base = self.reported.iter().map(|&(_, t)| t).min()?;
             // As for a frame reported: its own bytes up to OWN_TIME.
-            let own = bytes
+            let own = on_wire(bytes)
                 .saturating_mul(1_000_000)
                 .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(self.rate))
                 .unwrap_or(0)
@@ -260,7 +281,7 @@ impl Feedback {
         // A peer cannot have received more than we wrote.
         let acked = self.acked.min(self.written_bytes);
         LinkSample {
-            delivery_rate: self.rate,
+            delivery_rate: carried(self.rate, self.typical_frame),
             queue_us: self.queue_us.max(waiting.unwrap_or(0)),
             bytes_acked: acked,
             notsent_bytes: clamp_u32(self.unsent()),
@@ -268,6 +289,21 @@ impl Feedback {
             paced: pace.is_some(),
         }
     }
+}
+
+/// What a link of `wire_rate` bytes a second carries of frames of
+/// `frame_bytes`: their packets' headers take their share (a 500 kbit/s
+/// link carries 58 kB/s of 1500-byte frames, two packets each).
+fn carried(wire_rate: u64, frame_bytes: u64) -> u64 {
+    let carried = u128::from(wire_rate) * u128::from(frame_bytes);
+    carried
+        .checked_div(u128::from(on_wire(frame_bytes)))
+        .map_or(wire_rate, |c| u64::try_from(c).unwrap_or(u64::MAX))
+}
+
+/// The bytes `payload` bytes take on the wire, in full packets but the last.
+fn on_wire(payload: u64) -> u64 {
+    payload + payload.div_ceil(PACKET_PAYLOAD) * PACKET_HEADERS
 }
 
 /// Adds `value` at `now_us` to `window`, dropping what is older than `span`.
@@ -358,6 +394,16 @@ mod tests {
     /// When the reports come (the tests' frames are all reported).
     const NOW: u64 = 100_000;
 
+    /// A full packet's payload: frames of whole packets keep the numbers
+    /// round where the packets' headers are not the point.
+    const PACKET: u64 = PACKET_PAYLOAD;
+
+    /// The µs `bytes` of frame take on a 500 kbit/s link (16 µs a byte on
+    /// the wire, headers and all).
+    fn at_500k(bytes: u64) -> u32 {
+        on_wire(bytes) as u32 * 16
+    }
+
     fn arrival(seq: u64, received: u64, at_us: u64, spread: (u32, u32)) -> Arrival {
         Arrival {
             seq,
@@ -371,19 +417,20 @@ mod tests {
     #[test]
     fn bytes_not_yet_reported_are_in_flight_and_a_report_clears_them() {
         let mut f = Feedback::default();
-        f.frame_queued(1, 10_000, 10_000);
-        assert_eq!(f.sample(NOW).notsent_bytes, 10_000);
-        f.written(10_000, 1_000);
+        let frame = 7 * PACKET;
+        f.frame_queued(1, frame, frame);
+        assert_eq!(f.sample(NOW).notsent_bytes, 10_136);
+        f.written(frame, 1_000);
         assert_eq!(f.sample(NOW).notsent_bytes, 0);
-        assert_eq!(f.sample(NOW).in_flight_bytes, 10_000);
+        assert_eq!(f.sample(NOW).in_flight_bytes, 10_136);
         // Our own small messages after the frame are not counted.
-        f.written(10_200, 1_100);
-        assert_eq!(f.sample(NOW).in_flight_bytes, 10_000);
-        f.received(NOW, &[arrival(1, 10_000, 50_000, (8_000, 10_000))]);
+        f.written(frame + 200, 1_100);
+        assert_eq!(f.sample(NOW).in_flight_bytes, 10_136);
+        f.received(NOW, &[arrival(1, frame, 50_000, (6 * 1_448, 10_000))]);
         let s = f.sample(NOW);
-        assert_eq!((s.in_flight_bytes, s.bytes_acked), (0, 10_000));
-        // 8000 bytes in 10 ms.
-        assert_eq!(s.delivery_rate, 800_000);
+        assert_eq!((s.in_flight_bytes, s.bytes_acked), (0, 10_136));
+        // Six packets' bytes in 10 ms.
+        assert_eq!(s.delivery_rate, 868_800);
     }
 
     #[test]
@@ -407,32 +454,29 @@ mod tests {
     #[test]
     fn a_frame_on_a_thin_link_is_no_queue_unless_it_takes_longer_than_a_frame() {
         let mut f = Feedback::default();
-        // 500 kbit/s (16 µs a byte), 2 ms away: a frame written at
-        // `written_us` starts arriving at `start_us`, in reads after the
-        // first 100 bytes, or in one.
-        let report = |f: &mut Feedback, seq, bytes: u64, end, written_us, start_us, reads| {
+        // 500 kbit/s (16 µs a byte on the wire, headers and all), 2 ms
+        // away: a frame written at `written_us` starts arriving at
+        // `start_us`, a read a packet, so that the bytes after the first
+        // read are the rest.
+        let report = |f: &mut Feedback, seq, bytes: u64, end, written_us, start_us| {
             f.frame_queued(seq, bytes, end);
             f.written(end, written_us);
-            let at = start_us + bytes * 16;
-            let spread = match reads {
-                1 => (0, 0),
-                _ => (bytes as u32 - 100, (bytes as u32 - 100) * 16),
-            };
+            let at = start_us + on_wire(bytes) * 16;
+            let rest = bytes.saturating_sub(PACKET);
+            let spread = (rest as u32, on_wire(rest) as u32 * 16);
             f.received(at + 2_000, &[arrival(seq, end, at, spread)]);
+            f.sample(NOW).queue_us
         };
-        report(&mut f, 1, 500, 500, 0, 2_000, 2);
-        // 1500 bytes take 24 ms; 1400 in one read go at the same pace.
-        report(&mut f, 2, 1_500, 2_000, 33_000, 35_000, 2);
-        assert_eq!(f.sample(NOW).queue_us, 0);
-        report(&mut f, 3, 1_400, 3_400, 66_000, 68_000, 1);
-        assert_eq!(f.sample(NOW).queue_us, 0);
-        // 5000 bytes take 80 ms: more than a frame's time, so late.
-        report(&mut f, 4, 5_000, 8_400, 100_000, 102_000, 4);
-        assert_eq!(f.sample(NOW).queue_us, 47_000);
+        assert_eq!(report(&mut f, 1, 500, 500, 0, 2_000), 0);
+        // 1500 bytes take 26 ms; 1400 in one read go at the same pace.
+        assert_eq!(report(&mut f, 2, 1_500, 2_000, 33_000, 35_000), 0);
+        assert_eq!(report(&mut f, 3, 1_400, 3_400, 66_000, 68_000), 0);
+        // 5000 bytes (5208 on the wire) take 83.3 ms: more than a frame's
+        // time, so late by 50.3 ms.
+        assert_eq!(report(&mut f, 4, 5_000, 8_400, 100_000, 102_000), 50_328);
         // The next frame, written at 133 ms, starts arriving only when
-        // the 5000 bytes are in, at 182 ms: it waited 47 ms in a queue.
-        report(&mut f, 5, 500, 8_900, 133_000, 182_000, 2);
-        assert_eq!(f.sample(NOW).queue_us, 47_000);
+        // the 5000 bytes are in, at 185.3 ms: it waited as long.
+        assert_eq!(report(&mut f, 5, 500, 8_900, 133_000, 185_328), 50_328);
     }
 
     #[test]
@@ -445,11 +489,12 @@ mod tests {
             f.received(now_us, &[arrival(seq, end, now_us, spread)]);
             f.sample(now_us)
         };
-        // 900 bytes after the first read in 14.4 ms: 62.5 kB/s.
-        assert_eq!(report(1, 20_000, (900, 14_400)).delivery_rate, 62_500);
+        // 900 bytes after the first read at 500 kbit/s: the link carries
+        // 1000-byte frames (1052 with their packet's headers) at 59.4 kB/s.
+        assert_eq!(report(1, 20_000, (900, at_500k(900))).delivery_rate, 59_410);
         // A read made late: the same bytes in 150 ms.
         let s = report(2, 200_000, (900, 150_000));
-        assert_eq!((s.delivery_rate, s.paced), (62_500, true));
+        assert_eq!((s.delivery_rate, s.paced), (59_410, true));
         // Three seconds on, a frame in one read: no pace is recent enough
         // to go by, only that the link took 1000 bytes in a millisecond.
         let s = report(3, 3_000_000, (0, 0));
@@ -459,15 +504,16 @@ mod tests {
     #[test]
     fn a_report_later_than_any_before_shows_a_queue_before_it_comes() {
         let mut f = Feedback::default();
-        // A 1000-byte frame reported 6 ms after it was written, its last
-        // 500 bytes in at most a millisecond: at least 500 kB/s.
-        f.frame_queued(1, 1_000, 1_000);
-        f.written(1_000, 0);
-        f.received(6_000, &[arrival(1, 1_000, 5_000, (500, 500))]);
+        // A frame of two packets reported 6 ms after it was written, its
+        // second packet in at most a millisecond: at least 1.5 MB/s on
+        // the wire.
+        f.frame_queued(1, 2 * PACKET, 2 * PACKET);
+        f.written(2 * PACKET, 0);
+        f.received(6_000, &[arrival(1, 2 * PACKET, 5_000, (1_448, 500))]);
         // The next one, written at 33 ms, has no report at 100 ms: it has
         // waited 67 ms, of which 6 are the usual and 2 its own bytes.
-        f.frame_queued(2, 1_000, 2_000);
-        f.written(2_000, 33_000);
+        f.frame_queued(2, 2 * PACKET, 4 * PACKET);
+        f.written(4 * PACKET, 33_000);
         assert_eq!(f.sample(100_000).queue_us, 59_000);
         assert_eq!(f.sample(38_000).queue_us, 0);
     }
@@ -475,19 +521,19 @@ mod tests {
     #[test]
     fn small_frames_in_one_read_take_their_time_at_the_last_pace_known() {
         let mut f = Feedback::default();
-        // 500 kbit/s (16 µs a byte), 2 ms away; the pace was measured 5 s
-        // ago, on a frame that came in two reads.
+        // 500 kbit/s, 2 ms away; the pace was measured 5 s ago, on a frame
+        // that came in two reads.
         let mut report = |seq: u64, bytes: u64, written_us: u64, waited_us: u64, spread| {
             let end = seq * 10_000;
             f.frame_queued(seq, bytes, end);
             f.written(end, written_us);
-            let at = written_us + waited_us + 2_000 + bytes * 16;
+            let at = written_us + waited_us + 2_000 + u64::from(at_500k(bytes));
             f.received(at + 2_000, &[arrival(seq, end, at, spread)]);
             f.sample(at + 2_000).queue_us
         };
-        assert_eq!(report(1, 1_000, 0, 0, (500, 8_000)), 0);
-        // Now frames that each come in one read: 100 bytes take 1.6 ms,
-        // 900 take 14.4 ms, and neither waited.
+        assert_eq!(report(1, 1_000, 0, 0, (500, at_500k(500))), 0);
+        // Now frames that each come in one read: 100 bytes take 2.4 ms,
+        // 900 take 15.2 ms, and neither waited.
         assert_eq!(report(2, 100, 5_000_000, 0, (0, 0)), 0);
         assert_eq!(report(3, 900, 5_033_000, 0, (0, 0)), 0);
         // One that waited 30 ms does show it.
@@ -499,20 +545,22 @@ mod tests {
         let mut f = Feedback::default();
         // Frames arrive 5 ms after they are written; their reports take
         // 1 ms back, then 80 ms (the peer's video queues ahead of them).
+        // Each is two packets, the second in a millisecond.
         for (seq, back_us) in [(1, 1_000), (2, 80_000)] {
             let written_us = seq * 33_000;
-            f.frame_queued(seq, 1_000, seq * 1_000);
-            f.written(seq * 1_000, written_us);
+            let end = seq * 2 * PACKET;
+            f.frame_queued(seq, 2 * PACKET, end);
+            f.written(end, written_us);
             let at = written_us + 5_000;
-            f.received(at + back_us, &[arrival(seq, seq * 1_000, at, (500, 1_000))]);
+            f.received(at + back_us, &[arrival(seq, end, at, (1_448, 1_000))]);
         }
         // Frame 3, written at 99 ms, arrived at 104 ms; its report, 80 ms
         // on its way back, is not in at 160 ms: no queue on our way.
-        f.frame_queued(3, 1_000, 3_000);
-        f.written(3_000, 99_000);
+        f.frame_queued(3, 2 * PACKET, 6 * PACKET);
+        f.written(6 * PACKET, 99_000);
         assert_eq!(f.sample(160_000).queue_us, 0);
         // At 260 ms it is 74 ms later than that (less 6 ms usual and
-        // 2 ms its own bytes at 500 kB/s).
+        // 2 ms its own two packets at 1.5 MB/s).
         assert_eq!(f.sample(260_000).queue_us, 74_000);
     }
 
@@ -535,11 +583,50 @@ mod tests {
         f.written(500, 0);
         f.received(NOW, &[arrival(1, 500, 100, (0, 0))]);
         assert_eq!(f.sample(NOW).delivery_rate, 500_000);
-        // A spread too fast to time counts as a millisecond too.
-        f.frame_queued(2, 3_000, 3_500);
-        f.written(3_500, 33_000);
-        f.received(NOW, &[arrival(2, 3_500, 33_100, (1_500, 10))]);
-        assert_eq!(f.sample(NOW).delivery_rate, 1_500_000);
+        // A spread too fast to time counts as a millisecond too: a packet
+        // of a frame of two in it.
+        let mut f = Feedback::default();
+        f.frame_queued(2, 2 * PACKET, 500 + 2 * PACKET);
+        f.written(500 + 2 * PACKET, 33_000);
+        f.received(NOW, &[arrival(2, 500 + 2 * PACKET, 33_100, (1_448, 10))]);
+        assert_eq!(f.sample(NOW).delivery_rate, 1_448_000);
+    }
+
+    #[test]
+    fn a_short_last_packet_reads_the_link_with_its_headers() {
+        let mut f = Feedback::default();
+        // A full packet, then 48 bytes in one of 100 on the wire, which
+        // took 1.6 ms at 500 kbit/s: counted alone, 48 bytes read 30 kB/s.
+        f.frame_queued(1, 1_496, 1_496);
+        f.written(1_496, 0);
+        f.received(NOW, &[arrival(1, 1_496, 30_000, (48, at_500k(48)))]);
+        // The link carries frames like it, 1600 bytes on the wire, at
+        // 62.5 kB/s × 1496 / 1600.
+        assert_eq!(f.sample(NOW).delivery_rate, 58_437);
+    }
+
+    #[test]
+    fn a_tiny_frame_does_not_make_the_link_look_thin() {
+        let mut f = Feedback::default();
+        // Frames of two packets at 500 kbit/s: 60.3 kB/s of them.
+        let mut report = |seq: u64, bytes: u64, spread| {
+            let end = seq * 10_000;
+            f.frame_queued(seq, bytes, end);
+            f.written(end, seq * 33_000);
+            f.received(
+                seq * 33_000 + 60_000,
+                &[arrival(seq, end, seq * 33_000 + 50_000, spread)],
+            );
+            f.sample(seq * 33_000 + 60_000).delivery_rate
+        };
+        for seq in 1..=8 {
+            assert_eq!(report(seq, 2 * PACKET, (1_448, at_500k(1_448))), 60_333);
+        }
+        // A frame of 67 bytes (119 on the wire) in one read: the link
+        // carries frames like the last few at about the same rate, not
+        // at 35 kB/s.
+        let rate = report(9, 67, (0, 0));
+        assert!((55_000..60_333).contains(&rate), "{rate}");
     }
 
     #[test]

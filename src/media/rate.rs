@@ -90,6 +90,10 @@ pub struct RateController {
     queued_since: Option<(Instant, Duration)>,
     /// (when, bytes acknowledged so far) at the frames within [`SENT_WINDOW`].
     acked: VecDeque<(Instant, u64)>,
+    /// The same, timed by when the peer had them (as far as its reports
+    /// tell, `acked_age_us`): what the link carried, which a queue on the
+    /// reports' way back does not thin.
+    arrived: VecDeque<(Instant, u64)>,
     /// When the peer last acknowledged something (or nothing was waiting
     /// for it).
     acks_moved: Option<Instant>,
@@ -147,6 +151,7 @@ impl RateController {
             sent: VecDeque::new(),
             queued_since: None,
             acked: VecDeque::new(),
+            arrived: VecDeque::new(),
             acks_moved: None,
             ramp_secs: 0.0,
         }
@@ -180,11 +185,12 @@ impl RateController {
     }
 
     /// Bytes a second the peer acknowledged since `since` (at most over
-    /// the last [`SENT_WINDOW`]); None before [`ACKED_SPAN`] has passed.
+    /// the last [`SENT_WINDOW`]), timed by when it had them; None before
+    /// [`ACKED_SPAN`] has passed.
     /// While a queue stands, this is what the link carries.
     fn acked_rate(&self, since: Instant) -> Option<f64> {
-        let &(t0, a0) = self.acked.iter().find(|&&(t, _)| t >= since)?;
-        let &(t1, a1) = self.acked.back()?;
+        let &(t0, a0) = self.arrived.iter().find(|&&(t, _)| t >= since)?;
+        let &(t1, a1) = self.arrived.back()?;
         let span = t1.saturating_duration_since(t0);
         (span >= ACKED_SPAN && a1 > a0).then(|| (a1 - a0) as f64 / span.as_secs_f64())
     }
@@ -254,12 +260,13 @@ impl RateController {
             && self
                 .acks_moved
                 .is_some_and(|t| now.saturating_duration_since(t) >= FRAME_LAG);
-        // What is still ahead of the frame must reach the peer within
-        // FRAME_LAG, at the lower of the capacity and the latest delivery
+        // What is still ahead of the frame (not yet sent, or sent and not
+        // yet arrived) must reach the peer within FRAME_LAG, at the lower of the capacity and the latest delivery
         // rate (the kernel's knows first when the link got thinner; the
         // peer's is the middle pace of the last 300 ms).
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
-        let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes);
+        let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes)
+            - f64::from(link.arrived_bytes.min(link.in_flight_bytes));
         !stalled && ahead <= rate * FRAME_LAG.as_secs_f64()
     }
 
@@ -308,8 +315,14 @@ impl RateController {
                     self.acks_moved = Some(now);
                 }
                 self.acked.push_back((now, link.bytes_acked));
+                let had = now
+                    .checked_sub(Duration::from_micros(link.acked_age_us.into()))
+                    .unwrap_or(now);
+                let had = self.arrived.back().map_or(had, |&(t, _)| had.max(t));
+                self.arrived.push_back((had, link.bytes_acked));
             }
             forget_before(&mut self.acked, now, SENT_WINDOW);
+            forget_before(&mut self.arrived, now, SENT_WINDOW);
             queued = Duration::from_micros(link.queue_us.into());
             if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is
@@ -422,8 +435,10 @@ mod tests {
             delivery_rate: rate,
             queue_us: queued_ms * 1000,
             bytes_acked: 0,
+            acked_age_us: 0,
             notsent_bytes: 0,
             in_flight_bytes: 0,
+            arrived_bytes: 0,
             paced: false,
         })
     }
@@ -853,6 +868,49 @@ mod tests {
             (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
             "{cap} B/s on a 1 Mbit/s link"
         );
+    }
+
+    #[test]
+    fn a_queue_on_the_reports_way_back_does_not_thin_what_the_link_carried() {
+        // 1.5 Mbit/s sent into 1 Mbit/s behind a standing queue, the pace
+        // read high (a shaper's burst): the cap is what the peer had. Its
+        // reports come back later and later (3 ms more each), so as they
+        // come they add up to 0.91 Mbit/s; as the peer had them, to 1.
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        for frame in 1..=30u32 {
+            t += Duration::from_millis(33);
+            let age_us = frame * 3_000;
+            let had = u64::from(frame * 33_000 - age_us) * MBIT / 1_000_000;
+            let sample = acking(5 * MBIT, 60, had).map(|l| LinkSample {
+                paced: true,
+                acked_age_us: age_us,
+                ..l
+            });
+            c.on_frame_sent(6_250, sample, t);
+        }
+        let cap = c.capacity().unwrap_or(0.0);
+        assert!(
+            (0.97 * MBIT as f64..=1.03 * MBIT as f64).contains(&cap),
+            "{cap} B/s on a 1 Mbit/s link"
+        );
+    }
+
+    #[test]
+    fn what_has_arrived_of_the_frames_on_their_way_is_not_waited_behind() {
+        let mut c = RateController::new(30, 50);
+        let now = Instant::now();
+        // 7 KB on their way at 60 kB/s: 117 ms, more than FRAME_LAG...
+        let on_the_way = |arrived_bytes| {
+            link(60_000, 0).map(|l| LinkSample {
+                in_flight_bytes: 7_000,
+                arrived_bytes,
+                ..l
+            })
+        };
+        assert!(!c.on_frame_captured(on_the_way(0), now));
+        // ... unless 2 KB of them are in already.
+        assert!(c.on_frame_captured(on_the_way(2_000), now));
     }
 
     #[test]

@@ -30,10 +30,22 @@ pub struct LinkSample {
     pub queue_us: u32,
     /// Bytes the peer acknowledged since the connection began.
     pub bytes_acked: u64,
+    /// How long before the sample the peer had them, beyond the quickest
+    /// way back (µs): the time since its report came, and the queue the
+    /// report met on its way (the peer's video ahead of it). A rate from
+    /// acknowledgements timed by their coming reads low while that queue
+    /// grows. 0 where unknown.
+    pub acked_age_us: u32,
     /// Bytes of frames written (or queued for writing) but not yet sent.
     pub notsent_bytes: u32,
     /// Bytes sent but not yet acknowledged.
     pub in_flight_bytes: u32,
+    /// Of those, what has most likely arrived already: while no queue
+    /// stands, the oldest frame not yet reported has been coming in at the
+    /// link's pace since it was written (or since the report before it, if
+    /// later), and a new frame waits behind only the rest of it (0 where
+    /// unknown).
+    pub arrived_bytes: u32,
     /// Whether `delivery_rate` is the pace at which the peer saw frames
     /// arrive (on a saturated link, what it carries), not the kernel's
     /// sample of a round trip (which reads low or high while a queue
@@ -53,6 +65,10 @@ const OWN_TIME: Duration = Duration::from_millis(33);
 const PACE_WINDOW: Duration = Duration::from_secs(2);
 /// ... and as the link's delivery rate now.
 const PACE_RECENT: Duration = Duration::from_millis(300);
+/// Bytes on their way are taken to arrive at the pace only while the queue
+/// stands under this: a link that just got thinner shows a queue first, and
+/// its old pace would count bytes as come that have not.
+const ARRIVING_QUEUE: Duration = Duration::from_millis(10);
 /// Frames remembered while their reports are awaited.
 const WRITTEN_KEPT: usize = 256;
 /// The time a frame's bytes took to arrive is taken as at least this: a
@@ -280,12 +296,27 @@ impl Feedback {
         let sent_frames = self.frame_end.min(self.written_bytes);
         // A peer cannot have received more than we wrote.
         let acked = self.acked.min(self.written_bytes);
+        let in_flight = sent_frames.saturating_sub(acked);
+        let queue_us = self.queue_us.max(waiting.unwrap_or(0));
+        let steady = u128::from(queue_us) < ARRIVING_QUEUE.as_micros();
+        let arriving = self.written.front().filter(|_| steady);
+        let arrived = arriving.map_or(0, |&(_, bytes, written_us)| {
+            let last_report = self.reported.back().map_or(0, |&(t, _)| t);
+            let since = now_us.saturating_sub(written_us.max(last_report));
+            let rate = carried(pace.or_else(|| self.newest_pace()).unwrap_or(0), bytes);
+            let arrived = u128::from(since) * u128::from(rate) / 1_000_000;
+            u64::try_from(arrived).unwrap_or(u64::MAX).min(bytes)
+        });
         LinkSample {
             delivery_rate: carried(self.rate, self.typical_frame),
-            queue_us: self.queue_us.max(waiting.unwrap_or(0)),
+            queue_us,
             bytes_acked: acked,
+            acked_age_us: self.reported.back().map_or(0, |&(t, _)| {
+                clamp_u32(now_us.saturating_sub(t).saturating_add(self.back_queue_us))
+            }),
             notsent_bytes: clamp_u32(self.unsent()),
-            in_flight_bytes: clamp_u32(sent_frames.saturating_sub(acked)),
+            in_flight_bytes: clamp_u32(in_flight),
+            arrived_bytes: clamp_u32(arrived.min(in_flight)),
             paced: pace.is_some(),
         }
     }
@@ -336,8 +367,10 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
         delivery_rate: info.tcpi_delivery_rate,
         queue_us: info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt),
         bytes_acked: info.tcpi_bytes_acked,
+        acked_age_us: 0,
         notsent_bytes: info.tcpi_notsent_bytes.saturating_add(clamp_u32(unsent)),
         in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
+        arrived_bytes: 0,
         paced: false,
     })
 }
@@ -558,10 +591,41 @@ mod tests {
         // on its way back, is not in at 160 ms: no queue on our way.
         f.frame_queued(3, 2 * PACKET, 6 * PACKET);
         f.written(6 * PACKET, 99_000);
-        assert_eq!(f.sample(160_000).queue_us, 0);
+        let s = f.sample(160_000);
+        assert_eq!(s.queue_us, 0);
+        // The peer had what frame 2's report acknowledges 88 ms ago: it
+        // came 9 ms ago, 79 ms slower on its way than frame 1's.
+        assert_eq!(s.acked_age_us, 88_000);
         // At 260 ms it is 74 ms later than that (less 6 ms usual and
         // 2 ms its own two packets at 1.5 MB/s).
         assert_eq!(f.sample(260_000).queue_us, 74_000);
+    }
+
+    #[test]
+    fn bytes_on_their_way_arrive_at_the_pace_while_no_queue_stands() {
+        let mut f = Feedback::default();
+        // Frames of two packets at 500 kbit/s: 60.3 kB/s of them.
+        f.frame_queued(1, 2 * PACKET, 2 * PACKET);
+        f.written(2 * PACKET, 0);
+        f.received(
+            30_000,
+            &[arrival(1, 2 * PACKET, 26_000, (1_448, at_500k(1_448)))],
+        );
+        f.frame_queued(2, 2 * PACKET, 4 * PACKET);
+        f.written(4 * PACKET, 33_000);
+        // 24 ms on, a packet of it is in (1447 bytes, rounded down).
+        let s = f.sample(57_000);
+        assert_eq!(
+            (s.in_flight_bytes, s.arrived_bytes, s.queue_us),
+            (2_896, 1_447, 0)
+        );
+        // Its report is 20 ms later than its bytes take: the link is
+        // slower than its pace, which no longer counts anything as come.
+        let s = f.sample(116_000);
+        assert_eq!(
+            (s.in_flight_bytes, s.arrived_bytes, s.queue_us),
+            (2_896, 0, 20_000)
+        );
     }
 
     #[test]

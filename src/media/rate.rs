@@ -261,9 +261,10 @@ impl RateController {
                 .acks_moved
                 .is_some_and(|t| now.saturating_duration_since(t) >= FRAME_LAG);
         // What is still ahead of the frame (not yet sent, or sent and not
-        // yet arrived) must reach the peer within FRAME_LAG, at the lower of the capacity and the latest delivery
-        // rate (the kernel's knows first when the link got thinner; the
-        // peer's is the middle pace of the last 300 ms).
+        // yet arrived) must reach the peer within FRAME_LAG, at the lower
+        // of the capacity and the latest delivery rate (the kernel's knows
+        // first when the link got thinner; the peer's is the middle pace
+        // of the last 300 ms).
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
         let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes)
             - f64::from(link.arrived_bytes.min(link.in_flight_bytes));

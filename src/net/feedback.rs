@@ -132,9 +132,9 @@ pub struct Feedback {
     /// (not the latest's: a frame of 67 bytes, 119 on the wire, would make
     /// the link read as half what it carries of the next one's 2500).
     typical_frame: u64,
-    /// (when; bytes a second on the wire) of the frames that came in more than one
-    /// read, the last [`PACE_WINDOW`] of them kept: the link's pace (one
-    /// read says nothing of it).
+    /// (when; bytes a second on the wire) of the frames that came in more
+    /// than one read, the last [`PACE_WINDOW`] of them kept: the link's
+    /// pace (one read says nothing of it).
     paces: VecDeque<(u64, u64)>,
 }
 
@@ -209,12 +209,12 @@ impl Feedback {
                 };
                 // Its last byte's, less the time the frame's own bytes
                 // took up to OWN_TIME: on a thin link a frame's own bytes
-                // are no queue (1.5 KB take 24 ms at 500 kbit/s, the
+                // are no queue (1.5 KB take 26 ms at 500 kbit/s, the
                 // first read's packets taken at the recent pace so
                 // as not to hide a queue), but a frame that takes longer
                 // than that is late (the link just got thinner) and says so.
-                let first_read =
-                    on_wire(bytes) - on_wire(u64::from(arrival.spread_bytes).min(bytes));
+                let first_read = on_wire(bytes)
+                    .saturating_sub(on_wire(u64::from(arrival.spread_bytes).min(bytes)));
                 let first_us = first_read
                     .saturating_mul(1_000_000)
                     .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(0))
@@ -334,7 +334,11 @@ fn carried(wire_rate: u64, frame_bytes: u64) -> u64 {
 
 /// The bytes `payload` bytes take on the wire, in full packets but the last.
 fn on_wire(payload: u64) -> u64 {
-    payload + payload.div_ceil(PACKET_PAYLOAD) * PACKET_HEADERS
+    payload.saturating_add(
+        payload
+            .div_ceil(PACKET_PAYLOAD)
+            .saturating_mul(PACKET_HEADERS),
+    )
 }
 
 /// Adds `value` at `now_us` to `window`, dropping what is older than `span`.

@@ -373,10 +373,25 @@ pub fn kernel_sample(stream: &TcpStream, unsent: u64) -> Option<LinkSample> {
         bytes_acked: info.tcpi_bytes_acked,
         acked_age_us: 0,
         notsent_bytes: info.tcpi_notsent_bytes.saturating_add(clamp_u32(unsent)),
-        in_flight_bytes: info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss),
+        in_flight_bytes: unacked_bytes(&info),
         arrived_bytes: 0,
         paced: false,
     })
+}
+
+/// The bytes sent and not yet acknowledged: from the byte counts where
+/// the kernel keeps them (4.19 on), else its packets at their largest
+/// size (which counts a 200-byte packet, the tail of a small frame, as a
+/// full one: a thin link's frames of two packets read as 1.7 times their
+/// size, and frames were dropped before the encoder for it).
+#[cfg(target_os = "linux")]
+fn unacked_bytes(info: &libc::tcp_info) -> u32 {
+    let packets = info.tcpi_unacked.saturating_mul(info.tcpi_snd_mss);
+    if info.tcpi_bytes_sent == 0 {
+        return packets;
+    }
+    let sent = info.tcpi_bytes_sent.saturating_sub(info.tcpi_bytes_retrans);
+    clamp_u32(sent.saturating_sub(info.tcpi_bytes_acked)).min(packets)
 }
 
 /// Whether our bytes wait on `stream`, unacknowledged or unsent (with our
@@ -630,6 +645,22 @@ mod tests {
             (s.in_flight_bytes, s.arrived_bytes, s.queue_us),
             (2_896, 0, 20_000)
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernels_unacknowledged_bytes_count_short_packets_as_they_are() {
+        // SAFETY: tcp_info is plain integers, valid when zeroed.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        // Two packets on their way, a full one and a frame's 200-byte
+        // tail, after 300 bytes sent again.
+        (info.tcpi_unacked, info.tcpi_snd_mss) = (2, 1_448);
+        (info.tcpi_bytes_sent, info.tcpi_bytes_retrans) = (11_948, 300);
+        info.tcpi_bytes_acked = 10_000;
+        assert_eq!(unacked_bytes(&info), 1_648);
+        // A kernel before 4.19 has no byte counts: the packets, full.
+        info.tcpi_bytes_sent = 0;
+        assert_eq!(unacked_bytes(&info), 2_896);
     }
 
     #[test]

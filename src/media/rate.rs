@@ -88,12 +88,11 @@ pub struct RateController {
     /// Since when the round trip has stood over [`QUEUE_LIMIT`] without
     /// draining, and the queue then.
     queued_since: Option<(Instant, Duration)>,
-    /// (when, bytes acknowledged so far) at the frames within [`SENT_WINDOW`].
-    acked: VecDeque<(Instant, u64)>,
-    /// The same, timed by when the peer had them (as far as its reports
-    /// tell, `acked_age_us`): what the link carried, which a queue on the
-    /// reports' way back does not thin.
-    arrived: VecDeque<(Instant, u64)>,
+    /// (when, (bytes acknowledged so far, when the peer had them)) at the
+    /// frames within [`SENT_WINDOW`]: the latter as far as its reports tell
+    /// (`acked_age_us`), so that what the link carried is not thinned by a
+    /// queue on the reports' way back.
+    acked: VecDeque<(Instant, (u64, Instant))>,
     /// When the peer last acknowledged something (or nothing was waiting
     /// for it).
     acks_moved: Option<Instant>,
@@ -151,7 +150,6 @@ impl RateController {
             sent: VecDeque::new(),
             queued_since: None,
             acked: VecDeque::new(),
-            arrived: VecDeque::new(),
             acks_moved: None,
             ramp_secs: 0.0,
         }
@@ -189,8 +187,10 @@ impl RateController {
     /// [`ACKED_SPAN`] has passed.
     /// While a queue stands, this is what the link carries.
     fn acked_rate(&self, since: Instant) -> Option<f64> {
-        let &(t0, a0) = self.arrived.iter().find(|&&(t, _)| t >= since)?;
-        let &(t1, a1) = self.arrived.back()?;
+        let window = self.now.and_then(|now| now.checked_sub(SENT_WINDOW));
+        let since = window.map_or(since, |w| since.max(w));
+        let &(_, (a0, t0)) = self.acked.iter().find(|&&(_, (_, had))| had >= since)?;
+        let &(_, (a1, t1)) = self.acked.back()?;
         let span = t1.saturating_duration_since(t0);
         (span >= ACKED_SPAN && a1 > a0).then(|| (a1 - a0) as f64 / span.as_secs_f64())
     }
@@ -201,7 +201,7 @@ impl RateController {
     fn moved_again(&self, now: Instant) -> Option<Instant> {
         let mut moved = self.acked.front()?.0;
         let mut again = None;
-        for (&(_, a0), &(t1, a1)) in self.acked.iter().zip(self.acked.iter().skip(1)) {
+        for (&(_, (a0, _)), &(t1, (a1, _))) in self.acked.iter().zip(self.acked.iter().skip(1)) {
             if a1 > a0 {
                 if t1.saturating_duration_since(moved) >= STALL {
                     again = Some(t1);
@@ -311,19 +311,17 @@ impl RateController {
                 let moved = self
                     .acked
                     .back()
-                    .is_none_or(|&(_, a)| a != link.bytes_acked);
+                    .is_none_or(|&(_, (a, _))| a != link.bytes_acked);
                 if moved || link.in_flight_bytes == 0 {
                     self.acks_moved = Some(now);
                 }
-                self.acked.push_back((now, link.bytes_acked));
                 let had = now
                     .checked_sub(Duration::from_micros(link.acked_age_us.into()))
                     .unwrap_or(now);
-                let had = self.arrived.back().map_or(had, |&(t, _)| had.max(t));
-                self.arrived.push_back((had, link.bytes_acked));
+                let had = self.acked.back().map_or(had, |&(_, (_, t))| had.max(t));
+                self.acked.push_back((now, (link.bytes_acked, had)));
             }
             forget_before(&mut self.acked, now, SENT_WINDOW);
-            forget_before(&mut self.arrived, now, SENT_WINDOW);
             queued = Duration::from_micros(link.queue_us.into());
             if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is

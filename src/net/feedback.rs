@@ -279,12 +279,14 @@ impl Feedback {
     /// at once, not when its frames finally arrive.
     pub fn sample(&self, now_us: u64) -> LinkSample {
         let pace = self.middle_pace(now_us, PACE_WINDOW);
+        let known_pace = pace.or_else(|| self.newest_pace());
+        let last_report = self.reported.back().map(|&(t, _)| t);
         let waiting = self.written.front().and_then(|&(_, bytes, written_us)| {
             let base = self.reported.iter().map(|&(_, t)| t).min()?;
             // As for a frame reported: its own bytes up to OWN_TIME.
             let own = on_wire(bytes)
                 .saturating_mul(1_000_000)
-                .checked_div(pace.or_else(|| self.newest_pace()).unwrap_or(self.rate))
+                .checked_div(known_pace.unwrap_or(self.rate))
                 .unwrap_or(0)
                 .min(OWN_TIME.as_micros() as u64);
             let late = now_us
@@ -301,9 +303,8 @@ impl Feedback {
         let steady = u128::from(queue_us) < ARRIVING_QUEUE.as_micros();
         let arriving = self.written.front().filter(|_| steady);
         let arrived = arriving.map_or(0, |&(_, bytes, written_us)| {
-            let last_report = self.reported.back().map_or(0, |&(t, _)| t);
-            let since = now_us.saturating_sub(written_us.max(last_report));
-            let rate = carried(pace.or_else(|| self.newest_pace()).unwrap_or(0), bytes);
+            let since = now_us.saturating_sub(written_us.max(last_report.unwrap_or(0)));
+            let rate = carried(known_pace.unwrap_or(0), bytes);
             let arrived = u128::from(since) * u128::from(rate) / 1_000_000;
             u64::try_from(arrived).unwrap_or(u64::MAX).min(bytes)
         });
@@ -311,7 +312,7 @@ impl Feedback {
             delivery_rate: carried(self.rate, self.typical_frame),
             queue_us,
             bytes_acked: acked,
-            acked_age_us: self.reported.back().map_or(0, |&(t, _)| {
+            acked_age_us: last_report.map_or(0, |t| {
                 clamp_u32(now_us.saturating_sub(t).saturating_add(self.back_queue_us))
             }),
             notsent_bytes: clamp_u32(self.unsent()),

@@ -19,13 +19,19 @@
 //! allowance (a small frame passes at line rate) would read a 1 Mbit/s link
 //! as hundreds. The time of a stall (nothing acknowledged for a while:
 //! Wi-Fi scanning) is not counted: its backlog says nothing of the link's
-//! rate. An encoder working to a bitrate gets the link's share, ramped up
-//! from [`START_BITRATE`] at the start of a call.
+//! rate. Where nothing acknowledged makes a rate yet (a link just gone
+//! thin reports a frame every few hundred milliseconds, each after a
+//! silence that looks like a stall), the pace the peer saw is the ceiling,
+//! on trial: lifted if the backlog then drains at once (it was a stall).
+//! An encoder working to a bitrate gets the link's share, ramped up from
+//! [`START_BITRATE`] at the start of a call.
 //!
 //! Before each frame is encoded, the controller also says whether it should
 //! go at all: a frame that would wait more than [`FRAME_LAG`] behind what
 //! is already on its way (the link just got thinner, or it stalled) is
-//! dropped, so the link drains and the next frame arrives fresh.
+//! dropped, so the link drains and the next frame arrives fresh; so is one
+//! that would go blind, the latest report having been [`STALL`] old when it
+//! came.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -99,7 +105,31 @@ pub struct RateController {
     /// Seconds of the call without a standing queue: how far the encoder's
     /// start ramp has grown.
     ramp_secs: f64,
+    /// A ceiling set from the peer's pace alone, with no acknowledged rate
+    /// to confirm it: when, what the peer had acknowledged then (bytes,
+    /// when it had them), and the ceiling and carried rate before it.
+    tentative: Option<Tentative>,
 }
+
+/// A ceiling on trial (see [`RateController::tentative`]): on a link that
+/// just got thinner the frames' reports come a few a second, each after a
+/// silence that looks like a stall, so no acknowledged rate is measured
+/// for a while and the pace is all there is; but the first frame after a
+/// real stall has the stall in its pace too. What comes next tells them
+/// apart: after a stall the backlog drains at once.
+#[derive(Debug, Clone, Copy)]
+struct Tentative {
+    set: Instant,
+    acked: u64,
+    had: Instant,
+    before: (Option<f64>, f64),
+}
+
+/// How long a tentative ceiling is on trial.
+const TRIAL: Duration = Duration::from_secs(1);
+/// A tentative ceiling is lifted when the peer had more than this many
+/// times it since (over [`ACKED_SPAN`] at least).
+const LIFTED_AT: f64 = 2.0;
 
 /// How much the encoder's target may grow each second from
 /// [`START_BITRATE`] at the start of a call (doubling overshot a 1 Mbit/s
@@ -152,6 +182,7 @@ impl RateController {
             acked: VecDeque::new(),
             acks_moved: None,
             ramp_secs: 0.0,
+            tentative: None,
         }
     }
 
@@ -215,6 +246,28 @@ impl RateController {
         again
     }
 
+    /// Lifts a tentative ceiling the peer has since had far more than
+    /// (the backlog of a stall draining), or makes it firm once on trial
+    /// for [`TRIAL`].
+    fn settle_trial(&mut self, now: Instant) {
+        let Some(trial) = self.tentative else {
+            return;
+        };
+        if now.saturating_duration_since(trial.set) >= TRIAL {
+            self.tentative = None;
+            return;
+        }
+        let (Some(ceiling), Some(&(_, (acked, had)))) = (self.ceiling, self.acked.back()) else {
+            return;
+        };
+        let span = had.saturating_duration_since(trial.had).max(ACKED_SPAN);
+        let since = acked.saturating_sub(trial.acked) as f64;
+        if since > LIFTED_AT * ceiling * span.as_secs_f64() {
+            (self.ceiling, self.carried) = trial.before;
+            self.tentative = None;
+        }
+    }
+
     /// Bits a second the video may take, None while the capacity is unknown.
     pub fn bitrate(&self) -> Option<f64> {
         self.capacity().map(|c| c * HEADROOM * 8.0)
@@ -260,6 +313,11 @@ impl RateController {
             && self
                 .acks_moved
                 .is_some_and(|t| now.saturating_duration_since(t) >= FRAME_LAG);
+        // Nor does it help to send blind: a report that was already
+        // [`STALL`] old when it came (it waited behind the peer's video,
+        // on a link just as thin the other way) says nothing of what
+        // became of the bytes sent since; wait for a fresher one.
+        let blind = link.in_flight_bytes > 0 && u128::from(link.acked_age_us) >= STALL.as_micros();
         // What is still ahead of the frame (not yet sent, or sent and not
         // yet arrived) must reach the peer within FRAME_LAG, at the lower
         // of the capacity and the latest delivery rate (the kernel's knows
@@ -268,7 +326,7 @@ impl RateController {
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
         let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes)
             - f64::from(link.arrived_bytes.min(link.in_flight_bytes));
-        !stalled && ahead <= rate * FRAME_LAG.as_secs_f64()
+        !stalled && !blind && ahead <= rate * FRAME_LAG.as_secs_f64()
     }
 
     /// Takes a frame of `bytes` just written, and the link's state then.
@@ -380,9 +438,26 @@ impl RateController {
                         }
                         Some(rate) => Some(rate),
                         None if self.acked.is_empty() => Some(delivered.min(sent)),
+                        // Nothing acknowledged is a rate yet, after what
+                        // may be a stall or a link gone thin: the pace, on
+                        // trial.
+                        None if saturated && link.paced && self.tentative.is_none() => {
+                            if let Some(&(_, (acked, had))) = self.acked.back() {
+                                self.tentative = Some(Tentative {
+                                    set: now,
+                                    acked,
+                                    had,
+                                    before: (self.ceiling, self.carried),
+                                });
+                            }
+                            Some(delivered.min(sent))
+                        }
                         None => None,
                     };
                     if let Some(carried) = carried {
+                        if acked.is_some() {
+                            self.tentative = None;
+                        }
                         self.rates.clear();
                         self.ceiling = Some(carried);
                         self.carried = carried;
@@ -392,6 +467,7 @@ impl RateController {
                 self.queued_since = None;
             }
             self.rates.push_back((now, link.delivery_rate));
+            self.settle_trial(now);
         }
         // No queue: the ceiling and the start ramp grow. A queue on the
         // way (over QUEUE_TARGET) holds them where they are.
@@ -918,6 +994,103 @@ mod tests {
         // stands the link carries no more than what we send.
         let cap = capacity_at_pace(5 * MBIT / 2);
         assert!(cap <= 1.6 * MBIT as f64, "{cap} B/s, sending 1.5 Mbit/s");
+    }
+
+    /// A sample from the peer's reports: its frames came at `pace`,
+    /// `queued_ms` late, `acked` bytes acknowledged so far, `in_flight`
+    /// bytes on their way, its latest report `age_ms` old.
+    fn reported(
+        pace: u64,
+        queued_ms: u32,
+        acked: u64,
+        in_flight: u32,
+        age_ms: u32,
+    ) -> Option<LinkSample> {
+        acking(pace, queued_ms, acked).map(|l| LinkSample {
+            paced: true,
+            in_flight_bytes: in_flight,
+            acked_age_us: age_ms * 1000,
+            ..l
+        })
+    }
+
+    /// Two seconds of 4 Mbit/s on a 20 Mbit/s link, as the peer reports it.
+    fn on_a_reported_20_mbit_link() -> (RateController, Instant, u64) {
+        let mut c = RateController::new(30, 50);
+        let mut t = Instant::now();
+        let mut acked = 1;
+        for _ in 0..60 {
+            t += Duration::from_millis(33);
+            acked += 16_500;
+            c.on_frame_sent(16_500, reported(20 * MBIT, 0, acked, 0, 0), t);
+        }
+        (c, t, acked)
+    }
+
+    #[test]
+    fn no_frame_follows_a_report_that_came_old() {
+        let mut c = RateController::new(30, 50);
+        let now = Instant::now();
+        // 5 KB on their way at 2.5 MB/s are 2 ms; but the latest report
+        // was 300 ms old when it came (it waited behind the peer's video).
+        assert!(!c.on_frame_captured(reported(20 * MBIT, 0, 1, 5_000, 300), now));
+        assert!(c.on_frame_captured(reported(20 * MBIT, 0, 1, 5_000, 50), now));
+        // Nothing on its way: nothing to wait for.
+        assert!(c.on_frame_captured(reported(20 * MBIT, 0, 1, 0, 300), now));
+    }
+
+    #[test]
+    fn a_link_gone_thin_caps_at_its_pace_though_its_reports_come_after_silences() {
+        let (mut c, mut t, mut acked) = on_a_reported_20_mbit_link();
+        // The link goes to 1 Mbit/s with 60 KB on their way: a 16 KB
+        // frame's report comes every 130 ms or more, with 1 Mbit/s its
+        // pace, later and later; never an acknowledged rate to measure.
+        let mut captured = 0;
+        for frame in 1..=45u32 {
+            t += Duration::from_millis(33);
+            let report = frame % 12 == 0;
+            if report {
+                acked += 16_500;
+            }
+            let pace = if frame >= 12 { MBIT } else { 20 * MBIT };
+            let sample = reported(pace, frame * 33, acked, 60_000, 0);
+            if c.on_frame_captured(sample, t) && frame >= 12 {
+                captured += 1;
+            }
+            if frame >= 12 {
+                let cap = c.capacity().unwrap_or(f64::INFINITY);
+                assert!(
+                    cap <= 1.1 * MBIT as f64,
+                    "{cap} B/s {frame} frames into 1 Mbit/s"
+                );
+            }
+        }
+        assert_eq!(captured, 0, "frames sent into the backlog once it showed");
+    }
+
+    #[test]
+    fn the_first_report_after_a_stall_does_not_cap_the_link() {
+        let (mut c, mut t, mut acked) = on_a_reported_20_mbit_link();
+        // The link stops for a second; its first report after has the
+        // stall in its pace (16 KB over the second) ...
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            c.on_frame_captured(reported(20 * MBIT, 0, acked, 60_000, 0), t);
+        }
+        t += Duration::from_millis(33);
+        acked += 16_500;
+        c.on_frame_captured(reported(16_500, 1000, acked, 45_000, 0), t);
+        // ... then the backlog drains at 20 Mbit/s, reported at once.
+        for _ in 0..3 {
+            t += Duration::from_millis(5);
+            acked += 15_000;
+            c.on_frame_captured(reported(20 * MBIT, 900, acked, 0, 0), t);
+        }
+        let cap = c.capacity().unwrap_or(0.0);
+        assert!(
+            cap >= (10 * MBIT) as f64,
+            "{cap} B/s after a stall on a 20 Mbit/s link"
+        );
     }
 
     #[test]

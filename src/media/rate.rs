@@ -8,7 +8,9 @@
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A delay that grows past its minimum by
-//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere: if the
+//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere (the
+//! kernel's round trip counts only when the peer's reports show a queue on
+//! our way too: it also holds the peer's video ahead of its ACKs): if the
 //! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
 //! draining, what the peer acknowledged while it stood (the link carried no
 //! more; or, where the peer measured it, the pace its frames came at, up to
@@ -50,9 +52,10 @@ const HEADROOM: f64 = 0.8;
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (delay above its minimum) taken as congestion.
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
-/// Queueing delay above which quality stops climbing and eases off: a
-/// shaper's burst allowance can make small frames look faster than the
-/// link is, and a growing queue is the first sign.
+/// Queueing delay on our way (`LinkSample::our_queue_us`) above which
+/// quality stops climbing and eases off, and the ceiling and the start
+/// ramp stop growing: a shaper's burst allowance can make small frames look
+/// faster than the link is, and a growing queue is the first sign.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
 /// Longest wait between two frames, however slow the link looks: a fresh
 /// frame a second also measures the link again.
@@ -332,7 +335,7 @@ impl RateController {
     /// Takes a frame of `bytes` just written, and the link's state then.
     pub fn on_frame_sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
         self.sent.push_back((now, bytes));
-        let queued = self.observe(link, now);
+        let ours = self.observe(link, now);
         let Some(budget) = self.frame_budget() else {
             self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
             self.next_send = None;
@@ -342,7 +345,7 @@ impl RateController {
         if over > 1.0 {
             let step = (20.0 * (over - 1.0) + 1.0).min(MAX_STEP_DOWN);
             self.quality = (self.quality - step).max(MIN_QUALITY.into());
-        } else if queued > QUEUE_TARGET {
+        } else if ours > QUEUE_TARGET {
             self.quality = (self.quality - STEP_UP).max(MIN_QUALITY.into());
         } else if over < 0.8 {
             self.quality = (self.quality + STEP_UP).min(MAX_QUALITY.into());
@@ -355,14 +358,14 @@ impl RateController {
     }
 
     /// Takes the link's state at `now`: the capacity, the ceiling and the
-    /// start ramp follow it. Returns the queueing delay it shows.
+    /// start ramp follow it. Returns the queue it shows on our way.
     fn observe(&mut self, link: Option<LinkSample>, now: Instant) -> Duration {
         let since_last = self
             .now
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.now = Some(now);
         forget_before(&mut self.sent, now, SENT_WINDOW);
-        let mut queued = Duration::ZERO;
+        let mut ours = Duration::ZERO;
         if let Some(link) = link.filter(|l| l.delivery_rate > 0) {
             // Kernels before 4.1 report no acknowledged bytes (zero).
             if link.bytes_acked > 0 {
@@ -380,8 +383,12 @@ impl RateController {
                 self.acked.push_back((now, (link.bytes_acked, had)));
             }
             forget_before(&mut self.acked, now, SENT_WINDOW);
-            queued = Duration::from_micros(link.queue_us.into());
-            if queued > QUEUE_LIMIT {
+            let queued = Duration::from_micros(link.queue_us.into());
+            ours = Duration::from_micros(link.our_queue_us.into());
+            // The kernel's round trip also holds the peer's video ahead of
+            // its ACKs: a queue there counts only if the peer's reports
+            // show some on our way too.
+            if queued > QUEUE_LIMIT && ours > QUEUE_TARGET {
                 // A queue while the link delivers about what we send is
                 // ours: we sent more than it carries. So is one that lasts
                 // without draining. A moment's queue with the link
@@ -469,9 +476,11 @@ impl RateController {
             self.rates.push_back((now, link.delivery_rate));
             self.settle_trial(now);
         }
-        // No queue: the ceiling and the start ramp grow. A queue on the
-        // way (over QUEUE_TARGET) holds them where they are.
-        if queued <= QUEUE_TARGET {
+        // No queue: the ceiling and the start ramp grow. A queue on our
+        // way (over QUEUE_TARGET) holds them where they are; the kernel's
+        // round trip, which also holds the peer's video ahead of its ACKs,
+        // would hold them for good on a thin link.
+        if ours <= QUEUE_TARGET {
             let secs = since_last.min(STALL).as_secs_f64();
             self.ramp_secs += secs;
             if let Some(ceiling) = &mut self.ceiling {
@@ -484,7 +493,7 @@ impl RateController {
             }
         }
         forget_before(&mut self.rates, now, CAPACITY_WINDOW);
-        queued
+        ours
     }
 }
 
@@ -509,6 +518,7 @@ mod tests {
         Some(LinkSample {
             delivery_rate: rate,
             queue_us: queued_ms * 1000,
+            our_queue_us: queued_ms * 1000,
             bytes_acked: 0,
             acked_age_us: 0,
             notsent_bytes: 0,
@@ -1090,6 +1100,63 @@ mod tests {
         assert!(
             cap >= (10 * MBIT) as f64,
             "{cap} B/s after a stall on a 20 Mbit/s link"
+        );
+    }
+
+    #[test]
+    fn the_ceiling_grows_by_the_queue_on_our_way_not_the_round_trip() {
+        // A 1 Mbit/s ceiling, then 5 s of the kernel's round trip 12 ms
+        // over its minimum (the peer's video ahead of its ACKs on a thin
+        // link): the ceiling grows if the reports show no queue our way.
+        let ceiling_after = |ours_ms: u32| {
+            let mut c = RateController::new(30, 50);
+            let mut t = Instant::now();
+            let mut acked = 1;
+            send_acked(&mut c, &mut t, &mut acked, 30, 6250, 4125, 3 * MBIT, 60);
+            let before = c.capacity().unwrap_or(0.0);
+            for _ in 0..150 {
+                t += Duration::from_millis(33);
+                acked += 4125;
+                let sample = acking(3 * MBIT, 12, acked).map(|l| LinkSample {
+                    our_queue_us: ours_ms * 1000,
+                    ..l
+                });
+                c.on_frame_sent(4125, sample, t);
+            }
+            c.capacity().unwrap_or(0.0) / before
+        };
+        let grown = ceiling_after(2);
+        assert!(grown > 1.1, "grew {grown}x in 5 s with no queue our way");
+        let held = ceiling_after(12);
+        assert!(held <= 1.0, "grew {held}x with a queue our way");
+    }
+
+    #[test]
+    fn a_round_trip_queue_not_on_our_way_sets_no_ceiling() {
+        // 1.5 Mbit/s goes out; then the kernel's round trip shows 60 ms of
+        // queue with the link delivering 1 Mbit/s: ours only if the peer's
+        // reports show a queue on our way too (not the peer's video ahead
+        // of its ACKs).
+        let capacity_with = |ours_ms: u32| {
+            let mut c = RateController::new(30, 50);
+            let mut t = Instant::now();
+            send(&mut c, &mut t, 30, 6250, link(3 * MBIT, 0));
+            let queued = link(MBIT, 60).map(|l| LinkSample {
+                our_queue_us: ours_ms * 1000,
+                ..l
+            });
+            send(&mut c, &mut t, 10, 6250, queued);
+            c.capacity().unwrap_or(0.0)
+        };
+        let theirs = capacity_with(1);
+        assert!(
+            theirs >= (3 * MBIT) as f64,
+            "{theirs} B/s: capped by the peer's queue"
+        );
+        let ours = capacity_with(20);
+        assert!(
+            ours <= 1.1 * MBIT as f64,
+            "{ours} B/s: not capped by our queue"
         );
     }
 

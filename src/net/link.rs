@@ -129,7 +129,7 @@ impl LinkView {
         let kernel = self
             .kernel
             .as_ref()
-            .and_then(|s| feedback::kernel_sample(s, portable.notsent_bytes.into()));
+            .and_then(|s| feedback::kernel_sample(s, &portable));
         kernel.or(Some(portable))
     }
 }

@@ -33,7 +33,8 @@ pub struct LinkSample {
     /// same as `queue_us` but from the kernel, whose round trip also holds
     /// the peer's video ahead of its ACKs: on a 500 kbit/s link a packet
     /// of it is 23 ms, and the round trip never falls back to the minimum
-    /// it once had). 0 where unknown.
+    /// it once had). Before the peer's first report, the kernel's round
+    /// trip.
     pub our_queue_us: u32,
     /// Bytes the peer acknowledged since the connection began.
     pub bytes_acked: u64,
@@ -58,6 +59,11 @@ pub struct LinkSample {
     /// sample of a round trip (which reads low or high while a queue
     /// stands).
     pub paced: bool,
+    /// The pace the peer saw our frames come at, bytes a second (0 where
+    /// unknown): `delivery_rate` when `paced`; beside the kernel's, taken
+    /// from the reports. On a link we saturate it is what the link
+    /// carries, however late the ACKs or reports telling of it come back.
+    pub peer_pace: u64,
 }
 
 /// How long a one-way delay counts towards the minimum it is measured
@@ -315,8 +321,9 @@ impl Feedback {
             let arrived = u128::from(since) * u128::from(rate) / 1_000_000;
             u64::try_from(arrived).unwrap_or(u64::MAX).min(bytes)
         });
+        let delivery_rate = carried(self.rate, self.typical_frame);
         LinkSample {
-            delivery_rate: carried(self.rate, self.typical_frame),
+            delivery_rate,
             queue_us,
             our_queue_us: queue_us,
             bytes_acked: acked,
@@ -327,6 +334,7 @@ impl Feedback {
             in_flight_bytes: clamp_u32(in_flight),
             arrived_bytes: clamp_u32(arrived.min(in_flight)),
             paced: pace.is_some(),
+            peer_pace: if pace.is_some() { delivery_rate } else { 0 },
         }
     }
 }
@@ -374,14 +382,19 @@ pub fn kernel_view_allowed() -> bool {
 
 /// The kernel's view of the connection (Linux TCP_INFO), None where
 /// unavailable, with what only the peer's reports know taken from
-/// `reported`: the bytes we have not yet handed to the kernel, and the
-/// queue on our way alone.
+/// `reported`: the bytes we have not yet handed to the kernel, the pace
+/// the peer saw, and the queue on our way alone.
 #[cfg(target_os = "linux")]
 pub fn kernel_sample(stream: &TcpStream, reported: &LinkSample) -> Option<LinkSample> {
     tcp_info(stream).map(|info| LinkSample {
         delivery_rate: info.tcpi_delivery_rate,
         queue_us: info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt),
-        our_queue_us: reported.our_queue_us,
+        // Before the first report, the round trip is all there is.
+        our_queue_us: if reported.bytes_acked > 0 {
+            reported.our_queue_us
+        } else {
+            info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt)
+        },
         bytes_acked: info.tcpi_bytes_acked,
         acked_age_us: 0,
         notsent_bytes: info
@@ -390,6 +403,7 @@ pub fn kernel_sample(stream: &TcpStream, reported: &LinkSample) -> Option<LinkSa
         in_flight_bytes: unacked_bytes(&info),
         arrived_bytes: 0,
         paced: false,
+        peer_pace: reported.peer_pace,
     })
 }
 

@@ -1,16 +1,14 @@
 //! Fitting the video to the link, as data (no I/O, `now` passed in): after
 //! each frame the sender reports its size and what is known of the link
 //! (`net::feedback`: delivery rate, queueing delay, bytes acknowledged,
-//! from the peer's reports or the kernel), and the controller sets the JPEG quality of the next
-//! frame, and, when even the lowest quality is too big, how long to wait
-//! before the next one.
+//! from the peer's reports), and the controller sets the JPEG quality of
+//! the next frame, and, when even the lowest quality is too big, how long
+//! to wait before the next one.
 //!
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
 //! a burst, so its ACKs come at the bottleneck's pace even when the call is
 //! not using the whole link). A delay that grows past its minimum by
-//! [`QUEUE_LIMIT`] means video is waiting in a queue somewhere (the
-//! kernel's round trip counts only when the peer's reports show a queue on
-//! our way too: it also holds the peer's video ahead of its ACKs): if the
+//! [`QUEUE_LIMIT`] means video is waiting in a queue on our way: if the
 //! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
 //! draining, what the peer acknowledged while it stood (the link carried no
 //! more; or, where the peer measured it, the pace its frames came at, up to
@@ -35,7 +33,7 @@
 //! dropped, so the link drains and the next frame arrives fresh; so is one
 //! that would go blind, the peer's latest word on what it had being
 //! [`STALL`] old (its report waited behind the peer's video on the way
-//! back; the kernel's view knows its ACKs at once).
+//! back).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -54,9 +52,7 @@ const HEADROOM: f64 = 0.8;
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (delay above its minimum) taken as congestion.
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
-/// Queueing delay on our way (the lesser of `LinkSample::queue_us` and
-/// `our_queue_us`) above which
-/// quality stops climbing and eases off, and the ceiling and the start
+/// Queueing delay above which quality stops climbing and eases off, and the ceiling and the start
 /// ramp stop growing: a shaper's burst allowance can make small frames look
 /// faster than the link is, and a growing queue is the first sign.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
@@ -148,8 +144,9 @@ const QUEUE_PERSISTS: Duration = Duration::from_millis(150);
 /// A queue down to this share of what it was is draining.
 const DRAINING: f64 = 0.75;
 /// A link delivering at most this many times what we send is saturated by
-/// us: a queue on it sets the ceiling at once. The kernel's delivery rate
-/// is one round trip's sample, which a shaper's burst reads high ...
+/// us: a queue on it sets the ceiling at once. A frame that came in one
+/// read says only that the link is at least its size a millisecond, which
+/// a shaper's burst reads high ...
 const SATURATED: f64 = 2.0;
 /// ... while the pace the peer saw our frames come at is the link's: a
 /// queue while we send well under it is a moment's (a larger frame, or
@@ -282,8 +279,8 @@ impl RateController {
     /// Bits a second an encoder working to a bitrate should aim at: the
     /// link's share, but no more than [`START_BITRATE`] growing by
     /// [`START_RAMP`] a second while no queue stands on our way. A new link's measure
-    /// is not trusted at once (the kernel may have none yet, and a shaper's
-    /// burst reads as hundreds of Mbit/s), and a queue takes a moment to
+    /// is not trusted at once (a shaper's burst reads as hundreds of
+    /// Mbit/s), and a queue takes a moment to
     /// show; by the time the start rate has grown a few times, it has.
     pub fn target_bitrate(&self) -> f64 {
         let ramp = f64::from(START_BITRATE) * START_RAMP.powf(self.ramp_secs.min(60.0));
@@ -327,9 +324,8 @@ impl RateController {
         let blind = link.in_flight_bytes > 0 && u128::from(link.acked_age_us) >= STALL.as_micros();
         // What is still ahead of the frame (not yet sent, or sent and not
         // yet arrived) must reach the peer within FRAME_LAG, at the lower
-        // of the capacity and the latest delivery rate (the kernel's knows
-        // first when the link got thinner; the peer's is the middle pace
-        // of the last 300 ms).
+        // of the capacity and the latest delivery rate (the middle pace of
+        // the last 300 ms).
         let rate = (link.delivery_rate as f64).min(self.capacity().unwrap_or(f64::INFINITY));
         let ahead = f64::from(link.notsent_bytes) + f64::from(link.in_flight_bytes)
             - f64::from(link.arrived_bytes.min(link.in_flight_bytes));
@@ -388,12 +384,8 @@ impl RateController {
             }
             forget_before(&mut self.acked, now, SENT_WINDOW);
             let queued = Duration::from_micros(link.queue_us.into());
-            // The kernel's round trip also holds the peer's video ahead of
-            // its ACKs, and the reports' figure the error in a frame's own
-            // time: our way's queue is no more than either. A queue on the
-            // round trip counts only if the reports show some on our way.
-            ours = Duration::from_micros(link.our_queue_us.min(link.queue_us).into());
-            if queued > QUEUE_LIMIT && ours > QUEUE_TARGET {
+            ours = queued;
+            if queued > QUEUE_LIMIT {
                 // A queue while the link delivers about what we send is
                 // ours: we sent more than it carries. So is one that lasts
                 // without draining. A moment's queue with the link
@@ -423,10 +415,7 @@ impl RateController {
                     // scan; or losses on an overflowing link, which TCP
                     // takes a while to repair): the stall's time says
                     // nothing of the rate, and its backlog drains at once
-                    // on a link that is not thin. The kernel's sample is
-                    // one round trip's worth, and reads low when the ACKs
-                    // share a queue with the peer's video; it serves where
-                    // the kernel gives no acknowledged bytes.
+                    // on a link that is not thin.
                     let moved = self.moved_again(now);
                     let from = moved.map_or(since, |t| t.max(since));
                     // A queue on a saturated link that has not stood that
@@ -445,10 +434,9 @@ impl RateController {
                         // what it carries too (though no more than we send,
                         // as a queue stands); the peer's reports come a
                         // frame at a time, and a rate from a few of them
-                        // reads low, as do the kernel's ACKs when they wait
-                        // behind the peer's video.
-                        Some(rate) if saturated && link.peer_pace > 0 => {
-                            Some(rate.max((link.peer_pace as f64).min(sent)))
+                        // reads low.
+                        Some(rate) if saturated && link.paced => {
+                            Some(rate.max(delivered.min(sent)))
                         }
                         Some(rate) => Some(rate),
                         None if self.acked.is_empty() => Some(delivered.min(sent)),
@@ -490,10 +478,8 @@ impl RateController {
             self.rates.push_back((now, link.delivery_rate));
             self.settle_trial(now);
         }
-        // No queue: the ceiling and the start ramp grow. A queue on our
-        // way (over QUEUE_TARGET) holds them where they are; the kernel's
-        // round trip alone, which stands 12 ms over its minimum on a
-        // 500 kbit/s link, would hold them for good.
+        // No queue: the ceiling and the start ramp grow. A queue (over
+        // QUEUE_TARGET) holds them where they are.
         if ours <= QUEUE_TARGET {
             let secs = since_last.min(STALL).as_secs_f64();
             self.ramp_secs += secs;
@@ -532,14 +518,12 @@ mod tests {
         Some(LinkSample {
             delivery_rate: rate,
             queue_us: queued_ms * 1000,
-            our_queue_us: queued_ms * 1000,
             bytes_acked: 0,
             acked_age_us: 0,
             notsent_bytes: 0,
             in_flight_bytes: 0,
             arrived_bytes: 0,
             paced: false,
-            peer_pace: 0,
         })
     }
 
@@ -627,7 +611,7 @@ mod tests {
         let mut c = RateController::new(30, 20);
         let mut t = Instant::now();
         run(&mut c, &mut t, 5, MBIT, 80, 700);
-        // A stall: the kernel's delivery rate collapses to a few bytes a
+        // A stall: the delivery rate collapses to a few bytes a
         // second, and a 50 KB frame goes out on it (it was 50,000x over).
         t += Duration::from_millis(33);
         c.on_frame_sent(50_000, link(10, 500), t);
@@ -707,11 +691,8 @@ mod tests {
                 for _ in 0..n {
                     *t += Duration::from_millis(33);
                     acked += bytes;
-                    let sample = acking(62_500, queued_ms, acked).map(|l| LinkSample {
-                        paced: true,
-                        peer_pace: 62_500,
-                        ..l
-                    });
+                    let sample =
+                        acking(62_500, queued_ms, acked).map(|l| LinkSample { paced: true, ..l });
                     c.on_frame_sent(bytes as usize, sample, *t);
                 }
             };
@@ -771,7 +752,7 @@ mod tests {
         // A lossy link: a few KB waiting at 6 Mbit/s is a few milliseconds.
         acked += 16_500;
         assert!(c.on_frame_captured(carrying(6 * MBIT, 6000, acked), t));
-        // The link just went to 1 Mbit/s (the kernel's sample knows, the
+        // The link just went to 1 Mbit/s (the latest pace knows, the
         // capacity not yet): 40 KB ahead is a third of a second.
         t += Duration::from_millis(33);
         acked += 4125;
@@ -916,7 +897,7 @@ mod tests {
         // acknowledged; then the socket is full for 0.7 s.
         send(&mut c, &mut t, 9, 16_500, acking(20 * MBIT, 0, acked));
         t += Duration::from_millis(700);
-        // The backlog drains behind a 1 s queue; the kernel's first
+        // The backlog drains behind a 1 s queue; the first
         // samples read a few kbit/s.
         let mut lowest = f64::INFINITY;
         for n in 0..15 {
@@ -937,7 +918,7 @@ mod tests {
         let mut c = RateController::new(30, 50);
         let mut t = Instant::now();
         let mut acked = 1;
-        // 1.5 Mbit/s goes out on a 1 Mbit/s link that the kernel's samples
+        // 1.5 Mbit/s goes out on a 1 Mbit/s link that one-read samples
         // read as 3 Mbit/s (a shaper's burst); a queue stands.
         send_acked(&mut c, &mut t, &mut acked, 30, 6250, 4125, 3 * MBIT, 60);
         let cap = c.capacity().unwrap();
@@ -957,11 +938,7 @@ mod tests {
         for _ in 0..30 {
             t += Duration::from_millis(33);
             acked += 2_500;
-            let paced = acking(pace, 60, acked).map(|l| LinkSample {
-                paced: true,
-                peer_pace: pace,
-                ..l
-            });
+            let paced = acking(pace, 60, acked).map(|l| LinkSample { paced: true, ..l });
             c.on_frame_sent(6_250, paced, t);
         }
         c.capacity().unwrap_or(0.0)
@@ -991,7 +968,6 @@ mod tests {
             let had = u64::from(frame * 33_000 - age_us) * MBIT / 1_000_000;
             let sample = acking(5 * MBIT, 60, had).map(|l| LinkSample {
                 paced: true,
-                peer_pace: 5 * MBIT,
                 acked_age_us: age_us,
                 ..l
             });
@@ -1041,7 +1017,6 @@ mod tests {
     ) -> Option<LinkSample> {
         acking(pace, queued_ms, acked).map(|l| LinkSample {
             paced: true,
-            peer_pace: pace,
             in_flight_bytes: in_flight,
             acked_age_us: age_ms * 1000,
             ..l
@@ -1125,95 +1100,6 @@ mod tests {
         assert!(
             cap >= (10 * MBIT) as f64,
             "{cap} B/s after a stall on a 20 Mbit/s link"
-        );
-    }
-
-    #[test]
-    fn the_ceiling_grows_by_the_queue_on_our_way_not_the_round_trip() {
-        // A 1 Mbit/s ceiling, then 5 s of the kernel's round trip `rtt_ms`
-        // over its minimum (12: the peer's video ahead of its ACKs on a
-        // thin link) and the reports' queue on our way `ours_ms`: the
-        // ceiling grows unless both show one.
-        let ceiling_after = |rtt_ms: u32, ours_ms: u32| {
-            let mut c = RateController::new(30, 50);
-            let mut t = Instant::now();
-            let mut acked = 1;
-            send_acked(&mut c, &mut t, &mut acked, 30, 6250, 4125, 3 * MBIT, 60);
-            let before = c.capacity().unwrap_or(0.0);
-            for _ in 0..150 {
-                t += Duration::from_millis(33);
-                acked += 4125;
-                let sample = acking(3 * MBIT, rtt_ms, acked).map(|l| LinkSample {
-                    our_queue_us: ours_ms * 1000,
-                    ..l
-                });
-                c.on_frame_sent(4125, sample, t);
-            }
-            c.capacity().unwrap_or(0.0) / before
-        };
-        let grown = ceiling_after(12, 2);
-        assert!(grown > 1.1, "grew {grown}x in 5 s with no queue our way");
-        let grown = ceiling_after(5, 12);
-        assert!(grown > 1.1, "grew {grown}x in 5 s with no round trip queue");
-        let held = ceiling_after(12, 12);
-        assert!(held <= 1.0, "grew {held}x with a queue our way");
-    }
-
-    #[test]
-    fn a_round_trip_queue_not_on_our_way_sets_no_ceiling() {
-        // 1.5 Mbit/s goes out; then the kernel's round trip shows 60 ms of
-        // queue with the link delivering 1 Mbit/s: ours only if the peer's
-        // reports show a queue on our way too (not the peer's video ahead
-        // of its ACKs).
-        let capacity_with = |ours_ms: u32| {
-            let mut c = RateController::new(30, 50);
-            let mut t = Instant::now();
-            send(&mut c, &mut t, 30, 6250, link(3 * MBIT, 0));
-            let queued = link(MBIT, 60).map(|l| LinkSample {
-                our_queue_us: ours_ms * 1000,
-                ..l
-            });
-            send(&mut c, &mut t, 10, 6250, queued);
-            c.capacity().unwrap_or(0.0)
-        };
-        let theirs = capacity_with(1);
-        assert!(
-            theirs >= (3 * MBIT) as f64,
-            "{theirs} B/s: capped by the peer's queue"
-        );
-        let ours = capacity_with(20);
-        assert!(
-            ours <= 1.1 * MBIT as f64,
-            "{ours} B/s: not capped by our queue"
-        );
-    }
-
-    #[test]
-    fn the_peers_pace_floors_a_ceiling_the_kernels_late_acks_set() {
-        // The kernel's view of a 1 Mbit/s link we saturate (1.5 Mbit/s
-        // sent): its ACKs wait behind the peer's video and add up to 0.6
-        // Mbit/s; the peer's reports saw our frames come at 1 Mbit/s.
-        let capacity_with = |peer_pace: u64| {
-            let mut c = RateController::new(30, 50);
-            let mut t = Instant::now();
-            let mut acked = 1;
-            for _ in 0..30 {
-                t += Duration::from_millis(33);
-                acked += 2_500;
-                let kernel = acking(MBIT, 60, acked).map(|l| LinkSample { peer_pace, ..l });
-                c.on_frame_sent(6_250, kernel, t);
-            }
-            c.capacity().unwrap_or(0.0)
-        };
-        let cap = capacity_with(MBIT);
-        assert!(
-            (0.9 * MBIT as f64..=1.1 * MBIT as f64).contains(&cap),
-            "{cap} B/s on a 1 Mbit/s link"
-        );
-        let unknown = capacity_with(0);
-        assert!(
-            unknown < 0.8 * MBIT as f64,
-            "{unknown} B/s by the ACKs alone"
         );
     }
 

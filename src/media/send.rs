@@ -179,7 +179,9 @@ impl Encoding {
             return Ok(());
         }
         let full = (frame.image.width, frame.image.height);
-        let Some((width, height)) = self.pacing.choose(full, self.view.sample(), Instant::now())
+        let Some((width, height)) =
+            self.pacing
+                .choose(full, Some(self.view.sample()), Instant::now())
         else {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
@@ -224,7 +226,8 @@ impl Encoding {
         if self.outgoing.send(sent).is_err() {
             return Ok(());
         }
-        self.pacing.sent(bytes, self.view.sample(), Instant::now());
+        self.pacing
+            .sent(bytes, Some(self.view.sample()), Instant::now());
         self.count(format, quality, (width, height));
         Ok(())
     }

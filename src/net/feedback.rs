@@ -9,11 +9,11 @@
 //! time the frame's own bytes took, up to a frame interval; the two
 //! clocks' offset cancels out) and the frame bytes not yet received.
 //!
-//! Where the kernel reports on the connection (Linux `TCP_INFO`) its view
-//! is used instead, with the bytes we have not yet handed to it added and
-//! the reports' queue on our way alone beside its round trip's; the
-//! environment variable `VIDCHAT_NO_TCP_INFO=1` turns that off, so the
-//! portable path can be measured alone.
+//! Where the kernel reports on the connection (Linux `TCP_INFO`) its ACKs
+//! refine the count of bytes that have arrived (they come back sooner than
+//! the reports), and its delivery rate serves until the first report; the
+//! environment variable `VIDCHAT_NO_TCP_INFO=1` turns
+//! that off, so the portable path can be measured alone.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
@@ -29,13 +29,6 @@ pub struct LinkSample {
     pub delivery_rate: u64,
     /// Queueing delay: how far the delay stands above its minimum, microseconds.
     pub queue_us: u32,
-    /// The queue on our way alone, as the peer's reports show it, µs (the
-    /// same as `queue_us` but from the kernel, whose round trip also holds
-    /// the peer's video ahead of its ACKs: on a 500 kbit/s link a packet
-    /// of it is 23 ms, and the round trip never falls back to the minimum
-    /// it once had). Before the peer's first report, the kernel's round
-    /// trip.
-    pub our_queue_us: u32,
     /// Bytes the peer acknowledged since the connection began.
     pub bytes_acked: u64,
     /// How long before the sample the peer had them, beyond the quickest
@@ -51,19 +44,13 @@ pub struct LinkSample {
     /// Of those, what has most likely arrived already: while no queue
     /// stands, the oldest frame not yet reported has been coming in at the
     /// link's pace since it was written (or since the report before it, if
-    /// later), and a new frame waits behind only the rest of it (0 where
-    /// unknown).
+    /// later), and a new frame waits behind only the rest of it; where the
+    /// kernel says, at least what it saw acknowledged (0 where unknown).
     pub arrived_bytes: u32,
     /// Whether `delivery_rate` is the pace at which the peer saw frames
-    /// arrive (on a saturated link, what it carries), not the kernel's
-    /// sample of a round trip (which reads low or high while a queue
-    /// stands).
+    /// arrive (on a saturated link, what it carries), not what the latest
+    /// frame's one read says (only that the link is at least that fast).
     pub paced: bool,
-    /// The pace the peer saw our frames come at, bytes a second (0 where
-    /// unknown): `delivery_rate` when `paced`; beside the kernel's, taken
-    /// from the reports. On a link we saturate it is what the link
-    /// carries, however late the ACKs or reports telling of it come back.
-    pub peer_pace: u64,
 }
 
 /// How long a one-way delay counts towards the minimum it is measured
@@ -325,7 +312,6 @@ impl Feedback {
         LinkSample {
             delivery_rate,
             queue_us,
-            our_queue_us: queue_us,
             bytes_acked: acked,
             acked_age_us: last_report.map_or(0, |t| {
                 clamp_u32(now_us.saturating_sub(t).saturating_add(self.back_queue_us))
@@ -334,7 +320,6 @@ impl Feedback {
             in_flight_bytes: clamp_u32(in_flight),
             arrived_bytes: clamp_u32(arrived.min(in_flight)),
             paced: pace.is_some(),
-            peer_pace: if pace.is_some() { delivery_rate } else { 0 },
         }
     }
 }
@@ -380,31 +365,40 @@ pub fn kernel_view_allowed() -> bool {
     std::env::var_os("VIDCHAT_NO_TCP_INFO").is_none_or(|v| v != "1")
 }
 
-/// The kernel's view of the connection (Linux TCP_INFO), None where
-/// unavailable, with what only the peer's reports know taken from
-/// `reported`: the bytes we have not yet handed to the kernel, the pace
-/// the peer saw, and the queue on our way alone.
+/// `reported` refined by the kernel's view of the connection (Linux
+/// TCP_INFO), where it has one: its ACKs come back before the peer's
+/// reports do (which wait for a frame to be whole, and behind the peer's
+/// video), so of our bytes on their way, those it no longer holds have
+/// arrived; and before the first report its delivery rate (of the call's
+/// opening messages) is the only measure of the link. Everything else is
+/// the reports': the kernel's round trip and delivery rate also hold the
+/// peer's video ahead of its ACKs (on a 500 kbit/s link a packet of it is
+/// 23 ms), and read a link that video fills the other way as thinner than
+/// it is.
 #[cfg(target_os = "linux")]
-pub fn kernel_sample(stream: &TcpStream, reported: &LinkSample) -> Option<LinkSample> {
-    tcp_info(stream).map(|info| LinkSample {
-        delivery_rate: info.tcpi_delivery_rate,
-        queue_us: info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt),
-        // Before the first report, the round trip is all there is.
-        our_queue_us: if reported.bytes_acked > 0 {
-            reported.our_queue_us
-        } else {
-            info.tcpi_rtt.saturating_sub(info.tcpi_min_rtt)
-        },
-        bytes_acked: info.tcpi_bytes_acked,
-        acked_age_us: 0,
-        notsent_bytes: info
-            .tcpi_notsent_bytes
-            .saturating_add(reported.notsent_bytes),
-        in_flight_bytes: unacked_bytes(&info),
-        arrived_bytes: 0,
-        paced: false,
-        peer_pace: reported.peer_pace,
+pub fn refined_by_kernel(stream: &TcpStream, reported: &LinkSample) -> LinkSample {
+    tcp_info(stream).map_or(*reported, |info| {
+        let held = u64::from(unacked_bytes(&info)) + u64::from(info.tcpi_notsent_bytes);
+        with_kernels_acks(reported, held, info.tcpi_delivery_rate)
     })
+}
+
+/// `reported` with `held` bytes still in the kernel (unsent or not yet
+/// acknowledged): the rest of what is on its way has arrived. The
+/// kernel's count also holds our own messages (reports, text), so this
+/// errs towards bytes not yet come. The kernel's `delivery_rate` serves
+/// until the reports have one.
+#[cfg(target_os = "linux")]
+fn with_kernels_acks(reported: &LinkSample, held: u64, delivery_rate: u64) -> LinkSample {
+    let acked = reported.in_flight_bytes.saturating_sub(clamp_u32(held));
+    LinkSample {
+        arrived_bytes: reported.arrived_bytes.max(acked),
+        delivery_rate: match reported.delivery_rate {
+            0 => delivery_rate,
+            reported => reported,
+        },
+        ..*reported
+    }
 }
 
 /// The bytes sent and not yet acknowledged: from the byte counts where
@@ -463,8 +457,8 @@ pub fn kernel_check(_stream: &TcpStream) -> Option<LinkCheck> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn kernel_sample(_stream: &TcpStream, _reported: &LinkSample) -> Option<LinkSample> {
-    None
+pub fn refined_by_kernel(_stream: &TcpStream, reported: &LinkSample) -> LinkSample {
+    *reported
 }
 
 #[cfg(test)]
@@ -689,6 +683,34 @@ mod tests {
         // A kernel before 4.19 has no byte counts: the packets, full.
         info.tcpi_bytes_sent = 0;
         assert_eq!(unacked_bytes(&info), 2_896);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn what_the_kernel_saw_acknowledged_has_arrived_and_no_more() {
+        let mut f = Feedback::default();
+        f.frame_queued(1, 5_000, 5_000);
+        f.written(5_000, 1_000);
+        let reported = f.sample(NOW);
+        assert_eq!(
+            (reported.in_flight_bytes, reported.arrived_bytes),
+            (5_000, 0)
+        );
+        // The kernel holds 1_200 bytes of it still: 3_800 are in.
+        let refined = with_kernels_acks(&reported, 1_200, 70_000);
+        assert_eq!(refined.arrived_bytes, 3_800);
+        // No report yet: the kernel's rate is the only one.
+        assert_eq!(refined.delivery_rate, 70_000);
+        // It holds more than the frame (our messages after it): none.
+        assert_eq!(with_kernels_acks(&reported, 9_000, 0).arrived_bytes, 0);
+        // The reports' own figures stand where they say more.
+        let arriving = LinkSample {
+            arrived_bytes: 4_500,
+            delivery_rate: 60_000,
+            queue_us: 25_000,
+            ..reported
+        };
+        assert_eq!(with_kernels_acks(&arriving, 1_200, 200_000), arriving);
     }
 
     #[test]

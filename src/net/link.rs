@@ -116,21 +116,19 @@ impl LinkView {
         self.flags.new_link.swap(false, Ordering::Relaxed)
     }
 
-    /// The link now: the kernel's view where there is one, else what the
-    /// peer's reports show.
-    pub fn sample(&mut self) -> Option<LinkSample> {
+    /// The link now: what the peer's reports show, refined by the
+    /// kernel's view where there is one.
+    pub fn sample(&mut self) -> LinkSample {
         if let Ok(stream) = self.kernel_streams.try_recv() {
             self.kernel = Some(stream);
         }
         if let Ok(sample) = self.samples.try_recv() {
             self.last = sample;
         }
-        let portable = self.last;
-        let kernel = self
-            .kernel
+        let reported = self.last;
+        self.kernel
             .as_ref()
-            .and_then(|s| feedback::kernel_sample(s, &portable));
-        kernel.or(Some(portable))
+            .map_or(reported, |s| feedback::refined_by_kernel(s, &reported))
     }
 }
 

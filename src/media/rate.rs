@@ -6,8 +6,10 @@
 //! to wait before the next one.
 //!
 //! Capacity is the largest delivery rate of the last two seconds (a frame is
-//! a burst, so its ACKs come at the bottleneck's pace even when the call is
-//! not using the whole link). A delay that grows past its minimum by
+//! a burst, so it arrives at the bottleneck's pace even when the call is
+//! not using the whole link); of the paced ones, where there are any (a
+//! frame that came in one read says only that the link is at least that
+//! fast). A delay that grows past its minimum by
 //! [`QUEUE_LIMIT`] means video is waiting in a queue on our way: if the
 //! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
 //! draining, what the peer acknowledged while it stood (the link carried no
@@ -79,8 +81,9 @@ const STEP_UP: f64 = 1.0;
 pub struct RateController {
     period: Duration,
     quality: f64,
-    /// (when, bytes per second) delivery-rate samples within the window.
-    rates: VecDeque<(Instant, u64)>,
+    /// (when, (bytes per second, whether paced)) delivery-rate samples
+    /// within the window.
+    rates: VecDeque<(Instant, (u64, bool))>,
     /// Earliest time the next frame may go (only set when quality is at
     /// its minimum and frames are still too big).
     next_send: Option<Instant>,
@@ -201,7 +204,9 @@ impl RateController {
 
     /// Usable capacity in bytes per second, None while unknown.
     pub fn capacity(&self) -> Option<f64> {
-        let measured = self.rates.iter().map(|&(_, r)| r).max()? as f64;
+        let rate = |&(_, (r, _)): &(Instant, (u64, bool))| r;
+        let paced = self.rates.iter().filter(|&&(_, (_, p))| p).map(rate).max();
+        let measured = paced.or_else(|| self.rates.iter().map(rate).max())? as f64;
         Some(measured.min(self.ceiling.unwrap_or(f64::INFINITY)))
     }
 
@@ -418,13 +423,17 @@ impl RateController {
                     // on a link that is not thin.
                     let moved = self.moved_again(now);
                     let from = moved.map_or(since, |t| t.max(since));
-                    // A queue on a saturated link that has not stood that
-                    // long yet goes by what was acknowledged in the moments
-                    // before it showed: the round trip rises a while after
-                    // the link got thinner.
-                    let recent = now
-                        .checked_sub(RECENT)
-                        .filter(|_| saturated && sent_rate.is_some())
+                    // A queue whose own time holds too little of what was
+                    // acknowledged to make a rate (the reports come a
+                    // round trip after the frames, and later as the queue
+                    // grows) goes by what the peer had in the moments
+                    // before its latest word: the round trip rises a while
+                    // after the link got thinner.
+                    let recent = self
+                        .acked
+                        .back()
+                        .and_then(|&(_, (_, had))| had.checked_sub(RECENT))
+                        .filter(|_| sent_rate.is_some())
                         .map(|r| moved.map_or(r, |t| t.max(r)));
                     let acked = self
                         .acked_rate(from)
@@ -475,7 +484,8 @@ impl RateController {
             } else {
                 self.queued_since = None;
             }
-            self.rates.push_back((now, link.delivery_rate));
+            self.rates
+                .push_back((now, (link.delivery_rate, link.paced)));
             self.settle_trial(now);
         }
         // No queue: the ceiling and the start ramp grow. A queue (over
@@ -1101,6 +1111,52 @@ mod tests {
             cap >= (10 * MBIT) as f64,
             "{cap} B/s after a stall on a 20 Mbit/s link"
         );
+    }
+
+    #[test]
+    fn a_lasting_queue_caps_the_link_though_its_reports_come_too_late_to_time_it() {
+        // A 500 kbit/s link (62.5 bytes a ms) behind a shaper's burst
+        // allowance: every frame comes in one read, so no pace is known.
+        let (link_rate, now_ms) = (62.5, |k: i32| f64::from(k) * 33.0);
+        let mut c = RateController::new(30, 50);
+        let t0 = Instant::now();
+        let at = |ms: f64| t0 + Duration::from_secs_f64(1.0 + ms / 1000.0);
+        // A second of 2 KB frames, which the link carries as they come...
+        for k in -30..0 {
+            let sample = acking(3 * MBIT, 0, (now_ms(k) + 1000.0) as u64 * 60);
+            c.on_frame_sent(2_000, sample, at(now_ms(k)));
+        }
+        // ... then 3.3 KB ones: a queue grows on our way and on the
+        // reports' way back alike, so what the peer had comes later and
+        // later (its time moves 13 ms a frame).
+        let mut queue_ms = 0.0;
+        for k in 0..12 {
+            queue_ms += (3_300.0 - link_rate * 33.0) / link_rate;
+            let age_ms = 10.0 + queue_ms;
+            let had = 60_000.0 + link_rate * (now_ms(k) - age_ms);
+            let sample = acking(3 * MBIT, queue_ms as u32, had as u64).map(|l| LinkSample {
+                acked_age_us: (age_ms * 1000.0) as u32,
+                ..l
+            });
+            c.on_frame_sent(3_300, sample, at(now_ms(k)));
+        }
+        // 400 ms in, the queue 240 ms: capped at about what it carried.
+        let cap = c.capacity().unwrap_or(0.0);
+        assert!(cap <= 1.1 * 62_500.0, "{cap} B/s on a 500 kbit/s link");
+    }
+
+    #[test]
+    fn a_known_pace_outweighs_what_frames_of_one_read_said() {
+        let mut c = RateController::new(30, 50);
+        let t = Instant::now();
+        // A frame through a shaper's burst allowance, in one read: the
+        // link is at least 300 kB/s...
+        c.on_frame_sent(3_000, link(300_000, 0), t);
+        assert_eq!(c.capacity(), Some(300_000.0));
+        // ... until frames come at its pace.
+        let paced = link(60_000, 0).map(|l| LinkSample { paced: true, ..l });
+        c.on_frame_sent(2_000, paced, t + Duration::from_millis(33));
+        assert_eq!(c.capacity(), Some(60_000.0));
     }
 
     #[test]

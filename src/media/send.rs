@@ -179,10 +179,8 @@ impl Encoding {
             return Ok(());
         }
         let full = (frame.image.width, frame.image.height);
-        let Some((width, height)) =
-            self.pacing
-                .choose(full, Some(self.view.sample()), Instant::now())
-        else {
+        let link = Some(self.view.sample());
+        let Some((width, height)) = self.pacing.choose(full, link, Instant::now()) else {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
         };
@@ -226,8 +224,8 @@ impl Encoding {
         if self.outgoing.send(sent).is_err() {
             return Ok(());
         }
-        self.pacing
-            .sent(bytes, Some(self.view.sample()), Instant::now());
+        let link = Some(self.view.sample());
+        self.pacing.sent(bytes, link, Instant::now());
         self.count(format, quality, (width, height));
         Ok(())
     }

@@ -9,13 +9,13 @@
 //! a burst, so it arrives at the bottleneck's pace even when the call is
 //! not using the whole link); of the paced ones, where there are any (a
 //! frame that came in one read says only that the link is at least that
-//! fast). A delay that grows past its minimum by
-//! [`QUEUE_LIMIT`] means video is waiting in a queue on our way: if the
-//! link is saturated by us or the queue lasts [`QUEUE_PERSISTS`] without
-//! draining, what the peer acknowledged while it stood (the link carried no
-//! more; or, where the peer measured it, the pace its frames came at, up to
-//! what we sent) becomes a ceiling, and the capacity is measured afresh under it so
-//! the controller reacts at once. The ceiling rises slowly near that rate
+//! fast). A delay that grows past its minimum by [`QUEUE_LIMIT`] means
+//! video is waiting in a queue on our way: if the link is saturated by us
+//! or the queue lasts [`QUEUE_PERSISTS`] without draining, what the peer
+//! acknowledged while it stood (the link carried no more; or, where the
+//! peer measured it, the pace its frames came at, up to what we sent)
+//! becomes a ceiling, and the capacity is measured afresh under it so the
+//! controller reacts at once. The ceiling rises slowly near that rate
 //! and faster ([`CEILING_GROWTH`] a second) well past it, only while no
 //! queue is on our way ([`QUEUE_TARGET`]). Without it, a shaper's burst
 //! allowance (a small frame passes at line rate) would read a 1 Mbit/s link
@@ -54,9 +54,10 @@ const HEADROOM: f64 = 0.8;
 const CAPACITY_WINDOW: Duration = Duration::from_secs(2);
 /// Queueing delay (delay above its minimum) taken as congestion.
 pub const QUEUE_LIMIT: Duration = Duration::from_millis(40);
-/// Queueing delay above which quality stops climbing and eases off, and the ceiling and the start
-/// ramp stop growing: a shaper's burst allowance can make small frames look
-/// faster than the link is, and a growing queue is the first sign.
+/// Queueing delay above which quality stops climbing and eases off, and
+/// the ceiling and the start ramp stop growing: a shaper's burst allowance
+/// can make small frames look faster than the link is, and a growing queue
+/// is the first sign.
 pub const QUEUE_TARGET: Duration = Duration::from_millis(10);
 /// Longest wait between two frames, however slow the link looks: a fresh
 /// frame a second also measures the link again.
@@ -283,10 +284,10 @@ impl RateController {
 
     /// Bits a second an encoder working to a bitrate should aim at: the
     /// link's share, but no more than [`START_BITRATE`] growing by
-    /// [`START_RAMP`] a second while no queue stands on our way. A new link's measure
-    /// is not trusted at once (a shaper's burst reads as hundreds of
-    /// Mbit/s), and a queue takes a moment to
-    /// show; by the time the start rate has grown a few times, it has.
+    /// [`START_RAMP`] a second while no queue stands on our way. A new
+    /// link's measure is not trusted at once (a shaper's burst reads as
+    /// hundreds of Mbit/s), and a queue takes a moment to show; by the time
+    /// the start rate has grown a few times, it has.
     pub fn target_bitrate(&self) -> f64 {
         let ramp = f64::from(START_BITRATE) * START_RAMP.powf(self.ramp_secs.min(60.0));
         self.bitrate().map_or(ramp, |b| b.min(ramp))

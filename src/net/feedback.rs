@@ -12,8 +12,8 @@
 //! Where the kernel reports on the connection (Linux `TCP_INFO`) its ACKs
 //! refine the count of bytes that have arrived (they come back sooner than
 //! the reports), and its delivery rate serves until the first report; the
-//! environment variable `VIDCHAT_NO_TCP_INFO=1` turns
-//! that off, so the portable path can be measured alone.
+//! environment variable `VIDCHAT_NO_TCP_INFO=1` turns that off, so the
+//! portable path can be measured alone.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;

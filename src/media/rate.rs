@@ -439,17 +439,17 @@ impl RateController {
                     let acked = self
                         .acked_rate(from)
                         .or_else(|| recent.and_then(|r| self.acked_rate(r)));
+                    // What the link delivered, no more than we sent.
+                    let delivered_of_sent = delivered.min(sent);
                     let carried = match acked {
                         // On a link we saturate, the pace the peer saw is
                         // what it carries too (though no more than we send,
                         // as a queue stands); the peer's reports come a
                         // frame at a time, and a rate from a few of them
                         // reads low.
-                        Some(rate) if saturated && link.paced => {
-                            Some(rate.max(delivered.min(sent)))
-                        }
+                        Some(rate) if saturated && link.paced => Some(rate.max(delivered_of_sent)),
                         Some(rate) => Some(rate),
-                        None if self.acked.is_empty() => Some(delivered.min(sent)),
+                        None if self.acked.is_empty() => Some(delivered_of_sent),
                         // Nothing acknowledged is a rate yet, after what
                         // may be a stall or a link gone thin: the pace, on
                         // trial (again, lower, if the pace falls further
@@ -457,7 +457,7 @@ impl RateController {
                         None if saturated
                             && link.paced
                             && (self.tentative.is_none()
-                                || delivered.min(sent) < self.ceiling.unwrap_or(f64::INFINITY)) =>
+                                || delivered_of_sent < self.ceiling.unwrap_or(f64::INFINITY)) =>
                         {
                             if let (None, Some(&(_, (acked, had)))) =
                                 (self.tentative, self.acked.back())
@@ -469,7 +469,7 @@ impl RateController {
                                     before: (self.ceiling, self.carried),
                                 });
                             }
-                            Some(delivered.min(sent))
+                            Some(delivered_of_sent)
                         }
                         None => None,
                     };

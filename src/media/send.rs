@@ -56,10 +56,10 @@ impl Pacing {
     pub fn choose(
         &mut self,
         full: (u32, u32),
-        link: Option<LinkSample>,
+        link: LinkSample,
         now: Instant,
     ) -> Option<(u32, u32)> {
-        let link_free = self.rate.on_frame_captured(link, now);
+        let link_free = self.rate.on_frame_captured(Some(link), now);
         // JPEG frames stand alone, so a too-thin link also spaces them
         // out; H.264's own rate control spreads bits over frames.
         if !link_free || (!self.h264 && !self.rate.ready(now)) {
@@ -90,8 +90,8 @@ impl Pacing {
     }
 
     /// A frame of `bytes` went, and the link then.
-    pub fn sent(&mut self, bytes: usize, link: Option<LinkSample>, now: Instant) {
-        self.rate.on_frame_sent(bytes, link, now);
+    pub fn sent(&mut self, bytes: usize, link: LinkSample, now: Instant) {
+        self.rate.on_frame_sent(bytes, Some(link), now);
     }
 }
 
@@ -179,7 +179,7 @@ impl Encoding {
             return Ok(());
         }
         let full = (frame.image.width, frame.image.height);
-        let link = Some(self.view.sample());
+        let link = self.view.sample();
         let Some((width, height)) = self.pacing.choose(full, link, Instant::now()) else {
             Counters::add(&self.counters.rate_skipped, 1);
             return Ok(());
@@ -224,8 +224,7 @@ impl Encoding {
         if self.outgoing.send(sent).is_err() {
             return Ok(());
         }
-        let link = Some(self.view.sample());
-        self.pacing.sent(bytes, link, Instant::now());
+        self.pacing.sent(bytes, self.view.sample(), Instant::now());
         self.count(format, quality, (width, height));
         Ok(())
     }

@@ -113,7 +113,7 @@ impl Side {
     /// (the bitrate's share, varying as real frames do; keyframes 5x).
     fn capture(&mut self, now: Instant) {
         self.seq += 1;
-        let link = Some(self.driver.link(now));
+        let link = self.driver.link(now);
         let Some(size) = self.pacing.choose(self.size, link, now) else {
             return;
         };
